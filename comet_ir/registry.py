@@ -1,0 +1,31 @@
+"""The one registry of comet_ir dialects, passes and targets.
+
+Entries are lazy "module:attribute" strings so that importing comet_ir stays cheap and an
+optional backend (CUDA) that fails to import does not break the rest. Every later feature
+adds a line here; the `comet-opt` driver, the `xdsl.universe` entry point and the Python API
+all read these tables.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+DIALECTS: dict[str, str] = {
+    "comet": "comet_ir.dialects.comet:Comet",
+    "cometgpu": "comet_ir.dialects.cometgpu:CometGPU",
+}
+
+PASSES: dict[str, str] = {
+}
+
+TARGETS: dict[str, str] = {
+}
+
+
+def load(ref: str) -> Any:
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def loader(ref: str) -> Callable[[], Any]:
+    return lambda: load(ref)
