@@ -1,0 +1,21 @@
+"""comet_ir: COMET dataflow compiler on xDSL.
+
+    import comet_ir
+    m = comet_ir.parse("examples/gemm_softmax.mlir")
+    comet_ir.run_pipeline(m, "builtin.module(comet-decompose)")
+    print(comet_ir.print_module(m))
+"""
+from comet_ir.api import (  # noqa: F401
+    build_pipeline,
+    load_dialects,
+    make_context,
+    parse,
+    parse_module,
+    passes,
+    print_module,
+    run_pipeline,
+    verify_module,
+)
+from comet_ir.errors import CometError  # noqa: F401
+
+__version__ = "0.1.0"

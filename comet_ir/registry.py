@@ -21,6 +21,10 @@ PASSES: dict[str, str] = {
 TARGETS: dict[str, str] = {
 }
 
+# Named pipelines (the paper's strategies and common flows): name -> pipeline string.
+PIPELINES: dict[str, str] = {
+}
+
 
 def load(ref: str) -> Any:
     module, _, attr = ref.partition(":")
