@@ -294,6 +294,7 @@ class FieldSyntax:
                 if f.default is None:
                     parser.raise_error(f"'{cls.name}' expects '{f.kw}'", start, parser.pos)
                 props[f.name] = f.kind.to_attr(f.default)
+        props = {f.name: props[f.name] for f in cls.FIELDS}  # canonical order
         attrs_d = parser.parse_optional_attr_dict_with_keyword()
         attrs = dict(attrs_d.data) if attrs_d is not None else {}
         operand_types: list[Attribute] = []
