@@ -110,6 +110,11 @@ def parse_module(text: str, ctx: Context | None = None, name: str = "<input>",
     except ParseError as e:
         e.span = _with_offset(e.span, line_offset)
         raise parse_error_to_comet(e, name) from None
+    except DiagnosticException as e:  # an attribute's own verifier fired while parsing
+        pos = parser.pos
+        line = text.count("\n", 0, pos) + 1 + line_offset
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        raise CometError(str(e).strip().splitlines()[0], file=name, line=line, col=col) from None
     smap = SourceMap(name, text, parser.op_positions, line_offset)
     if verify:
         verify_module(module, smap)
