@@ -33,8 +33,8 @@ comet.mapping @m arch "edge" dims {M = 8, N = 16} ins [A] outs [D] {
           }
         }
       }
-      // CHECK: comet.tile temporal tensors [A, D] at [OB, OB] child [SE, SE] precision [16, 16] factors [{M = [4, 4], N = [8, 8]}] order MN rmw [false, true] wb [false, true] serves [ew, ew] {
-      comet.tile temporal tensors [A, D] at [OB, OB] child [SE, SE] precision [16, 16] factors [{M = [4, 4], N = [8, 8]}] order MN rmw [false, true] wb [false, true] serves [ew, ew] {
+      // CHECK: comet.tile temporal tensors [A, D] at [OB, OB] child [SE, SE] precision [16, 16] factors [{M = [4, 4], N = [4, 4]}] order MN rmw [false, true] wb [false, true] serves [ew, ew] {
+      comet.tile temporal tensors [A, D] at [OB, OB] child [SE, SE] precision [16, 16] factors [{M = [4, 4], N = [4, 4]}] order MN rmw [false, true] wb [false, true] serves [ew, ew] {
         // CHECK: comet.compute exp for ew on SE tensors [A, D] primitive {M = 2, N = 1} steps {A = {M = 2, N = 1}, D = {M = 2, N = 1}} scale {A = 2} reduce_dims [N] reduce_factors [1] rmw true specd true
         // GEN: "comet.compute"() <{kind = "exp", op = "ew", on = "SE"
         comet.compute exp for ew on SE tensors [A, D] primitive {M = 2, N = 1} steps {A = {M = 2, N = 1}, D = {M = 2, N = 1}} scale {A = 2} reduce_dims [N] reduce_factors [1] rmw true specd true
