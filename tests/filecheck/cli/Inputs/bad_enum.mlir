@@ -1,0 +1,4 @@
+comet.mapping @m arch "edge" dims {M = 8} ins [A] outs [A] {
+  comet.opspec ew ins [A] out A dims [M] proj {A = [[M]]}
+  comet.colop allshuffle tensor A out A dim M src [GB] dest [GB] at GB child GB precision 16
+}
