@@ -19,6 +19,9 @@ PASSES: dict[str, str] = {
 }
 
 TARGETS: dict[str, str] = {
+    "cost-report": "comet_ir.backends.cost_targets:CostReportTarget",
+    "cost-json": "comet_ir.backends.cost_targets:CostJsonTarget",
+    "trace": "comet_ir.backends.cost_targets:TraceTarget",
 }
 
 # Named pipelines (the paper's strategies and common flows): name -> pipeline string.

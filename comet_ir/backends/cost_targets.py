@@ -1,0 +1,102 @@
+"""`--target=cost-report|cost-json|trace` and the `estimate(module, arch)` API.
+
+Architecture resolution, first match wins: the `arch=` target option (or `--arch`), the
+module's `comet.arch` attribute, the mapping's own `arch` field. A name is a preset
+(`edge`, `cloud`, `h100`, `h200`); anything else is a spec file path.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import IO, Any
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp, StringAttr
+from xdsl.utils.target import Target
+
+from comet_ir.errors import CometError
+
+
+def _module_arch(module: ModuleOp) -> str | None:
+    a = module.attributes.get("comet.arch")
+    return a.data if isinstance(a, StringAttr) else None
+
+
+def resolve_arch(module: ModuleOp, override: Any = None, mapping_arch: str | None = None):
+    from comet_ir.spec.presets import load_arch
+
+    if override is not None and not isinstance(override, str):
+        return override  # already an Arch / GpuArch object
+    name = override or _module_arch(module) or mapping_arch
+    if not name:
+        raise CometError("no architecture: give --arch NAME|FILE, a target option arch=..., "
+                         "or a module attribute comet.arch")
+    return load_arch(name)
+
+
+def _gpu_kernels(module: ModuleOp) -> list:
+    return [op for op in module.walk() if op.name == "cometgpu.kernel"]
+
+
+def estimate(module: ModuleOp, arch: Any = None):
+    """Price the mapped program (or cometgpu kernels) in `module` on `arch`.
+
+    Returns the cost backend's `CostReport` (accelerator) or the GPU model's report."""
+    if _gpu_kernels(module):
+        from comet_ir.backends.cost.gpu_model import estimate_gpu
+
+        return estimate_gpu(module, resolve_arch(module, arch))
+    from comet_ir.backends.cost.model import estimate_program
+    from comet_ir.ir_tree import ir_to_tree, single_mapping
+
+    mapping = single_mapping(module)
+    program = ir_to_tree(mapping)
+    return estimate_program(program, resolve_arch(module, arch, program.arch))
+
+
+@dataclass(frozen=True)
+class CostReportTarget(Target):
+    """Readable table: per-node latency, stalls, energy, utilisation, bottleneck, totals."""
+
+    name = "cost-report"
+    arch: str = ""
+
+    def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
+        report = estimate(module, self.arch or None)
+        if hasattr(report, "render"):
+            output.write(report.render())
+        else:
+            from comet_ir.backends.cost.report import render_report
+
+            output.write(render_report(report))
+        output.write("\n")
+
+
+@dataclass(frozen=True)
+class CostJsonTarget(Target):
+    """Stable JSON schema (docs/cost-json.md): latency_cycles, energy_pj, nodes, ..."""
+
+    name = "cost-json"
+    arch: str = ""
+
+    def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
+        report = estimate(module, self.arch or None)
+        output.write(json.dumps(report.to_json(), indent=2, sort_keys=False) + "\n")
+
+
+@dataclass(frozen=True)
+class TraceTarget(Target):
+    """Chrome / Perfetto trace-event JSON of the node timeline."""
+
+    name = "trace"
+    arch: str = ""
+
+    def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
+        report = estimate(module, self.arch or None)
+        if hasattr(report, "to_chrome_trace"):
+            trace = report.to_chrome_trace()
+        else:
+            from comet_ir.backends.cost.trace import to_chrome_trace
+
+            trace = to_chrome_trace(report)
+        output.write(json.dumps(trace) + "\n")
