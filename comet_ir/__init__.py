@@ -18,4 +18,11 @@ from comet_ir.api import (  # noqa: F401
 )
 from comet_ir.errors import CometError  # noqa: F401
 
+
+def estimate(module, arch=None):
+    """Latency/energy report of the mapped program in `module` (see backends/cost_targets)."""
+    from comet_ir.backends.cost_targets import estimate as _estimate
+
+    return _estimate(module, arch)
+
 __version__ = "0.1.0"
