@@ -64,3 +64,16 @@ def test_examples_parse_and_roundtrip():
         module, _ = parse_module(src, CTX, "ex.mlir")
         once = print_module(module)
         assert print_module(parse_module(once, CTX, "ex2.mlir")[0]) == once
+
+
+def test_unclosed_quote_on_long_line_terminates():
+    # Regression: xDSL's string-literal regex backtracked exponentially here (minutes+).
+    import subprocess
+    import sys
+
+    line = '  func.func @f(%x: i32, " ' + ", ".join(f"%a{i}: tensor<8x8xf16>" for i in range(12)) + ") {"
+    code = ("import sys; from comet_ir.api import parse_module; from comet_ir.errors import CometError\n"
+            "try:\n    parse_module(sys.stdin.read())\nexcept CometError as e:\n    print(e.located())\n")
+    r = subprocess.run([sys.executable, "-c", code], input=line + "\n}\n", capture_output=True,
+                       text=True, timeout=120)
+    assert "End of file reached before closing string literal" in r.stdout, r.stdout + r.stderr
