@@ -253,7 +253,7 @@ def build_pipeline(spec: str, available: dict[str, type[ModulePass]] | None = No
                              f"{', '.join(sorted(available))})", file="<pass-pipeline>")
         cls = available[s.name]
         try:
-            built.append(cls.from_pass_spec(s))
+            built.append(cls.from_spec(s) if hasattr(cls, "from_spec") else cls.from_pass_spec(s))
         except (ValueError, TypeError) as e:
             raise CometError(f"bad options for pass '{s.name}': {e}", file="<pass-pipeline>") from None
     return PassPipeline(tuple(built), callback)

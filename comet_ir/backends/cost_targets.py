@@ -46,11 +46,12 @@ def estimate(module: ModuleOp, arch: Any = None):
         from comet_ir.backends.cost.gpu_model import estimate_gpu
 
         return estimate_gpu(module, resolve_arch(module, arch))
-    from comet_ir.backends.cost.model import estimate_program
     from comet_ir.ir_tree import ir_to_tree, single_mapping
 
     mapping = single_mapping(module)
     program = ir_to_tree(mapping)
+    from comet_ir.backends.cost.model import estimate_program
+
     return estimate_program(program, resolve_arch(module, arch, program.arch))
 
 

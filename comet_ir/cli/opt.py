@@ -92,7 +92,7 @@ def _emit(module, args, ctx, target_spec: str) -> str:
                          file="<target>")
     cls = registry.load(registry.TARGETS[spec.name])
     try:
-        target = cls.from_pass_spec(spec)
+        target = cls.from_spec(spec)
     except (ValueError, TypeError) as e:
         raise CometError(f"bad options for target '{spec.name}': {e}", file="<target>") from None
     if args.arch and hasattr(target, "arch") and not getattr(target, "arch"):
@@ -162,6 +162,8 @@ def run(argv: list[str] | None = None) -> int:
                          after_each=after_each if args.mlir_print_ir_after_all else None)
             results.append(_emit(module, args, ctx, args.target))
         except CometError as e:
+            if e.file is None:
+                e.file = name
             if not args.verify_diagnostics:
                 raise
             results.append(e.located(name) + "\n")
