@@ -13,9 +13,12 @@ from typing import Any, Callable
 DIALECTS: dict[str, str] = {
     "comet": "comet_ir.dialects.comet:Comet",
     "cometgpu": "comet_ir.dialects.cometgpu:CometGPU",
+    "cometmoe": "comet_ir.dialects.cometgpu_moe:CometMoE",
 }
 
 PASSES: dict[str, str] = {
+    "comet-decompose": "comet_ir.passes.decompose:DecomposePass",
+    "comet-lower-moe": "comet_ir.passes.lower_moe:LowerMoE",
 }
 
 TARGETS: dict[str, str] = {
