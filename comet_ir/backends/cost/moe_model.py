@@ -1,0 +1,198 @@
+"""Cost model of the MoE layer (route + dispatch + GEMM1 + SwiGLU + GEMM2 + combine) on
+H100/H200, per rank, in milliseconds. Pure functions of (config, arch, implementation).
+
+Formulas (one place each):
+  grouped GEMM   tiles = sum_e ceil(m_e/BM) * ceil(N/BN); a persistent grouped kernel runs
+                 ceil(tiles/n_compute_sm) waves of one tile each per SM, a tile costing
+                 2*BM*BN*K / (peak_per_sm * eff). Memory floor: weights + activations once
+                 over HBM bandwidth. t = max(compute, memory) + launch.  (Comet §4 treats the
+                 expert GEMM as tile-granular in exactly this way; wave quantisation is why
+                 skewed routing costs more than its FLOPs say.)
+  per-expert loop (plain torch) each expert's GEMM is its own cuBLAS call: the same tile
+                 formula applied per expert (no cross-expert packing of waves) + a launch each.
+  memory stages  bytes / (HBM bandwidth * mem_eff): permutation gather, SwiGLU, combine.
+  routing        softmax/top-k/sort of [T, E]: a fixed cost per kernel launch.
+  EP dispatch/combine (layer0/layer1 of Comet): bytes sent to other ranks / link bandwidth
+                 available to the comm blocks: min(link_bw, ratio * n_sm * per_block_bw).
+                 With thread-block isolation the comm overlaps compute that runs on the
+                 other (1-ratio) SMs: layer time = max(compute/(1-ratio), comm) + one tile of
+                 pipeline fill; without fusion it adds.
+  TP             F is split tp ways; the partial outputs are reduce-scattered / all-reduced
+                 (2*(tp-1)/tp * T*H*2 bytes over the link).
+The efficiency constants are calibrated on the H100 measurements in benchmarks/RESULTS.md
+(`CALIBRATION` names the run); the shapes of the formulas come first, the constants second.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from comet_ir.errors import CometError
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    name: str
+    n_sm: int
+    bf16_tflops: float          # dense bf16 tensor-core peak
+    hbm_gbps: float
+    link_gbps: float            # NVLink per direction
+    per_block_gbps: float       # what one comm thread block can move (NVSHMEM put, measured)
+    launch_us: float = 4.0
+
+
+H100 = GpuSpec("h100", 132, 989.0, 3350.0, 450.0, 8.0)
+H200 = GpuSpec("h200", 132, 989.0, 4800.0, 450.0, 11.0)
+ARCHS = {"h100": H100, "h200": H200}
+
+
+def get_arch(arch) -> GpuSpec:
+    if isinstance(arch, GpuSpec):
+        return arch
+    try:  # the shared GPU presets, when they exist
+        from comet_ir.spec import gpu as _gpu  # type: ignore
+        a = _gpu.get(arch) if hasattr(_gpu, "get") else None
+        if a is not None and hasattr(a, "sms"):
+            base = ARCHS.get(str(arch), H100)
+            return replace(base, n_sm=int(a.sms))
+    except Exception:
+        pass
+    if arch not in ARCHS:
+        raise CometError(f"moe cost model: unknown GPU arch {arch!r} (known: {sorted(ARCHS)})")
+    return ARCHS[arch]
+
+
+@dataclass(frozen=True)
+class Calib:
+    gemm_eff: float = 0.80        # fraction of peak a full Hopper tile sustains in the mainloop
+    loop_eff: float = 0.78        # cuBLAS per-expert calls
+    mem_eff: float = 0.80         # fraction of HBM bandwidth elementwise/gather kernels reach
+    bm: int = 128
+    bn: int = 256
+    route_us: float = 60.0        # softmax + top-k + sort + counts of [T, E] (several launches)
+
+
+CALIBRATION = "initial constants (before the H100 run)"
+DEFAULT_CALIB = Calib()
+
+
+@dataclass(frozen=True)
+class MoEConfig:
+    tokens: int                    # tokens per rank
+    hidden: int
+    ffn: int
+    experts: int
+    topk: int
+    ep: int = 1
+    tp: int = 1
+    counts: tuple[int, ...] | None = None   # rows per expert (global); None = uniform
+    dtype_bytes: int = 2
+
+    def expert_counts(self) -> np.ndarray:
+        if self.counts is not None:
+            c = np.asarray(self.counts, dtype=np.int64)
+            if c.shape != (self.experts,):
+                raise CometError(f"moe cost model: counts must have {self.experts} entries")
+            return c
+        rows = self.tokens * self.topk * self.ep
+        base = np.full(self.experts, rows // self.experts, dtype=np.int64)
+        base[: rows % self.experts] += 1
+        return base
+
+
+def zipf_counts(rows: int, experts: int, s: float = 1.2, seed: int = 0) -> np.ndarray:
+    w = 1.0 / np.arange(1, experts + 1) ** s
+    return np.random.default_rng(seed).multinomial(rows, w / w.sum())
+
+
+def _gemm_ms(m: np.ndarray, n: int, k: int, g: GpuSpec, c: Calib, n_sm: float, eff: float,
+             per_group_launch: bool) -> float:
+    m = np.asarray(m)
+    tiles_per = np.ceil(m / c.bm) * math.ceil(n / c.bn)
+    t_tile = 2.0 * c.bm * c.bn * k / (g.bf16_tflops * 1e12 / g.n_sm * eff)  # seconds
+    if per_group_launch:
+        comp = float(sum(math.ceil(t / n_sm) for t in tiles_per if t)) * t_tile
+        launches = int((m > 0).sum())
+    else:
+        comp = math.ceil(tiles_per.sum() / n_sm) * t_tile if tiles_per.sum() else 0.0
+        launches = 1
+    groups = int((m > 0).sum())
+    bytes_ = 2 * (groups * n * k + m.sum() * (k + n))
+    mem = bytes_ / (g.hbm_gbps * 1e9 * c.mem_eff)
+    return max(comp, mem) * 1e3 + launches * g.launch_us * 1e-3
+
+
+def predict(cfg: MoEConfig, arch="h100", impl: str = "grouped", comm_ratio: float = 0.0,
+            calib: Calib = DEFAULT_CALIB) -> dict:
+    """Predicted per-rank time (ms) and its parts. impl: 'grouped' (our layer: permute,
+    grouped GEMM1 over [w1|w3], SwiGLU, grouped GEMM2, combine), 'loop' (plain torch layer),
+    'fused' (grouped + thread-block-isolated EP comm with `comm_ratio` of the SMs)."""
+    g = get_arch(arch)
+    if impl not in ("grouped", "loop", "fused"):
+        raise CometError(f"moe cost model: unknown impl {impl!r}")
+    if not 0.0 <= comm_ratio < 1.0:
+        raise CometError(f"moe cost model: comm_ratio must be in [0, 1), got {comm_ratio}")
+    counts = cfg.expert_counts()
+    epr = cfg.experts // cfg.ep
+    # rows this rank's experts see: its slice of the global counts (uniform share by default)
+    local = counts[:epr] if cfg.ep > 1 else counts
+    f = cfg.ffn // cfg.tp
+    h = cfg.hidden
+    rows_out = cfg.tokens * cfg.topk
+    rows_in = int(local.sum())
+    B = cfg.dtype_bytes
+    bw = g.hbm_gbps * 1e9 * calib.mem_eff
+    n_sm = g.n_sm * (1.0 - comm_ratio) if impl == "fused" else g.n_sm
+    loop = impl == "loop"
+    eff = calib.loop_eff if loop else calib.gemm_eff
+    if loop:  # separate w1 and w3 GEMMs per expert
+        gemm1 = 2 * _gemm_ms(local, f, h, g, calib, n_sm, eff, True)
+    else:
+        gemm1 = _gemm_ms(local, 2 * f, h, g, calib, n_sm, eff, False)
+    gemm2 = _gemm_ms(local, h, f, g, calib, n_sm, eff, loop)
+    swiglu = rows_in * f * B * (3 if not loop else 5) / bw * 1e3
+    permute = rows_out * h * B * 2 / bw * 1e3 + g.launch_us * 1e-3
+    combine = (rows_out * h * B * (2 if loop else 1) + cfg.tokens * h * B * (2 if loop else 1)) / bw * 1e3
+    route = calib.route_us * 1e-3 + (epr * 4 * g.launch_us * 1e-3 if loop else 0.0)
+    comm = 0.0
+    if cfg.ep > 1:
+        remote = rows_out * (cfg.ep - 1) / cfg.ep * h * B * 2     # dispatch + return
+        link = g.link_gbps * 1e9
+        if impl == "fused":
+            link = min(link, comm_ratio * g.n_sm * g.per_block_gbps * 1e9) if comm_ratio else 1.0
+        comm = remote / link * 1e3
+    tp_comm = 0.0
+    if cfg.tp > 1:
+        tp_comm = 2 * (cfg.tp - 1) / cfg.tp * cfg.tokens * h * B / (g.link_gbps * 1e9) * 1e3
+    compute = gemm1 + gemm2 + swiglu
+    if impl == "fused" and cfg.ep > 1:
+        fill = (gemm1 + gemm2) / max(1.0, math.ceil(rows_in / calib.bm))  # one row tile
+        body = max(compute, comm) + fill
+    else:
+        body = compute + comm
+    total = route + permute + body + combine + tp_comm
+    return {"total_ms": total, "route_ms": route, "permute_ms": permute, "gemm1_ms": gemm1,
+            "swiglu_ms": swiglu, "gemm2_ms": gemm2, "combine_ms": combine, "comm_ms": comm,
+            "tp_comm_ms": tp_comm, "gemm_tflops": expert_flops(cfg) / ((gemm1 + gemm2) * 1e9)}
+
+
+def expert_flops(cfg: MoEConfig) -> float:
+    """FLOPs of the expert GEMMs on one rank (3 GEMMs of rows x H x F/tp)."""
+    rows = int(cfg.expert_counts()[: cfg.experts // cfg.ep].sum()) if cfg.ep > 1 else cfg.tokens * cfg.topk
+    return 2.0 * 3 * rows * cfg.hidden * (cfg.ffn // cfg.tp)
+
+
+RATIOS = (0.0, 1 / 33, 2 / 33, 4 / 33, 8 / 33)   # comm SMs 0, 4, 8, 16, 32 of 132
+
+
+def choose_comm_ratio(cfg: MoEConfig, arch="h100", ratios=RATIOS,
+                      calib: Calib = DEFAULT_CALIB) -> tuple[float, dict[float, float]]:
+    """Adaptive comm-block ratio: the precompiled ratio with the lowest predicted time.
+    With ep == 1 there is nothing to move and the answer is 0."""
+    if cfg.ep == 1:
+        return 0.0, {0.0: predict(cfg, arch, "grouped", 0.0, calib)["total_ms"]}
+    preds = {r: predict(cfg, arch, "fused", r, calib)["total_ms"] for r in ratios if r > 0}
+    best = min(preds, key=preds.get)
+    return best, preds

@@ -1,0 +1,249 @@
+// comet_ir MoE kernels (generated layout plan: comet_ir/backends/cuda/moe/plan.py).
+//   moe_gather      layer0 comm role: copy token rows into the expert-grouped buffer
+//                   (row r <- x[perm[r] / topk]), 16-byte vectors, one warp per row.
+//   moe_swiglu      h[r, :F] = silu(g[r, :F]) * g[r, F:2F]  (GEMM1 computes [w1 | w3] at once)
+//   moe_combine     layer1 comm role: out[t] = sum_s gate[t,s] * y[inv[t*k+s]] (fp32 accumulate)
+//   grouped GEMM    CUTLASS 3.x Hopper ptr-array grouped GEMM (TMA + wgmma, warp-specialised
+//                   cooperative), problem sizes and pointers built on the device from the expert
+//                   offsets, so a call never synchronises with the host (CUDA-graph capturable).
+// C ABI (ctypes), every function returns 0 or a cudaError_t / -1 for CUTLASS failures.
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <cstdint>
+#include <cstdio>
+
+#include "cutlass/cutlass.h"
+#include "cute/tensor.hpp"
+#include "cutlass/gemm/dispatch_policy.hpp"
+#include "cutlass/gemm/group_array_problem_shape.hpp"
+#include "cutlass/gemm/collective/collective_builder.hpp"
+#include "cutlass/epilogue/collective/collective_builder.hpp"
+#include "cutlass/gemm/device/gemm_universal_adapter.h"
+#include "cutlass/gemm/kernel/gemm_universal.hpp"
+#include "cutlass/util/packed_stride.hpp"
+
+using namespace cute;
+
+// ------------------------------------------------------------------ memory-role kernels
+__global__ void moe_gather_kernel(const uint4* __restrict__ x, const int64_t* __restrict__ perm,
+                                  uint4* __restrict__ xs, int rows, int vec_per_row, int topk) {
+  int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+  int nwarps = (gridDim.x * blockDim.x) >> 5;
+  for (int r = warp; r < rows; r += nwarps) {
+    const uint4* src = x + (perm[r] / topk) * (int64_t)vec_per_row;
+    uint4* dst = xs + (int64_t)r * vec_per_row;
+    for (int v = lane; v < vec_per_row; v += 32) dst[v] = src[v];
+  }
+}
+
+__global__ void moe_swiglu_kernel(const __nv_bfloat162* __restrict__ g, __nv_bfloat162* __restrict__ h,
+                                  int64_t rows, int f2 /* F/2 */) {
+  int64_t n = rows * f2;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t r = i / f2, c = i - r * f2;
+    float2 a = __bfloat1622float2(g[r * 2 * f2 + c]);
+    float2 b = __bfloat1622float2(g[r * 2 * f2 + f2 + c]);
+    a.x = a.x / (1.f + __expf(-a.x)) * b.x;
+    a.y = a.y / (1.f + __expf(-a.y)) * b.y;
+    h[i] = __float22bfloat162_rn(a);
+  }
+}
+
+template <int K>
+__global__ void moe_combine_kernel(const __nv_bfloat16* __restrict__ y, const int64_t* __restrict__ inv,
+                                   const float* __restrict__ gates, __nv_bfloat16* __restrict__ out,
+                                   int tokens, int hidden, int topk) {
+  // one block per token, 8 bf16 per thread per step
+  int t = blockIdx.x;
+  if (t >= tokens) return;
+  int64_t rows[8]; float w[8];
+  int k = K > 0 ? K : topk;
+#pragma unroll
+  for (int s = 0; s < 8; ++s) if (s < k) { rows[s] = inv[(int64_t)t * k + s]; w[s] = gates[(int64_t)t * k + s]; }
+  for (int c = threadIdx.x * 8; c < hidden; c += blockDim.x * 8) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+#pragma unroll
+    for (int s = 0; s < 8; ++s) {
+      if (s < k) {
+        uint4 v = *reinterpret_cast<const uint4*>(y + rows[s] * hidden + c);
+        const __nv_bfloat16* b = reinterpret_cast<const __nv_bfloat16*>(&v);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[j] += w[s] * __bfloat162float(b[j]);
+      }
+    }
+    uint4 o; __nv_bfloat16* ob = reinterpret_cast<__nv_bfloat16*>(&o);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) ob[j] = __float2bfloat16(acc[j]);
+    *reinterpret_cast<uint4*>(out + (int64_t)t * hidden + c) = o;
+  }
+}
+
+extern "C" int moe_gather(const void* x, const int64_t* perm, void* xs, int rows, int hidden, int topk,
+                          void* stream) {
+  if (rows == 0) return 0;
+  if (hidden % 8) return -2;
+  int blocks = min((rows + 7) / 8, 132 * 8);
+  moe_gather_kernel<<<blocks, 256, 0, (cudaStream_t)stream>>>((const uint4*)x, perm, (uint4*)xs, rows,
+                                                              hidden / 8, topk);
+  return (int)cudaGetLastError();
+}
+
+extern "C" int moe_swiglu(const void* g, void* h, int64_t rows, int ffn, void* stream) {
+  if (rows == 0) return 0;
+  if (ffn % 2) return -2;
+  int64_t n = rows * (ffn / 2);
+  int blocks = (int)min<int64_t>((n + 255) / 256, 132 * 16);
+  moe_swiglu_kernel<<<blocks, 256, 0, (cudaStream_t)stream>>>((const __nv_bfloat162*)g, (__nv_bfloat162*)h,
+                                                              rows, ffn / 2);
+  return (int)cudaGetLastError();
+}
+
+extern "C" int moe_combine(const void* y, const int64_t* inv, const float* gates, void* out, int tokens,
+                           int hidden, int topk, void* stream) {
+  if (tokens == 0) return 0;
+  if (hidden % 8 || topk > 8) return -2;
+  int threads = min(256, max(32, hidden / 8));
+  auto s = (cudaStream_t)stream;
+  if (topk == 2)
+    moe_combine_kernel<2><<<tokens, threads, 0, s>>>((const __nv_bfloat16*)y, inv, gates, (__nv_bfloat16*)out, tokens, hidden, topk);
+  else
+    moe_combine_kernel<0><<<tokens, threads, 0, s>>>((const __nv_bfloat16*)y, inv, gates, (__nv_bfloat16*)out, tokens, hidden, topk);
+  return (int)cudaGetLastError();
+}
+
+// ------------------------------------------------------------------ grouped GEMM (compute role)
+#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
+using ProblemShape = cutlass::gemm::GroupProblemShape<Shape<int, int, int>>;
+using Element = cutlass::bfloat16_t;
+using LayoutA = cutlass::layout::RowMajor;      // activations [M, K]
+using LayoutB = cutlass::layout::ColumnMajor;   // weights stored [N, K] (K contiguous)
+using LayoutD = cutlass::layout::RowMajor;      // output [M, N]
+constexpr int kAlign = 8;
+
+template <class TileShape_, class ClusterShape_, class KernelSchedule_, class EpilogueSchedule_>
+struct GroupedGemm {
+  using CollectiveEpilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape_, ClusterShape_,
+      cutlass::epilogue::collective::EpilogueTileAuto, float, float,
+      void, LayoutD*, kAlign, Element, LayoutD*, kAlign, EpilogueSchedule_,
+      cutlass::epilogue::fusion::LinearCombination<Element, float, void>>::CollectiveOp;
+  using CollectiveMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Element, LayoutA*, kAlign, Element, LayoutB*, kAlign,
+      float, TileShape_, ClusterShape_,
+      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename CollectiveEpilogue::SharedStorage))>,
+      KernelSchedule_>::CollectiveOp;
+  using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
+  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+};
+
+// variant 0: cooperative 128x256x64, cluster 2x1; variant 1: pingpong 128x128x64, cluster 2x1
+using Coop = GroupedGemm<Shape<_128, _256, _64>, Shape<_2, _1, _1>,
+                         cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative,
+                         cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative>;
+using Ping = GroupedGemm<Shape<_128, _128, _64>, Shape<_2, _1, _1>,
+                         cutlass::gemm::KernelPtrArrayTmaWarpSpecializedPingpong,
+                         cutlass::epilogue::PtrArrayTmaWarpSpecializedPingpong>;
+
+template <class G>
+__global__ void moe_group_args_kernel(int groups, const int64_t* offsets, int n, int k,
+                                      typename ProblemShape::UnderlyingProblemShape* shapes,
+                                      const Element** pa, const Element** pb, Element** pd,
+                                      const Element* a, const Element* b, Element* d) {
+  int g = blockIdx.x * blockDim.x + threadIdx.x;
+  if (g >= groups) return;
+  int64_t r0 = offsets[g], m = offsets[g + 1] - r0;
+  shapes[g] = make_shape(int(m), n, k);
+  pa[g] = a + r0 * k;
+  pb[g] = b + (int64_t)g * n * k;
+  pd[g] = d + r0 * n;
+}
+
+struct GGBase { virtual ~GGBase() {} virtual int run(const int64_t*, const void*, const void*, void*, void*) = 0; };
+
+template <class G>
+struct GG : GGBase {
+  using Gemm = typename G::Gemm;
+  using SA = typename Gemm::GemmKernel::InternalStrideA;
+  using SB = typename Gemm::GemmKernel::InternalStrideB;
+  using SD = typename Gemm::GemmKernel::InternalStrideD;
+  int groups, n, k;
+  typename ProblemShape::UnderlyingProblemShape* shapes = nullptr;
+  const Element** pa = nullptr; const Element** pb = nullptr; Element** pd = nullptr;
+  SA* sa = nullptr; SB* sb = nullptr; SD* sd = nullptr;
+  void* workspace = nullptr;
+  Gemm gemm;
+  int err = 0;
+
+  GG(int groups_, int n_, int k_, int device) : groups(groups_), n(n_), k(k_) {
+    cudaMalloc(&shapes, sizeof(*shapes) * groups);
+    cudaMalloc(&pa, sizeof(void*) * groups); cudaMalloc(&pb, sizeof(void*) * groups); cudaMalloc(&pd, sizeof(void*) * groups);
+    cudaMalloc(&sa, sizeof(SA) * groups); cudaMalloc(&sb, sizeof(SB) * groups); cudaMalloc(&sd, sizeof(SD) * groups);
+    // strides of row-major [M,K], [N,K] (K contiguous) and [M,N] do not depend on M
+    SA ha = cutlass::make_cute_packed_stride(SA{}, {1, k, 1});
+    SB hb = cutlass::make_cute_packed_stride(SB{}, {n, k, 1});
+    SD hd = cutlass::make_cute_packed_stride(SD{}, {1, n, 1});
+    for (int g = 0; g < groups; ++g) {
+      cudaMemcpy(sa + g, &ha, sizeof(SA), cudaMemcpyHostToDevice);
+      cudaMemcpy(sb + g, &hb, sizeof(SB), cudaMemcpyHostToDevice);
+      cudaMemcpy(sd + g, &hd, sizeof(SD), cudaMemcpyHostToDevice);
+    }
+    cutlass::KernelHardwareInfo hw = cutlass::KernelHardwareInfo::make_kernel_hardware_info<typename Gemm::GemmKernel>(device);
+    typename Gemm::Arguments args;
+    decltype(args.epilogue.thread) fusion;
+    fusion.alpha = 1.f; fusion.beta = 0.f;
+    fusion.alpha_ptr = nullptr; fusion.beta_ptr = nullptr;
+    fusion.alpha_ptr_array = nullptr; fusion.beta_ptr_array = nullptr;
+    fusion.dAlpha = {cute::_0{}, cute::_0{}, 0}; fusion.dBeta = {cute::_0{}, cute::_0{}, 0};
+    args = typename Gemm::Arguments{cutlass::gemm::GemmUniversalMode::kGrouped,
+                                    {groups, shapes, nullptr},
+                                    {pa, sa, pb, sb},
+                                    {fusion, nullptr, sd, pd, sd},
+                                    hw};
+    size_t ws = Gemm::get_workspace_size(args);
+    if (ws) cudaMalloc(&workspace, ws);
+    if (gemm.can_implement(args) != cutlass::Status::kSuccess) { err = -3; return; }
+    if (gemm.initialize(args, workspace) != cutlass::Status::kSuccess) { err = -4; return; }
+    err = (int)cudaDeviceSynchronize();
+  }
+  ~GG() {
+    cudaFree(shapes); cudaFree(pa); cudaFree(pb); cudaFree(pd); cudaFree(sa); cudaFree(sb); cudaFree(sd);
+    if (workspace) cudaFree(workspace);
+  }
+  int run(const int64_t* offsets, const void* a, const void* b, void* d, void* stream) override {
+    auto s = (cudaStream_t)stream;
+    moe_group_args_kernel<G><<<(groups + 127) / 128, 128, 0, s>>>(groups, offsets, n, k, shapes, pa, pb, pd,
+        (const Element*)a, (const Element*)b, (Element*)d);
+    int e = (int)cudaGetLastError();
+    if (e) return e;
+    if (gemm.run(s) != cutlass::Status::kSuccess) return -5;
+    return (int)cudaGetLastError();
+  }
+};
+#endif
+
+extern "C" void* moe_gg_create(int variant, int groups, int n, int k, int device, int* err) {
+#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
+  GGBase* h = nullptr; int e = 0;
+  if (variant == 0) { auto* p = new GG<Coop>(groups, n, k, device); e = p->err; h = p; }
+  else { auto* p = new GG<Ping>(groups, n, k, device); e = p->err; h = p; }
+  *err = e;
+  if (e) { delete h; return nullptr; }
+  return h;
+#else
+  *err = -1; return nullptr;
+#endif
+}
+
+extern "C" int moe_gg_run(void* h, const int64_t* offsets, const void* a, const void* b, void* d, void* stream) {
+#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
+  return static_cast<GGBase*>(h)->run(offsets, a, b, d, stream);
+#else
+  return -1;
+#endif
+}
+
+extern "C" void moe_gg_destroy(void* h) {
+#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
+  delete static_cast<GGBase*>(h);
+#endif
+}
