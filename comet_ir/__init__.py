@@ -1,5 +1,7 @@
 """comet_ir: COMET dataflow compiler on xDSL.
 
+(`available_passes()` lists passes: the name `comet_ir.passes` is the subpackage.)
+
     import comet_ir
     m = comet_ir.parse("examples/gemm_softmax.mlir")
     comet_ir.run_pipeline(m, "builtin.module(comet-decompose)")
@@ -11,7 +13,7 @@ from comet_ir.api import (  # noqa: F401
     make_context,
     parse,
     parse_module,
-    passes,
+    available_passes,
     print_module,
     run_pipeline,
     verify_module,

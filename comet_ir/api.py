@@ -7,9 +7,9 @@ Use from another xDSL-based compiler::
 
     ctx = Context()
     comet_ir.load_dialects(ctx)              # comet + cometgpu into *your* context
-    for name, cls in comet_ir.passes().items():
+    for name, cls in comet_ir.available_passes().items():
         my_pass_registry[name] = cls          # comet passes inside your own pipeline
-    comet_ir.passes()["comet-decompose"]().apply(ctx, my_module)
+    comet_ir.available_passes()["comet-decompose"]().apply(ctx, my_module)
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def make_context() -> Context:
     return load_dialects(Context())
 
 
-def passes() -> dict[str, type[ModulePass]]:
+def available_passes() -> dict[str, type[ModulePass]]:
     """All comet passes by name (classes, not instances)."""
     return {name: registry.load(ref) for name, ref in registry.PASSES.items()}
 
@@ -238,7 +238,7 @@ def _split_top(spec: str) -> Iterable[str]:
 def build_pipeline(spec: str, available: dict[str, type[ModulePass]] | None = None,
                    callback=None) -> PassPipeline:
     """Parse a pipeline string into a PassPipeline; every mistake is a CometError."""
-    available = available if available is not None else passes()
+    available = available if available is not None else available_passes()
     spec = normalise_pipeline(spec)
     if not spec:
         return PassPipeline((), callback)

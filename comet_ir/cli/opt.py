@@ -21,7 +21,7 @@ from comet_ir import registry
 from comet_ir.api import (
     make_context,
     parse_module,
-    passes,
+    available_passes,
     print_module,
     read_text,
     run_pipeline,
@@ -68,7 +68,7 @@ def _targets() -> dict[str, str]:
 
 def list_passes() -> str:
     lines = ["passes:"]
-    for name, cls in sorted(passes().items()):
+    for name, cls in sorted(available_passes().items()):
         doc = (cls.__doc__ or "").strip().splitlines()
         lines.append(f"  {name:28s} {doc[0] if doc else ''}")
     if registry.PIPELINES:
