@@ -18,6 +18,7 @@ DIALECTS: dict[str, str] = {
 
 PASSES: dict[str, str] = {
     "comet-decompose": "comet_ir.passes.decompose:DecomposePass",
+    "comet-tile": "comet_ir.passes.tile:TilePass",
     "comet-lower-moe": "comet_ir.passes.lower_moe:LowerMoE",
 }
 
