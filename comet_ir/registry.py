@@ -19,6 +19,10 @@ DIALECTS: dict[str, str] = {
 PASSES: dict[str, str] = {
     "comet-decompose": "comet_ir.passes.decompose:DecomposePass",
     "comet-tile": "comet_ir.passes.tile:TilePass",
+    "comet-fuse": "comet_ir.passes.fuse:FusePass",
+    "comet-distribute": "comet_ir.passes.distribute:DistributePass",
+    "comet-insert-collectives": "comet_ir.passes.insert_collectives:InsertCollectivesPass",
+    "comet-verify-capacity": "comet_ir.passes.verify_capacity:VerifyCapacityPass",
     "comet-lower-moe": "comet_ir.passes.lower_moe:LowerMoE",
 }
 
@@ -30,6 +34,16 @@ TARGETS: dict[str, str] = {
 
 # Named pipelines (the paper's strategies and common flows): name -> pipeline string.
 PIPELINES: dict[str, str] = {
+    # the paper's strategies (docs/passes.md)
+    "unfused": "comet-decompose,comet-tile,comet-distribute{simd_dims=M,N},comet-insert-collectives,comet-verify-capacity",
+    "fused-distsm": "comet-decompose,comet-tile,comet-fuse{level=partial},comet-distribute,comet-insert-collectives{strategy=dist},comet-verify-capacity",
+    "fused-gemm-distsm": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute,comet-insert-collectives{strategy=dist},comet-verify-capacity",
+    "fused-gemm-distln": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute,comet-insert-collectives{strategy=dist},comet-verify-capacity",
+    "fused-sm": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute,comet-insert-collectives{strategy=single level=OB},comet-verify-capacity",
+    "fused-ln": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute,comet-insert-collectives{strategy=single level=OB},comet-verify-capacity",
+    "flash-attention": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute{dims=B,M},comet-insert-collectives,comet-verify-capacity",
+    "partially-fused-attention": "comet-decompose,comet-tile,comet-fuse{level=partial},comet-distribute{dims=B,M},comet-insert-collectives,comet-verify-capacity",
+    "unfused-attention": "comet-decompose,comet-tile,comet-distribute{dims=B,M},comet-insert-collectives,comet-verify-capacity",
 }
 
 

@@ -371,6 +371,13 @@ def analyse(module: ModuleOp) -> Workload:
         for a in axes[v]:
             if a is not None:
                 dims.setdefault(names[uf.find(a)], uf.size[uf.find(a)])
+    # tensor names: letters that are not dimension names (A, B, C, D, ...)
+    letters = [c for c in "ABCDEFGIJLOPQRSTUVWXYZ" if c not in dims]
+    for i, v in enumerate(order):
+        tnames[v] = letters[i] if i < len(letters) else f"T{i}"
+    for wop in wops:
+        wop.ins = [tnames[v] for v in dict.fromkeys(wop.op.operands)]
+        wop.out = tnames[wop.op.results[0]]
     tensors = {tnames[v]: [names[uf.find(a)] if a is not None else None for a in axes[v]]
                for v in order}
     for w in wops:

@@ -143,9 +143,8 @@ def plan(w: Workload, arch: ArchView, level: str | None = None,
                 ext[mr] = rows_c
             for b in batch:
                 ext[b] = 1
-            if o.engine == "mac":
-                for k in w.contraction:
-                    ext[k] = w.dims[k] // kf if w.dims[k] % kf == 0 else w.dims[k]
+            if o.engine == "mac" and kdim in op_dims(w, o):
+                ext[kdim] = w.dims[kdim] // kf
             use: dict[str, int] = {}
             for t, buf in zip(dict.fromkeys(o.ins + [o.out]), buffers(arch, o)):
                 use[buf] = use.get(buf, 0) + _bytes(w, t, ext)
@@ -157,7 +156,7 @@ def plan(w: Workload, arch: ArchView, level: str | None = None,
     kdim = w.contraction[0] if w.contraction else None
     rows_total = w.dims[mr] if mr else 1
     chosen = None
-    kcands = divisors(w.dims[kdim]) if kdim else [1]
+    kcands = divisors(w.dims[kdim] // largest_divisor_le(w.dims[kdim], arch.gemm_primitive[2])) if kdim else [1]
     why = None
     for kf in kcands:
         for rc in sorted(divisors(rows_total), reverse=True):
