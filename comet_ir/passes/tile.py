@@ -15,7 +15,7 @@ GB row block the largest whose tensors fit the global buffer. Only row dimension
 at DRAM and GB (so producer and consumer nests can be fused); K moves to the GB level only
 when a GEMM's operands would not fit the core buffers otherwise.
 
-Options: `level` (DRAM, GB or core) with `factors` (`M:4,K:2`: loop factors of that level,
+Options: `level` (DRAM, GB or core) with `factors` (`M4,K2` or `"M:4","K:2"`: loop factors of that level,
 for every op that has the dimension) and `order` (loop order inner -> outer of that level).
 """
 from __future__ import annotations
@@ -53,11 +53,14 @@ LEVELS = ("DRAM", "GB", "core")
 
 def parse_factors(items: tuple[str, ...]) -> dict[str, int]:
     out = {}
+    import re
+
     for it in items:
-        d, sep, v = str(it).partition(":")
-        if not sep or not v.strip().isdigit() or int(v) <= 0:
-            raise CometError(f"comet-tile: bad factor '{it}' (expected DIM:POSITIVE_INT, e.g. M:4)")
-        out[d.strip()] = int(v)
+        m = re.fullmatch(r"\s*([A-Za-z_][A-Za-z_]*?\d*?)\s*:?\s*(\d+)\s*", str(it))
+        if not m or int(m.group(2)) <= 0:
+            raise CometError(f"comet-tile: bad factor '{it}' (expected DIM then a positive "
+                             "integer: M8, or quoted \"M:8\")")
+        out[m.group(1)] = int(m.group(2))
     return out
 
 
