@@ -77,7 +77,7 @@ def load() -> ctypes.CDLL:
     lib.moe_gather.argtypes = [vp, vp, vp, i32, i32, i32, vp]
     lib.moe_swiglu.argtypes = [vp, vp, i64, i32, vp]
     lib.moe_combine.argtypes = [vp, vp, vp, vp, i32, i32, i32, vp]
-    lib.moe_gg_create.argtypes = [i32, i32, i32, i32, i32, ctypes.POINTER(ctypes.c_int)]
+    lib.moe_gg_create.argtypes = [i32, i32, i32, i32, i32, i32, ctypes.POINTER(ctypes.c_int)]
     lib.moe_gg_create.restype = vp
     lib.moe_gg_run.argtypes = [vp, vp, vp, vp, vp, vp]
     lib.moe_gg_destroy.argtypes = [vp]
@@ -95,12 +95,13 @@ def check(rc: int, what: str) -> None:
 class GroupedGemm:
     """D[offsets[g]:offsets[g+1]] = A[rows of g] @ B[g]^T for every group g (B stored [G, N, K])."""
 
-    def __init__(self, groups: int, n: int, k: int, device: int, variant: str = "coop_128x256"):
+    def __init__(self, groups: int, n: int, k: int, device: int, variant: str = "coop_128x256",
+                 sm_count: int = 0):
         if n % 8 or k % 8:
             raise CometError(f"moe: grouped GEMM needs N and K multiples of 8 (got N={n}, K={k})")
         self.lib = load()
         err = ctypes.c_int(0)
-        self.h = self.lib.moe_gg_create(VARIANTS[variant], groups, n, k, device, ctypes.byref(err))
+        self.h = self.lib.moe_gg_create(VARIANTS[variant], groups, n, k, device, sm_count, ctypes.byref(err))
         if not self.h:
             raise CometError(f"moe: creating the CUTLASS grouped GEMM failed (code {err.value})")
         self.groups, self.n, self.k = groups, n, k

@@ -174,7 +174,7 @@ struct GG : GGBase {
   Gemm gemm;
   int err = 0;
 
-  GG(int groups_, int n_, int k_, int device) : groups(groups_), n(n_), k(k_) {
+  GG(int groups_, int n_, int k_, int device, int sm_count) : groups(groups_), n(n_), k(k_) {
     cudaMalloc(&shapes, sizeof(*shapes) * groups);
     cudaMalloc(&pa, sizeof(void*) * groups); cudaMalloc(&pb, sizeof(void*) * groups); cudaMalloc(&pd, sizeof(void*) * groups);
     cudaMalloc(&sa, sizeof(SA) * groups); cudaMalloc(&sb, sizeof(SB) * groups); cudaMalloc(&sd, sizeof(SD) * groups);
@@ -188,6 +188,8 @@ struct GG : GGBase {
       cudaMemcpy(sd + g, &hd, sizeof(SD), cudaMemcpyHostToDevice);
     }
     cutlass::KernelHardwareInfo hw = cutlass::KernelHardwareInfo::make_kernel_hardware_info<typename Gemm::GemmKernel>(device);
+    // compute role on fewer SMs when comm blocks take the rest (thread-block isolation ratio)
+    if (sm_count > 0 && sm_count < hw.sm_count) hw.sm_count = sm_count;
     typename Gemm::Arguments args;
     decltype(args.epilogue.thread) fusion;
     fusion.alpha = 1.f; fusion.beta = 0.f;
@@ -221,11 +223,11 @@ struct GG : GGBase {
 };
 #endif
 
-extern "C" void* moe_gg_create(int variant, int groups, int n, int k, int device, int* err) {
+extern "C" void* moe_gg_create(int variant, int groups, int n, int k, int device, int sm_count, int* err) {
 #if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
   GGBase* h = nullptr; int e = 0;
-  if (variant == 0) { auto* p = new GG<Coop>(groups, n, k, device); e = p->err; h = p; }
-  else { auto* p = new GG<Ping>(groups, n, k, device); e = p->err; h = p; }
+  if (variant == 0) { auto* p = new GG<Coop>(groups, n, k, device, sm_count); e = p->err; h = p; }
+  else { auto* p = new GG<Ping>(groups, n, k, device, sm_count); e = p->err; h = p; }
   *err = e;
   if (e) { delete h; return nullptr; }
   return h;

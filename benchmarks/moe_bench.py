@@ -1,0 +1,223 @@
+"""MoE layer benchmarks on one GPU (Mixtral-8x7B shapes: hidden 4096, ffn 14336, 8 experts, top-2).
+
+Variants, all timed from x and the router weight (router GEMM included everywhere):
+  torch_loop     plain torch layer: router GEMM, softmax, top-2, argsort, per-expert SwiGLU loop,
+                 gate-weighted index_add_ combine (the gpu.md baseline)
+  grouped_mm     CometMoE(backend="grouped_mm"): same routing, permutation, torch._grouped_mm
+  cutlass_coop   CometMoE(backend="cutlass"), CUTLASS grouped GEMM 128x256 cooperative
+  cutlass_ping   same, 128x128 ping-pong
+  cutlass_graph  cutlass_coop captured in a CUDA graph
+Expert GEMMs alone (rows already grouped; GEMM1 + SwiGLU + GEMM2) give the effective TFLOP/s.
+SM sweep: the cooperative grouped GEMM on fewer SMs (the compute role's share when comm blocks
+take the rest), to calibrate the comm-ratio model. Writes JSON to $OUT (or ./moe_bench.json).
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+
+import torch
+import torch.nn.functional as F
+
+from comet_ir.backends.cuda.moe.module import CometMoE, reference_moe, route, permutation
+from comet_ir.backends.cost import moe_model as MM
+
+H, FF, E, K = 4096, 14336, 8, 2
+OUT = os.environ.get("OUT", ".")
+RES: dict = {"device": torch.cuda.get_device_name(), "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
+             "cases": {}, "errors": []}
+
+
+def save():
+    with open(os.path.join(OUT, "moe_bench.json"), "w") as f:
+        json.dump(RES, f, indent=1)
+
+
+def bench(fn, warm=3, reps=10):
+    for _ in range(warm):
+        fn()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        ts.append(a.elapsed_time(b))
+    return statistics.median(ts), min(ts), max(ts)
+
+
+def plain_layer(x, wr, w1, w3, w2, k=K):
+    logits = x @ wr
+    p = torch.softmax(logits.float(), -1)
+    g, idx = torch.topk(p, k, -1)
+    g = (g / g.sum(-1, keepdim=True)).to(x.dtype)
+    flat = idx.reshape(-1)
+    order = torch.argsort(flat)
+    counts = torch.bincount(flat, minlength=w1.shape[0]).tolist()
+    tok = order // k
+    gate = g.reshape(-1)[order]
+    out = torch.zeros_like(x)
+    s = 0
+    for e, c in enumerate(counts):
+        if c:
+            t = tok[s:s + c]
+            xe = x[t]
+            y = (F.silu(xe @ w1[e]) * (xe @ w3[e])) @ w2[e]
+            out.index_add_(0, t, y * gate[s:s + c, None])
+        s += c
+    return out
+
+
+def skew_bias(dev):
+    # Zipf-like: expert popularity ~ 1/rank^1.2 (logit bias), as in gpu.md's skewed case
+    return torch.log(1.0 / torch.arange(1, E + 1, device=dev, dtype=torch.float32) ** 1.2) * 3
+
+
+def main():
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    w1 = (torch.randn(E, H, FF, device=dev) * H ** -0.5).bfloat16()
+    w3 = (torch.randn(E, H, FF, device=dev) * H ** -0.5).bfloat16()
+    w2 = (torch.randn(E, FF, H, device=dev) * FF ** -0.5).bfloat16()
+    wr = (torch.randn(H, E, device=dev) * H ** -0.5).bfloat16()
+    m = CometMoE(H, FF, E, K, backend="cutlass", device=dev)
+    m.load_global_weights(w1, w3, w2)
+    for T in (2048, 8192):
+        for skew in (False, True):
+            name = f"T{T}_{'skewed' if skew else 'uniform'}"
+            r = RES["cases"][name] = {}
+            x = torch.randn(T, H, device=dev).bfloat16()
+            bias = skew_bias(dev) if skew else torch.zeros(E, device=dev)
+            wr_b = wr  # bias added to the logits below
+            logits_fn = lambda: (x @ wr_b).float() + bias  # noqa: E731
+            lg = logits_fn()
+            idx, gates = route(lg, K)
+            perm, inv, counts, offsets = permutation(idx, E)
+            r["counts"] = counts.tolist()
+            # ---------- correctness at this shape (T=2048 only: the fp32 reference is slow-ish)
+            if T == 2048:
+                ref = reference_moe(x, lg, w1, w3, w2, K)
+                for be in ("cutlass", "grouped_mm"):
+                    try:
+                        m.backend_req = be
+                        y = m(x, lg)
+                        r[f"relerr_{be}"] = float((y.double() - ref.double()).norm() / ref.double().norm())
+                    except Exception as e:
+                        RES["errors"].append(f"{name} {be}: {e!r}")
+                yb = plain_layer_from_logits(x, lg, w1, w3, w2)
+                r["relerr_torch_loop_bf16"] = float((yb.double() - ref.double()).norm() / ref.double().norm())
+            # ---------- whole layer
+            def run_variant(key, fn):
+                try:
+                    med, lo, hi = bench(fn)
+                    r[key] = {"ms": med, "min": lo, "max": hi}
+                    print(f"{name:18s} {key:16s} {med:8.3f} ms", flush=True)
+                except Exception as e:
+                    RES["errors"].append(f"{name} {key}: {e!r}")
+                    traceback.print_exc()
+            # plain torch layer with the same skew: add the bias through a biased router
+            run_variant("torch_loop", lambda: plain_layer_biased(x, wr, bias, w1, w3, w2))
+            for be, var, key in (("grouped_mm", "coop_128x256", "grouped_mm"), ("cutlass", "coop_128x256", "cutlass_coop"),
+                                 ("cutlass", "pingpong_128x128", "cutlass_ping")):
+                m.backend_req, m.gemm_variant = be, var
+                m._gemms = {}
+                run_variant(key, lambda: m(x, logits_fn()))
+            m.backend_req, m.gemm_variant, m._gemms = "cutlass", "coop_128x256", {}
+            try:
+                xs_, lgs_ = x.clone(), lg.clone()
+                m(xs_, lgs_)
+                s = torch.cuda.Stream(); s.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(s):
+                    m(xs_, lgs_)
+                torch.cuda.current_stream().wait_stream(s)
+                g = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(g):
+                    yg = (m(xs_, ((xs_ @ wr).float() + bias)))
+                run_variant("cutlass_graph", g.replay)
+                y_eager = m(x, logits_fn())
+                r["graph_vs_eager_relerr"] = float((yg.double() - y_eager.double()).norm() / y_eager.double().norm())
+                del g
+            except Exception as e:
+                RES["errors"].append(f"{name} graph: {e!r}")
+                traceback.print_exc()
+            # ---------- expert GEMMs alone
+            xs = x.index_select(0, perm // K)
+            flops = 2.0 * 3 * T * K * H * FF
+            for be, var, key in (("cutlass", "coop_128x256", "experts_cutlass_coop"),
+                                 ("cutlass", "pingpong_128x128", "experts_cutlass_ping"),
+                                 ("grouped_mm", "coop_128x256", "experts_grouped_mm")):
+                m.backend_req, m.gemm_variant, m._gemms = be, var, {}
+                run_variant(key, lambda: m.experts_forward(xs, offsets, be))
+                if key in r:
+                    r[key]["tflops"] = flops / (r[key]["ms"] * 1e9)
+            m.backend_req, m.gemm_variant, m._gemms = "cutlass", "coop_128x256", {}
+            # ---------- SM sweep (compute role on fewer SMs)
+            if not skew:
+                from comet_ir.backends.cuda.moe.kernels import GroupedGemm
+                sweep = {}
+                for sms in (132, 124, 116, 100):
+                    try:
+                        g1 = GroupedGemm(E, 2 * FF, H, 0, "coop_128x256", sms)
+                        g2 = GroupedGemm(E, H, FF, 0, "coop_128x256", sms)
+                        w13t, w2t = m._pack()
+                        gb = torch.empty(xs.shape[0], 2 * FF, device=dev, dtype=torch.bfloat16)
+                        hb = torch.empty(xs.shape[0], FF, device=dev, dtype=torch.bfloat16)
+                        yb = torch.empty(xs.shape[0], H, device=dev, dtype=torch.bfloat16)
+                        st = torch.cuda.current_stream().cuda_stream
+
+                        def both():
+                            g1.run(offsets.data_ptr(), xs.data_ptr(), w13t.data_ptr(), gb.data_ptr(), st)
+                            g2.run(offsets.data_ptr(), hb.data_ptr(), w2t.data_ptr(), yb.data_ptr(), st)
+                        sweep[sms] = bench(both)[0]
+                        del g1, g2
+                    except Exception as e:
+                        RES["errors"].append(f"{name} sweep {sms}: {e!r}")
+                r["sm_sweep_gemms_ms"] = sweep
+                print(name, "sm sweep", sweep, flush=True)
+            # ---------- cost model
+            cfg = MM.MoEConfig(T, H, FF, E, K, counts=tuple(int(c) for c in r["counts"]))
+            r["model"] = {"grouped": MM.predict(cfg, "h100", "grouped"), "loop": MM.predict(cfg, "h100", "loop")}
+            save()
+            del x, xs
+
+
+def plain_layer_from_logits(x, lg, w1, w3, w2, k=K):
+    idx, g = route(lg, k)
+    flat = idx.reshape(-1)
+    order = torch.argsort(flat)
+    counts = torch.bincount(flat, minlength=w1.shape[0]).tolist()
+    tok = order // k
+    gate = g.reshape(-1)[order].to(x.dtype)
+    out = torch.zeros_like(x)
+    s = 0
+    for e, c in enumerate(counts):
+        if c:
+            t = tok[s:s + c]
+            xe = x[t]
+            out.index_add_(0, t, ((F.silu(xe @ w1[e]) * (xe @ w3[e])) @ w2[e]) * gate[s:s + c, None])
+        s += c
+    return out
+
+
+def plain_layer_biased(x, wr, bias, w1, w3, w2):
+    return plain_layer_from_logits(x, (x @ wr).float() + bias, w1, w3, w2)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:
+        RES["errors"].append(traceback.format_exc())
+        traceback.print_exc()
+    save()
+    print(json.dumps({k: {kk: (vv["ms"] if isinstance(vv, dict) and "ms" in vv else None)
+                          for kk, vv in v.items() if isinstance(vv, dict) and "ms" in vv}
+                      for k, v in RES["cases"].items()}, indent=1))
+    print("errors:", RES["errors"])
+    sys.exit(0)
