@@ -1,0 +1,20 @@
+// RUN: comet-opt %s -p 'comet-decompose,comet-tile,comet-fuse,comet-distribute' | filecheck %s
+// RUN: not comet-opt %s -p 'comet-decompose,comet-tile,comet-distribute{dims=Q}' 2>&1 | filecheck %s --check-prefix=DIM
+// RUN: not comet-opt %s -p 'comet-decompose,comet-tile,comet-distribute,comet-distribute' 2>&1 | filecheck %s --check-prefix=TWICE
+
+builtin.module attributes {comet.arch = "edge"} {
+  func.func @gemm_softmax(%a: tensor<256x128xi8>, %b: tensor<128x256xi8>) -> tensor<256x256xf16> {
+    %c = comet.gemm %a, %b : (tensor<256x128xi8>, tensor<128x256xi8>) -> tensor<256x256xf16>
+    %d = comet.softmax %c axis 1 : (tensor<256x256xf16>) -> tensor<256x256xf16>
+    func.return %d : tensor<256x256xf16>
+  }
+}
+
+// edge: 2x2 clusters (spatial at DRAM, X then Y), 2x2 cores per cluster (spatial at GB).
+// CHECK:      comet.tile temporal tensors [A, B, I] at [DRAM, DRAM, DRAM]
+// CHECK-NEXT: comet.tile spatial tensors [A, B, I] at [DRAM, DRAM, DRAM] child [GB, GB, GB] precision [8, 8, 16] factors [{M = [1, 1, 1], K = [1, 1, 1], N = [2, 2, 2]}, {M = [1, 1, 1], K = [1, 1, 1], N = [2, 2, 2]}]
+// CHECK:      comet.tile spatial tensors [A, B, C] at [GB, GB, GB] child [IB, WB, OB] precision [8, 8, 16] factors [{M = [1, 1, 1], K = [1, 1, 1], N = [2, 2, 2]}, {M = [1, 1, 1], K = [1, 1, 1], N = [2, 2, 2]}]
+// CHECK-NEXT: comet.tile temporal tensors [A, B, C] at [IB, WB, OB]
+
+// DIM: error: comet.mapping: comet-distribute: unknown dimension 'Q'
+// TWICE: error: comet.mapping: comet-distribute: the mapping is already distributed
