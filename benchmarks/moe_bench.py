@@ -37,7 +37,7 @@ def save():
         json.dump(RES, f, indent=1)
 
 
-def bench(fn, warm=3, reps=10):
+def bench(fn, warm=5, reps=20):
     for _ in range(warm):
         fn()
     torch.cuda.synchronize()
@@ -50,28 +50,6 @@ def bench(fn, warm=3, reps=10):
         b.synchronize()
         ts.append(a.elapsed_time(b))
     return statistics.median(ts), min(ts), max(ts)
-
-
-def plain_layer(x, wr, w1, w3, w2, k=K):
-    logits = x @ wr
-    p = torch.softmax(logits.float(), -1)
-    g, idx = torch.topk(p, k, -1)
-    g = (g / g.sum(-1, keepdim=True)).to(x.dtype)
-    flat = idx.reshape(-1)
-    order = torch.argsort(flat)
-    counts = torch.bincount(flat, minlength=w1.shape[0]).tolist()
-    tok = order // k
-    gate = g.reshape(-1)[order]
-    out = torch.zeros_like(x)
-    s = 0
-    for e, c in enumerate(counts):
-        if c:
-            t = tok[s:s + c]
-            xe = x[t]
-            y = (F.silu(xe @ w1[e]) * (xe @ w3[e])) @ w2[e]
-            out.index_add_(0, t, y * gate[s:s + c, None])
-        s += c
-    return out
 
 
 def skew_bias(dev):
@@ -113,22 +91,76 @@ def main():
                 yb = plain_layer_from_logits(x, lg, w1, w3, w2)
                 r["relerr_torch_loop_bf16"] = float((yb.double() - ref.double()).norm() / ref.double().norm())
             # ---------- whole layer
-            def run_variant(key, fn):
+            def run_variant(key, fn, into=None):
+                into = r if into is None else into
                 try:
                     med, lo, hi = bench(fn)
-                    r[key] = {"ms": med, "min": lo, "max": hi}
+                    into[key] = {"ms": med, "min": lo, "max": hi}
                     print(f"{name:18s} {key:16s} {med:8.3f} ms", flush=True)
                 except Exception as e:
                     RES["errors"].append(f"{name} {key}: {e!r}")
                     traceback.print_exc()
+            # ---------- grouped-GEMM variants: GEMM1 and GEMM2 alone, correctness vs variant 0
+            from comet_ir.backends.cuda.moe.kernels import GroupedGemm, VARIANTS
+            xs0 = x.index_select(0, perm // K)
+            w13t, w2t = m._pack()
+            st = torch.cuda.current_stream().cuda_stream
+            rows = xs0.shape[0]
+            hb = torch.randn(rows, FF, device=dev).bfloat16()
+            vs = r["variants"] = {}
+            base = None
+            for v in VARIANTS:
+                try:
+                    g1 = GroupedGemm(E, 2 * FF, H, 0, v)
+                    g2 = GroupedGemm(E, H, FF, 0, v)
+                    o1 = torch.full((rows, 2 * FF), float("nan"), device=dev, dtype=torch.bfloat16)
+                    o2 = torch.full((rows, H), float("nan"), device=dev, dtype=torch.bfloat16)
+                    t1 = bench(lambda: g1.run(offsets.data_ptr(), xs0.data_ptr(), w13t.data_ptr(), o1.data_ptr(), st))[0]
+                    t2 = bench(lambda: g2.run(offsets.data_ptr(), hb.data_ptr(), w2t.data_ptr(), o2.data_ptr(), st))[0]
+                    vs[v] = {"gemm1_ms": t1, "gemm2_ms": t2,
+                             "gemm1_tflops": 2.0 * rows * H * 2 * FF / (t1 * 1e9),
+                             "gemm2_tflops": 2.0 * rows * H * FF / (t2 * 1e9)}
+                    if T == 2048 and not skew:
+                        if base is None:
+                            # variant 0 against torch for one expert slice
+                            a, b = int(offsets[0]), int(offsets[1])
+                            refg = (xs0[a:b].float() @ w13t[0].float().t())
+                            vs[v]["gemm1_relerr_vs_torch"] = float((o1[a:b].float() - refg).norm() / refg.norm())
+                            base = (o1.clone(), o2.clone())
+                        vs[v]["relerr_vs_variant0"] = float(max((o1.float() - base[0].float()).norm() / base[0].float().norm(),
+                                                                (o2.float() - base[1].float()).norm() / base[1].float().norm()))
+                        vs[v]["nan"] = bool(torch.isnan(o1).any() or torch.isnan(o2).any())
+                    print(name, v, vs[v], flush=True)
+                    del g1, g2, o1, o2
+                except Exception as e:
+                    RES["errors"].append(f"{name} variant {v}: {e!r}")
+            if vs:
+                b1 = min(vs, key=lambda v: vs[v]["gemm1_ms"])
+                b2 = min(vs, key=lambda v: vs[v]["gemm2_ms"])
+                r["best_pair"] = [b1, b2]
+            del hb, xs0
+            # ---------- stages of the cutlass layer
+            m.backend_req, m.gemm_variant, m._gemms = "cutlass", "coop_128x256", {}
+            run_variant("stage_route_dispatch", lambda: m._route_dispatch_fused(x, lg))
+            xs_f, inv_f, gates_f, offs_f = m._route_dispatch_fused(x, lg)
+            ys_f = torch.randn(rows, H, device=dev).bfloat16()
+            run_variant("stage_combine", lambda: m._combine(ys_f, inv_f, gates_f, T, "cutlass"))
+            from comet_ir.backends.cuda.moe import kernels as KK
+            gbuf = torch.randn(rows, 2 * FF, device=dev).bfloat16()
+            hbuf = torch.empty(rows, FF, device=dev, dtype=torch.bfloat16)
+            run_variant("stage_swiglu", lambda: KK.load().moe_swiglu(gbuf.data_ptr(), hbuf.data_ptr(), rows, FF, st))
+            run_variant("stage_router_gemm", lambda: x @ wr)
+            del gbuf, hbuf, ys_f, xs_f
+
             # plain torch layer with the same skew: add the bias through a biased router
             run_variant("torch_loop", lambda: plain_layer_biased(x, wr, bias, w1, w3, w2))
+            best = tuple(r.get("best_pair", ["coop_128x256"] * 2))
             for be, var, key in (("grouped_mm", "coop_128x256", "grouped_mm"), ("cutlass", "coop_128x256", "cutlass_coop"),
-                                 ("cutlass", "pingpong_128x128", "cutlass_ping")):
+                                 ("cutlass", best, "cutlass_best")):
                 m.backend_req, m.gemm_variant = be, var
                 m._gemms = {}
                 run_variant(key, lambda: m(x, logits_fn()))
-            m.backend_req, m.gemm_variant, m._gemms = "cutlass", "coop_128x256", {}
+            m.backend_req, m.gemm_variant, m._gemms = "cutlass", best, {}
             try:
                 xs_, lgs_ = x.clone(), lg.clone()
                 m(xs_, lgs_)
@@ -150,7 +182,7 @@ def main():
             xs = x.index_select(0, perm // K)
             flops = 2.0 * 3 * T * K * H * FF
             for be, var, key in (("cutlass", "coop_128x256", "experts_cutlass_coop"),
-                                 ("cutlass", "pingpong_128x128", "experts_cutlass_ping"),
+                                 ("cutlass", best, "experts_cutlass_best"),
                                  ("grouped_mm", "coop_128x256", "experts_grouped_mm")):
                 m.backend_req, m.gemm_variant, m._gemms = be, var, {}
                 run_variant(key, lambda: m.experts_forward(xs, offsets, be))

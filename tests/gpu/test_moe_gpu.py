@@ -150,3 +150,29 @@ def test_ep_shared_gpu(ep, tp, case):
     for r, v in res.items():
         assert isinstance(v, float), f"rank {r}: {v}"
         assert v < TOL, f"rank {r}: rel err {v}"
+
+
+@pytest.mark.parametrize("e,k", [(8, 2), (64, 6), (256, 8), (3, 3)])
+def test_fused_route_dispatch(e, k):
+    if "cutlass" not in backends():
+        pytest.skip("fused route kernels ship with the sm_90 library")
+    dev = torch.device("cuda")
+    gen = torch.Generator(device=dev).manual_seed(e + k)
+    T, H = 777, 256
+    m = CometMoE(H, 256, e, k, backend="cutlass", device=dev)
+    x = torch.randn(T, H, generator=gen, device=dev).bfloat16()
+    lg = torch.randn(T, e, generator=gen, device=dev)
+    xs, inv, gates, offsets = m._route_dispatch_fused(x, lg)
+    from comet_ir.backends.cuda.moe.module import route as troute
+    idx_t, g_t = troute(lg, k)
+    counts = torch.bincount(idx_t.reshape(-1), minlength=e)
+    assert torch.equal(offsets[1:] - offsets[:-1], counts)
+    assert torch.allclose(gates, g_t, rtol=1e-5, atol=1e-6)
+    assert sorted(inv.tolist()) == list(range(T * k))
+    tok = torch.arange(T * k, device=dev) // k
+    assert torch.equal(xs[inv], x[tok])                          # every (token, slot) row landed
+    rows_expert = torch.repeat_interleave(torch.arange(e, device=dev), counts)
+    assert torch.equal(rows_expert[inv], idx_t.reshape(-1))      # ...in its expert's segment
+    lg[0, :] = float("nan")                                      # NaN logits: no crash, no OOB
+    m._route_dispatch_fused(x, lg)
+    torch.cuda.synchronize()

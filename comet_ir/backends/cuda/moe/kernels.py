@@ -18,7 +18,8 @@ from pathlib import Path
 from comet_ir.errors import CometError
 
 SRC = Path(__file__).with_name("csrc") / "moe_kernels.cu"
-VARIANTS = {"coop_128x256": 0, "pingpong_128x128": 1}
+VARIANTS = {"coop_128x256": 0, "pingpong_128x128": 1, "coop_256x128": 2, "coop_128x256_c12": 3,
+            "coop_128x256_c11": 4}
 
 
 def cache_dir() -> Path:
@@ -77,6 +78,8 @@ def load() -> ctypes.CDLL:
     lib.moe_gather.argtypes = [vp, vp, vp, i32, i32, i32, vp]
     lib.moe_swiglu.argtypes = [vp, vp, i64, i32, vp]
     lib.moe_combine.argtypes = [vp, vp, vp, vp, i32, i32, i32, vp]
+    lib.moe_route_dispatch.argtypes = [vp, vp, i32, i32, i32, i32, vp, vp, vp, vp, vp, vp, vp, vp]
+    lib.moe_route_dispatch.restype = ctypes.c_int
     lib.moe_gg_create.argtypes = [i32, i32, i32, i32, i32, i32, ctypes.POINTER(ctypes.c_int)]
     lib.moe_gg_create.restype = vp
     lib.moe_gg_run.argtypes = [vp, vp, vp, vp, vp, vp]
@@ -101,6 +104,8 @@ class GroupedGemm:
             raise CometError(f"moe: grouped GEMM needs N and K multiples of 8 (got N={n}, K={k})")
         self.lib = load()
         err = ctypes.c_int(0)
+        if variant not in VARIANTS:
+            raise CometError(f"moe: unknown grouped-GEMM variant {variant!r} (one of {sorted(VARIANTS)})")
         self.h = self.lib.moe_gg_create(VARIANTS[variant], groups, n, k, device, sm_count, ctypes.byref(err))
         if not self.h:
             raise CometError(f"moe: creating the CUTLASS grouped GEMM failed (code {err.value})")

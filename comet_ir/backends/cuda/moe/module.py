@@ -149,11 +149,12 @@ class CometMoE(nn.Module):
                 pass
         return "grouped_mm" if hasattr(torch, "_grouped_mm") and device.type == "cuda" else "loop"
 
-    def _gemm(self, n, k, device):
-        key = (n, k, device.index)
+    def _gemm(self, which, n, k, device):
+        v = self.gemm_variant if isinstance(self.gemm_variant, str) else self.gemm_variant[which]
+        key = (v, n, k, device.index)
         if key not in self._gemms:
             from comet_ir.backends.cuda.moe.kernels import GroupedGemm
-            self._gemms[key] = GroupedGemm(self.epr, n, k, device.index or 0, self.gemm_variant)
+            self._gemms[key] = GroupedGemm(self.epr, n, k, device.index or 0, v)
         return self._gemms[key]
 
     def experts_forward(self, xs: torch.Tensor, offsets: torch.Tensor, backend: str) -> torch.Tensor:
@@ -169,9 +170,9 @@ class CometMoE(nn.Module):
             y = torch.empty(rows, self.hidden, dtype=xs.dtype, device=xs.device)
             if rows:
                 offs = offsets.contiguous()
-                self._gemm(2 * self.fl, self.hidden, xs.device).run(offs.data_ptr(), xs.data_ptr(), w13t.data_ptr(), g.data_ptr(), s)
+                self._gemm(0, 2 * self.fl, self.hidden, xs.device).run(offs.data_ptr(), xs.data_ptr(), w13t.data_ptr(), g.data_ptr(), s)
                 kernels.check(lib.moe_swiglu(g.data_ptr(), h.data_ptr(), rows, self.fl, s), "swiglu")
-                self._gemm(self.hidden, self.fl, xs.device).run(offs.data_ptr(), h.data_ptr(), w2t.data_ptr(), y.data_ptr(), s)
+                self._gemm(1, self.hidden, self.fl, xs.device).run(offs.data_ptr(), h.data_ptr(), w2t.data_ptr(), y.data_ptr(), s)
             return y
         if backend == "grouped_mm":
             offs = offsets[1:].to(torch.int32)
@@ -210,16 +211,38 @@ class CometMoE(nn.Module):
         backend = self.backend(x.device)
         T = x.shape[0]
         x = x.contiguous()
-        idx, gates = route(router_logits, self.topk)
-        if self.ep == 1:
+        if self.ep == 1 and backend == "cutlass":
+            xs, inv, gates, offsets = self._route_dispatch_fused(x, router_logits)
+            ys = self.experts_forward(xs, offsets, backend)
+        elif self.ep == 1:
+            idx, gates = route(router_logits, self.topk)
             perm, inv, counts, offsets = permutation(idx, self.experts)
             ys = self.experts_forward(self._gather(x, perm, backend), offsets, backend)
         else:
+            idx, gates = route(router_logits, self.topk)
             ys, inv = self._ep_forward(x, idx, backend)
         out = self._combine(ys, inv, gates, T, backend)
         if self.tp > 1:
             out = self._allreduce_tp(out)
         return out
+
+    def _route_dispatch_fused(self, x, logits):
+        """route + permutation + gather in three kernel launches (moe_route_dispatch)."""
+        from comet_ir.backends.cuda.moe import kernels
+        T, k, E, dev = x.shape[0], self.topk, self.experts, x.device
+        lg = logits.float().contiguous()
+        idx = torch.empty(T, k, dtype=torch.int64, device=dev)
+        gates = torch.empty(T, k, dtype=torch.float32, device=dev)
+        scratch = torch.empty(2 * E, dtype=torch.int32, device=dev)
+        offsets = torch.empty(E + 1, dtype=torch.int64, device=dev)
+        perm = torch.empty(T * k, dtype=torch.int64, device=dev)
+        inv = torch.empty(T * k, dtype=torch.int64, device=dev)
+        xs = torch.empty(T * k, self.hidden, dtype=x.dtype, device=dev)
+        kernels.check(kernels.load().moe_route_dispatch(
+            lg.data_ptr(), x.data_ptr(), T, self.hidden, E, k, idx.data_ptr(), gates.data_ptr(), scratch.data_ptr(),
+            offsets.data_ptr(), perm.data_ptr(), inv.data_ptr(), xs.data_ptr(),
+            torch.cuda.current_stream(dev).cuda_stream), "route/dispatch")
+        return xs, inv, gates, offsets
 
     def _gather(self, x, perm, backend):
         if backend == "cutlass":

@@ -111,6 +111,108 @@ extern "C" int moe_combine(const void* y, const int64_t* inv, const float* gates
   return (int)cudaGetLastError();
 }
 
+
+// ------------------------------------------------------------------ fused route + dispatch
+// layer0's comm role at token granularity in three launches (no host sync):
+//   moe_route_kernel     one warp per token: softmax over E (<= 256), top-k by repeated warp
+//                        argmax (ties -> lower expert), gates renormalised over the k chosen,
+//                        counts[e] += 1 (atomics)
+//   moe_scan_kernel      offsets = exclusive prefix sum of counts, cursors = 0
+//   moe_dispatch_kernel  one warp per token: row = offsets[e] + atomicAdd(cursor[e]); perm/inv;
+//                        the token's row is copied into the expert-grouped buffer at `row`.
+// Row order inside an expert follows the atomics (not stable), which does not change any
+// result: every GEMM output row depends on its own input row only.
+template <int EPL>  // experts per lane (E <= 32 * EPL)
+__global__ void moe_route_kernel(const float* __restrict__ logits, int tokens, int experts, int topk,
+                                 int64_t* __restrict__ idx, float* __restrict__ gates, int* __restrict__ counts) {
+  int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+  if (warp >= tokens) return;
+  float v[EPL];
+  float mx = -INFINITY;
+#pragma unroll
+  for (int i = 0; i < EPL; ++i) {
+    int e = lane + 32 * i;
+    float l = e < experts ? logits[(int64_t)warp * experts + e] : -INFINITY;
+    v[i] = isnan(l) ? -INFINITY : l;   // NaN logits rank last; a removed entry becomes NaN
+    mx = fmaxf(mx, v[i]);
+  }
+  for (int o = 16; o; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, o));
+  float sel_sum = 0.f, sel_p[8]; int sel_e[8];
+#pragma unroll
+  for (int s = 0; s < 8; ++s) {
+    if (s >= topk) break;
+    float bv = -INFINITY; int be = 0x7fffffff;
+#pragma unroll
+    for (int i = 0; i < EPL; ++i) {
+      int e = lane + 32 * i;
+      if (e < experts && (v[i] > bv || (v[i] == bv && e < be))) { bv = v[i]; be = e; }  // NaN: false
+    }
+    for (int o = 16; o; o >>= 1) {
+      float ov = __shfl_xor_sync(0xffffffff, bv, o); int oe = __shfl_xor_sync(0xffffffff, be, o);
+      if (ov > bv || (ov == bv && oe < be)) { bv = ov; be = oe; }
+    }
+#pragma unroll
+    for (int i = 0; i < EPL; ++i) if (lane + 32 * i == be) v[i] = NAN;  // never selected again
+    float p = __expf(bv - mx);
+    sel_p[s] = p; sel_e[s] = be; sel_sum += p;
+  }
+  if (lane < topk) {
+    float p = 0.f; int e = 0;
+#pragma unroll
+    for (int s = 0; s < 8; ++s) if (s == lane) { p = sel_p[s]; e = sel_e[s]; }
+    idx[(int64_t)warp * topk + lane] = e;
+    gates[(int64_t)warp * topk + lane] = p / sel_sum;
+    atomicAdd(counts + e, 1);
+  }
+}
+
+__global__ void moe_scan_kernel(const int* __restrict__ counts, int experts, int64_t* __restrict__ offsets,
+                                int* __restrict__ cursors) {
+  if (threadIdx.x == 0) {
+    int64_t acc = 0;
+    for (int e = 0; e < experts; ++e) { offsets[e] = acc; acc += counts[e]; cursors[e] = 0; }
+    offsets[experts] = acc;
+  }
+}
+
+__global__ void moe_dispatch_kernel(const uint4* __restrict__ x, const int64_t* __restrict__ idx,
+                                    const int64_t* __restrict__ offsets, int* __restrict__ cursors,
+                                    int64_t* __restrict__ perm, int64_t* __restrict__ inv, uint4* __restrict__ xs,
+                                    int tokens, int topk, int vec_per_row) {
+  int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+  if (warp >= tokens) return;
+  const uint4* src = x + (int64_t)warp * vec_per_row;
+  for (int s = 0; s < topk; ++s) {
+    int64_t flat = (int64_t)warp * topk + s;
+    int64_t row = 0;
+    if (lane == 0) {
+      int e = (int)idx[flat];
+      row = offsets[e] + atomicAdd(cursors + e, 1);
+      perm[row] = flat; inv[flat] = row;
+    }
+    row = __shfl_sync(0xffffffff, row, 0);
+    uint4* dst = xs + row * vec_per_row;
+    for (int i = lane; i < vec_per_row; i += 32) dst[i] = src[i];
+  }
+}
+
+extern "C" int moe_route_dispatch(const float* logits, const void* x, int tokens, int hidden, int experts, int topk,
+                                  int64_t* idx, float* gates, int* counts /* [2E] scratch */, int64_t* offsets,
+                                  int64_t* perm, int64_t* inv, void* xs, void* stream) {
+  if (tokens == 0) return 0;
+  if (hidden % 8 || experts > 256 || topk > 8 || topk > experts) return -2;
+  auto s = (cudaStream_t)stream;
+  cudaMemsetAsync(counts, 0, sizeof(int) * experts, s);
+  int blocks = (tokens + 7) / 8;  // 8 warps per block
+  if (experts <= 32) moe_route_kernel<1><<<blocks, 256, 0, s>>>(logits, tokens, experts, topk, idx, gates, counts);
+  else if (experts <= 64) moe_route_kernel<2><<<blocks, 256, 0, s>>>(logits, tokens, experts, topk, idx, gates, counts);
+  else moe_route_kernel<8><<<blocks, 256, 0, s>>>(logits, tokens, experts, topk, idx, gates, counts);
+  moe_scan_kernel<<<1, 32, 0, s>>>(counts, experts, offsets, counts + experts);
+  moe_dispatch_kernel<<<blocks, 256, 0, s>>>((const uint4*)x, idx, offsets, counts + experts, perm, inv, (uint4*)xs,
+                                             tokens, topk, hidden / 8);
+  return (int)cudaGetLastError();
+}
+
 // ------------------------------------------------------------------ grouped GEMM (compute role)
 #if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
 using ProblemShape = cutlass::gemm::GroupProblemShape<Shape<int, int, int>>;
@@ -136,13 +238,24 @@ struct GroupedGemm {
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
 };
 
-// variant 0: cooperative 128x256x64, cluster 2x1; variant 1: pingpong 128x128x64, cluster 2x1
+// variants: 0 coop 128x256x64 cluster 2x1; 1 pingpong 128x128x64 cluster 2x1;
+//           2 coop 256x128x64 cluster 2x1; 3 coop 128x256x64 cluster 1x2; 4 coop 128x256x64 cluster 1x1
 using Coop = GroupedGemm<Shape<_128, _256, _64>, Shape<_2, _1, _1>,
                          cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative,
                          cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative>;
 using Ping = GroupedGemm<Shape<_128, _128, _64>, Shape<_2, _1, _1>,
                          cutlass::gemm::KernelPtrArrayTmaWarpSpecializedPingpong,
                          cutlass::epilogue::PtrArrayTmaWarpSpecializedPingpong>;
+
+using Coop256 = GroupedGemm<Shape<_256, _128, _64>, Shape<_2, _1, _1>,
+                            cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative,
+                            cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative>;
+using CoopC12 = GroupedGemm<Shape<_128, _256, _64>, Shape<_1, _2, _1>,
+                            cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative,
+                            cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative>;
+using CoopC11 = GroupedGemm<Shape<_128, _256, _64>, Shape<_1, _1, _1>,
+                            cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative,
+                            cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative>;
 
 template <class G>
 __global__ void moe_group_args_kernel(int groups, const int64_t* offsets, int n, int k,
@@ -226,8 +339,14 @@ struct GG : GGBase {
 extern "C" void* moe_gg_create(int variant, int groups, int n, int k, int device, int sm_count, int* err) {
 #if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
   GGBase* h = nullptr; int e = 0;
-  if (variant == 0) { auto* p = new GG<Coop>(groups, n, k, device, sm_count); e = p->err; h = p; }
-  else { auto* p = new GG<Ping>(groups, n, k, device, sm_count); e = p->err; h = p; }
+  switch (variant) {
+    case 0: { auto* p = new GG<Coop>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
+    case 1: { auto* p = new GG<Ping>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
+    case 2: { auto* p = new GG<Coop256>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
+    case 3: { auto* p = new GG<CoopC12>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
+    case 4: { auto* p = new GG<CoopC11>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
+    default: *err = -6; return nullptr;
+  }
   *err = e;
   if (e) { delete h; return nullptr; }
   return h;
