@@ -176,3 +176,19 @@ def test_fused_route_dispatch(e, k):
     lg[0, :] = float("nan")                                      # NaN logits: no crash, no OOB
     m._route_dispatch_fused(x, lg)
     torch.cuda.synchronize()
+
+
+@pytest.mark.parametrize("variant", ["coop_256x128", "coop_128x256_c12", "coop_128x256_c11", "pingpong_128x128",
+                                     ("swiglu_evt_128x256", "coop_128x256"), ("swiglu_evt_128x256", "coop_256x128")])
+@pytest.mark.parametrize("case", ["zipf", "empty_expert"])
+def test_gemm_variants(variant, case):
+    if "cutlass" not in backends():
+        pytest.skip("cutlass variants need sm_90")
+    dev = torch.device("cuda")
+    gen = torch.Generator(device=dev).manual_seed(11)
+    t, h, f, e, k = 600, 1024, 1536, 8, 2
+    m = CometMoE(h, f, e, k, backend="cutlass", device=dev, gemm_variant=variant)
+    x = torch.randn(t, h, generator=gen, device=dev).bfloat16()
+    lg = logits_for(case, t, e, gen, dev)
+    ref = reference_moe(x, lg, m.w1.detach(), m.w3.detach(), m.w2.detach(), k)
+    assert rel(m(x, lg), ref) < TOL

@@ -19,7 +19,8 @@ from comet_ir.errors import CometError
 
 SRC = Path(__file__).with_name("csrc") / "moe_kernels.cu"
 VARIANTS = {"coop_128x256": 0, "pingpong_128x128": 1, "coop_256x128": 2, "coop_128x256_c12": 3,
-            "coop_128x256_c11": 4}
+            "coop_128x256_c11": 4, "swiglu_evt_128x256": 5}
+PLAIN_VARIANTS = [v for v in VARIANTS if not v.startswith("swiglu")]
 
 
 def cache_dir() -> Path:
@@ -82,7 +83,7 @@ def load() -> ctypes.CDLL:
     lib.moe_route_dispatch.restype = ctypes.c_int
     lib.moe_gg_create.argtypes = [i32, i32, i32, i32, i32, i32, ctypes.POINTER(ctypes.c_int)]
     lib.moe_gg_create.restype = vp
-    lib.moe_gg_run.argtypes = [vp, vp, vp, vp, vp, vp]
+    lib.moe_gg_run.argtypes = [vp, vp, vp, vp, vp, vp, i64, vp]
     lib.moe_gg_destroy.argtypes = [vp]
     for f in (lib.moe_gather, lib.moe_swiglu, lib.moe_combine, lib.moe_gg_run):
         f.restype = ctypes.c_int
@@ -111,8 +112,10 @@ class GroupedGemm:
             raise CometError(f"moe: creating the CUTLASS grouped GEMM failed (code {err.value})")
         self.groups, self.n, self.k = groups, n, k
 
-    def run(self, offsets_ptr: int, a_ptr: int, b_ptr: int, d_ptr: int, stream: int) -> None:
-        check(self.lib.moe_gg_run(self.h, offsets_ptr, a_ptr, b_ptr, d_ptr, stream), "grouped GEMM")
+    def run(self, offsets_ptr: int, a_ptr: int, b_ptr: int, d_ptr: int, stream: int, c_ptr: int = 0,
+            b_group_stride: int = 0) -> None:
+        check(self.lib.moe_gg_run(self.h, offsets_ptr, a_ptr, b_ptr, d_ptr, c_ptr or None, b_group_stride, stream),
+              "grouped GEMM")
 
     def __del__(self):
         try:

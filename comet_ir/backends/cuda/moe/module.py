@@ -151,6 +151,11 @@ class CometMoE(nn.Module):
 
     def _gemm(self, which, n, k, device):
         v = self.gemm_variant if isinstance(self.gemm_variant, str) else self.gemm_variant[which]
+        if v.startswith("swiglu"):
+            v = "coop_128x256"
+        return self._gemm_v(v, n, k, device)
+
+    def _gemm_v(self, v, n, k, device):
         key = (v, n, k, device.index)
         if key not in self._gemms:
             from comet_ir.backends.cuda.moe.kernels import GroupedGemm
@@ -165,14 +170,25 @@ class CometMoE(nn.Module):
             from comet_ir.backends.cuda.moe import kernels
             lib = kernels.load()
             s = torch.cuda.current_stream(xs.device).cuda_stream
-            g = torch.empty(rows, 2 * self.fl, dtype=xs.dtype, device=xs.device)
             h = torch.empty(rows, self.fl, dtype=xs.dtype, device=xs.device)
             y = torch.empty(rows, self.hidden, dtype=xs.dtype, device=xs.device)
             if rows:
                 offs = offsets.contiguous()
-                self._gemm(0, 2 * self.fl, self.hidden, xs.device).run(offs.data_ptr(), xs.data_ptr(), w13t.data_ptr(), g.data_ptr(), s)
-                kernels.check(lib.moe_swiglu(g.data_ptr(), h.data_ptr(), rows, self.fl, s), "swiglu")
-                self._gemm(1, self.hidden, self.fl, xs.device).run(offs.data_ptr(), h.data_ptr(), w2t.data_ptr(), y.data_ptr(), s)
+                v1 = self.gemm_variant if isinstance(self.gemm_variant, str) else self.gemm_variant[0]
+                H, Fl = self.hidden, self.fl
+                if v1.startswith("swiglu"):
+                    # up = x @ w3 (plain), then h = silu(x @ w1) * up in the GEMM epilogue
+                    u = torch.empty(rows, Fl, dtype=xs.dtype, device=xs.device)
+                    up = self._gemm_v("coop_128x256", Fl, H, xs.device)
+                    up.run(offs.data_ptr(), xs.data_ptr(), w13t.data_ptr() + Fl * H * w13t.element_size(), u.data_ptr(), s,
+                           b_group_stride=2 * Fl * H)
+                    self._gemm_v(v1, Fl, H, xs.device).run(offs.data_ptr(), xs.data_ptr(), w13t.data_ptr(), h.data_ptr(), s,
+                                                           c_ptr=u.data_ptr(), b_group_stride=2 * Fl * H)
+                else:
+                    g = torch.empty(rows, 2 * Fl, dtype=xs.dtype, device=xs.device)
+                    self._gemm(0, 2 * Fl, H, xs.device).run(offs.data_ptr(), xs.data_ptr(), w13t.data_ptr(), g.data_ptr(), s)
+                    kernels.check(lib.moe_swiglu(g.data_ptr(), h.data_ptr(), rows, Fl, s), "swiglu")
+                self._gemm(1, H, Fl, xs.device).run(offs.data_ptr(), h.data_ptr(), w2t.data_ptr(), y.data_ptr(), s)
             return y
         if backend == "grouped_mm":
             offs = offsets[1:].to(torch.int32)

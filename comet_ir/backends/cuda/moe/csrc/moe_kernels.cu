@@ -247,6 +247,30 @@ using Ping = GroupedGemm<Shape<_128, _128, _64>, Shape<_2, _1, _1>,
                          cutlass::gemm::KernelPtrArrayTmaWarpSpecializedPingpong,
                          cutlass::epilogue::PtrArrayTmaWarpSpecializedPingpong>;
 
+// GEMM1 with the SwiGLU fused into the epilogue: D = silu(acc) * C, C = x @ w3 (the "up" GEMM,
+// computed first by a plain variant), acc = x @ w1. Epilogue visitor tree (EVT).
+using namespace cutlass::epilogue::fusion;
+using SwigluEVT = Sm90EVT<Sm90Compute<cutlass::multiplies, Element, float, cutlass::FloatRoundStyle::round_to_nearest>,
+                          Sm90EVT<Sm90Compute<cutlass::epilogue::thread::SiLu, float, float, cutlass::FloatRoundStyle::round_to_nearest>,
+                                  Sm90AccFetch>,
+                          Sm90SrcFetch<Element>>;
+struct GroupedGemmSwiglu {
+  using TileShape_ = Shape<_128, _256, _64>;
+  using ClusterShape_ = Shape<_2, _1, _1>;
+  using CollectiveEpilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape_, ClusterShape_,
+      cutlass::epilogue::collective::EpilogueTileAuto, float, float,
+      Element, LayoutD*, kAlign, Element, LayoutD*, kAlign,
+      cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative, SwigluEVT>::CollectiveOp;
+  using CollectiveMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Element, LayoutA*, kAlign, Element, LayoutB*, kAlign,
+      float, TileShape_, ClusterShape_,
+      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename CollectiveEpilogue::SharedStorage))>,
+      cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative>::CollectiveOp;
+  using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
+  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+};
+
 using Coop256 = GroupedGemm<Shape<_256, _128, _64>, Shape<_2, _1, _1>,
                             cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative,
                             cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative>;
@@ -257,23 +281,27 @@ using CoopC11 = GroupedGemm<Shape<_128, _256, _64>, Shape<_1, _1, _1>,
                             cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative,
                             cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative>;
 
-template <class G>
 __global__ void moe_group_args_kernel(int groups, const int64_t* offsets, int n, int k,
                                       typename ProblemShape::UnderlyingProblemShape* shapes,
-                                      const Element** pa, const Element** pb, Element** pd,
-                                      const Element* a, const Element* b, Element* d) {
+                                      const Element** pa, const Element** pb, Element** pd, const Element** pc,
+                                      const Element* a, const Element* b, Element* d, const Element* c,
+                                      int64_t b_gstride) {
   int g = blockIdx.x * blockDim.x + threadIdx.x;
   if (g >= groups) return;
   int64_t r0 = offsets[g], m = offsets[g + 1] - r0;
   shapes[g] = make_shape(int(m), n, k);
   pa[g] = a + r0 * k;
-  pb[g] = b + (int64_t)g * n * k;
+  pb[g] = b + (int64_t)g * b_gstride;
   pd[g] = d + r0 * n;
+  if (pc) pc[g] = c + r0 * n;
 }
 
-struct GGBase { virtual ~GGBase() {} virtual int run(const int64_t*, const void*, const void*, void*, void*) = 0; };
+struct GGBase {
+  virtual ~GGBase() {}
+  virtual int run(const int64_t*, const void*, const void*, void*, const void*, int64_t, void*) = 0;
+};
 
-template <class G>
+template <class G, bool kSwiglu = false>
 struct GG : GGBase {
   using Gemm = typename G::Gemm;
   using SA = typename Gemm::GemmKernel::InternalStrideA;
@@ -281,7 +309,7 @@ struct GG : GGBase {
   using SD = typename Gemm::GemmKernel::InternalStrideD;
   int groups, n, k;
   typename ProblemShape::UnderlyingProblemShape* shapes = nullptr;
-  const Element** pa = nullptr; const Element** pb = nullptr; Element** pd = nullptr;
+  const Element** pa = nullptr; const Element** pb = nullptr; Element** pd = nullptr; const Element** pc = nullptr;
   SA* sa = nullptr; SB* sb = nullptr; SD* sd = nullptr;
   void* workspace = nullptr;
   Gemm gemm;
@@ -290,6 +318,7 @@ struct GG : GGBase {
   GG(int groups_, int n_, int k_, int device, int sm_count) : groups(groups_), n(n_), k(k_) {
     cudaMalloc(&shapes, sizeof(*shapes) * groups);
     cudaMalloc(&pa, sizeof(void*) * groups); cudaMalloc(&pb, sizeof(void*) * groups); cudaMalloc(&pd, sizeof(void*) * groups);
+    if (kSwiglu) cudaMalloc(&pc, sizeof(void*) * groups);
     cudaMalloc(&sa, sizeof(SA) * groups); cudaMalloc(&sb, sizeof(SB) * groups); cudaMalloc(&sd, sizeof(SD) * groups);
     // strides of row-major [M,K], [N,K] (K contiguous) and [M,N] do not depend on M
     SA ha = cutlass::make_cute_packed_stride(SA{}, {1, k, 1});
@@ -304,16 +333,24 @@ struct GG : GGBase {
     // compute role on fewer SMs when comm blocks take the rest (thread-block isolation ratio)
     if (sm_count > 0 && sm_count < hw.sm_count) hw.sm_count = sm_count;
     typename Gemm::Arguments args;
-    decltype(args.epilogue.thread) fusion;
-    fusion.alpha = 1.f; fusion.beta = 0.f;
-    fusion.alpha_ptr = nullptr; fusion.beta_ptr = nullptr;
-    fusion.alpha_ptr_array = nullptr; fusion.beta_ptr_array = nullptr;
-    fusion.dAlpha = {cute::_0{}, cute::_0{}, 0}; fusion.dBeta = {cute::_0{}, cute::_0{}, 0};
-    args = typename Gemm::Arguments{cutlass::gemm::GemmUniversalMode::kGrouped,
-                                    {groups, shapes, nullptr},
-                                    {pa, sa, pb, sb},
-                                    {fusion, nullptr, sd, pd, sd},
-                                    hw};
+    decltype(args.epilogue.thread) fusion{};
+    if constexpr (!kSwiglu) {
+      fusion.alpha = 1.f; fusion.beta = 0.f;
+      fusion.alpha_ptr = nullptr; fusion.beta_ptr = nullptr;
+      fusion.alpha_ptr_array = nullptr; fusion.beta_ptr_array = nullptr;
+      fusion.dAlpha = {cute::_0{}, cute::_0{}, 0}; fusion.dBeta = {cute::_0{}, cute::_0{}, 0};
+      args = typename Gemm::Arguments{cutlass::gemm::GemmUniversalMode::kGrouped,
+                                      {groups, shapes, nullptr},
+                                      {pa, sa, pb, sb},
+                                      {fusion, nullptr, sd, pd, sd},
+                                      hw};
+    } else {
+      args = typename Gemm::Arguments{cutlass::gemm::GemmUniversalMode::kGrouped,
+                                      {groups, shapes, nullptr},
+                                      {pa, sa, pb, sb},
+                                      {fusion, pc, sd, pd, sd},
+                                      hw};
+    }
     size_t ws = Gemm::get_workspace_size(args);
     if (ws) cudaMalloc(&workspace, ws);
     if (gemm.can_implement(args) != cutlass::Status::kSuccess) { err = -3; return; }
@@ -322,12 +359,15 @@ struct GG : GGBase {
   }
   ~GG() {
     cudaFree(shapes); cudaFree(pa); cudaFree(pb); cudaFree(pd); cudaFree(sa); cudaFree(sb); cudaFree(sd);
+    if (pc) cudaFree(pc);
     if (workspace) cudaFree(workspace);
   }
-  int run(const int64_t* offsets, const void* a, const void* b, void* d, void* stream) override {
+  int run(const int64_t* offsets, const void* a, const void* b, void* d, const void* c, int64_t b_gstride,
+          void* stream) override {
     auto s = (cudaStream_t)stream;
-    moe_group_args_kernel<G><<<(groups + 127) / 128, 128, 0, s>>>(groups, offsets, n, k, shapes, pa, pb, pd,
-        (const Element*)a, (const Element*)b, (Element*)d);
+    if (kSwiglu && !c) return -7;
+    moe_group_args_kernel<<<(groups + 127) / 128, 128, 0, s>>>(groups, offsets, n, k, shapes, pa, pb, pd, pc,
+        (const Element*)a, (const Element*)b, (Element*)d, (const Element*)c, b_gstride > 0 ? b_gstride : (int64_t)n * k);
     int e = (int)cudaGetLastError();
     if (e) return e;
     if (gemm.run(s) != cutlass::Status::kSuccess) return -5;
@@ -345,6 +385,7 @@ extern "C" void* moe_gg_create(int variant, int groups, int n, int k, int device
     case 2: { auto* p = new GG<Coop256>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
     case 3: { auto* p = new GG<CoopC12>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
     case 4: { auto* p = new GG<CoopC11>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
+    case 5: { auto* p = new GG<GroupedGemmSwiglu, true>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
     default: *err = -6; return nullptr;
   }
   *err = e;
@@ -355,9 +396,12 @@ extern "C" void* moe_gg_create(int variant, int groups, int n, int k, int device
 #endif
 }
 
-extern "C" int moe_gg_run(void* h, const int64_t* offsets, const void* a, const void* b, void* d, void* stream) {
+// D[rows of g] = A[rows of g] @ B[g]^T  (variant 5: D = silu(A @ B[g]^T) * C[rows of g]);
+// B[g] starts at b + g * b_gstride elements (0: packed [G, N, K]).
+extern "C" int moe_gg_run(void* h, const int64_t* offsets, const void* a, const void* b, void* d, const void* c,
+                          int64_t b_gstride, void* stream) {
 #if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
-  return static_cast<GGBase*>(h)->run(offsets, a, b, d, stream);
+  return static_cast<GGBase*>(h)->run(offsets, a, b, d, c, b_gstride, stream);
 #else
   return -1;
 #endif
