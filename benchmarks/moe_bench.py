@@ -239,6 +239,45 @@ def main():
             del x, xs
 
 
+def extra_shapes():
+    """Out-of-sample shapes for the cost model: (T, H, F, E, k)."""
+    dev = torch.device("cuda")
+    ex = RES["extra"] = {}
+    for (T, h, f, e, k) in ((4096, 4096, 14336, 8, 2), (4096, 2048, 1408, 64, 6), (1024, 4096, 14336, 8, 2)):
+        name = f"T{T}_H{h}_F{f}_E{e}_k{k}"
+        r = ex[name] = {}
+        try:
+            torch.manual_seed(1)
+            w1 = (torch.randn(e, h, f, device=dev) * h ** -0.5).bfloat16()
+            w3 = (torch.randn(e, h, f, device=dev) * h ** -0.5).bfloat16()
+            w2 = (torch.randn(e, f, h, device=dev) * f ** -0.5).bfloat16()
+            x = torch.randn(T, h, device=dev).bfloat16()
+            lg = torch.randn(T, e, device=dev)
+            m = CometMoE(h, f, e, k, backend="cutlass", device=dev)
+            m.load_global_weights(w1, w3, w2)
+            idx, _ = route(lg, k)
+            r["counts"] = torch.bincount(idx.reshape(-1), minlength=e).tolist()
+            ref = reference_moe(x, lg, w1, w3, w2, k)
+            r["relerr_cutlass"] = float((m(x, lg).double() - ref.double()).norm() / ref.double().norm())
+            for key, fn in (("torch_loop", lambda: plain_layer_from_logits(x, lg, w1, w3, w2, k)),
+                            ("cutlass_eager", lambda: m(x, lg))):
+                r[key] = {"ms": bench(fn)[0]}
+            m(x, lg)
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g):
+                m(x, lg)
+            r["cutlass_graph"] = {"ms": bench(g.replay)[0]}
+            cfg = MM.MoEConfig(T, h, f, e, k, counts=tuple(r["counts"]))
+            r["model_grouped_ms"] = MM.predict(cfg, "h100", "grouped")["total_ms"]
+            r["model_loop_ms"] = MM.predict(cfg, "h100", "loop")["total_ms"]
+            print(name, {kk: vv for kk, vv in r.items() if kk != "counts"}, flush=True)
+            del g, m, w1, w3, w2
+        except Exception as e_:
+            RES["errors"].append(f"extra {name}: {e_!r}")
+            traceback.print_exc()
+        save()
+
+
 def plain_layer_from_logits(x, lg, w1, w3, w2, k=K):
     idx, g = route(lg, k)
     flat = idx.reshape(-1)
@@ -267,6 +306,11 @@ if __name__ == "__main__":
     except Exception:
         RES["errors"].append(traceback.format_exc())
         traceback.print_exc()
+    torch.cuda.empty_cache()
+    try:
+        extra_shapes()
+    except Exception:
+        RES["errors"].append(traceback.format_exc())
     save()
     print(json.dumps({k: {kk: (vv["ms"] if isinstance(vv, dict) and "ms" in vv else None)
                           for kk, vv in v.items() if isinstance(vv, dict) and "ms" in vv}

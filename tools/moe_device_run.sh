@@ -11,5 +11,5 @@ nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,memory.used,memory.total --f
 T0=$(date +%s)
 timeout ${MOE_TEST_TIMEOUT:-240} python3 -m pytest -q -rf -p no:cacheprovider --timeout 150 tests/gpu/test_moe_gpu.py 2>&1 | tee "$OUT/pytest.log" | tail -40
 echo "tests took $(( $(date +%s) - T0 )) s"
-timeout ${MOE_BENCH_TIMEOUT:-260} python3 benchmarks/moe_bench.py 2>&1 | tee "$OUT/bench.log" | grep -v "^ " | tail -60
+timeout ${MOE_BENCH_TIMEOUT:-280} python3 benchmarks/moe_bench.py 2>&1 | tee "$OUT/bench.log" | grep -v "^ " | tail -60
 echo "total $(( $(date +%s) - T0 )) s"
