@@ -20,32 +20,38 @@ from comet_ir.backends.cost import moe_model as M
 H, FF, E, K = 4096, 14336, 8, 2
 
 
-def rows(res):
+def rows(res, tag=""):
     out = []
     for name, c in res["cases"].items():
         T = int(name.split("_")[0][1:])
         cfg = M.MoEConfig(T, H, FF, E, K, counts=tuple(c["counts"]))
-        out.append((name, cfg, c))
+        out.append((tag + name, cfg, c, True))
+    for name, c in res.get("extra", {}).items():
+        t, h, f, e, k = (int(p[1:]) if p[0] in "THFE" else int(p[1:]) for p in name.split("_"))
+        cfg = M.MoEConfig(t, h, f, e, k, counts=tuple(c["counts"]))
+        out.append((tag + name, cfg, c, False))   # extras: no router GEMM in the timed region
     return out
 
 
-def predictions(cfg, cal):
-    g = M.predict(cfg, "h100", "grouped", calib=cal, include_router=True)
-    l = M.predict(cfg, "h100", "loop", calib=cal, include_router=True)
+def predictions(cfg, cal, router=True):
+    g = M.predict(cfg, "h100", "grouped", calib=cal, include_router=router)
+    l = M.predict(cfg, "h100", "loop", calib=cal, include_router=router)
     return g, l
 
 
 def table(data, cal):
     errs = []
     lines = [f"{'case':16s} {'what':22s} {'measured':>9s} {'model':>9s} {'err':>7s}"]
-    for name, cfg, c in data:
-        g, l = predictions(cfg, cal)
+    for name, cfg, c, router in data:
+        g, l = predictions(cfg, cal, router)
         pairs = []
         gem = g["gemm1_ms"] + g["gemm2_ms"]
         if "experts_cutlass_coop" in c:
             pairs.append(("experts (GEMMs+SwiGLU)", c["experts_cutlass_coop"]["ms"], gem + g["swiglu_ms"]))
         if "cutlass_graph" in c:
             pairs.append(("layer cutlass (graph)", c["cutlass_graph"]["ms"], g["total_ms"]))
+        if "cutlass_eager" in c:
+            pairs.append(("layer cutlass (eager)", c["cutlass_eager"]["ms"], g["total_ms"]))
         if "torch_loop" in c:
             pairs.append(("layer plain torch", c["torch_loop"]["ms"], l["total_ms"]))
         for sms, t in (c.get("sm_sweep_gemms_ms") or {}).items():
@@ -61,10 +67,10 @@ def table(data, cal):
 
 def fit(data):
     best = None
-    for ge, we, le, lf in itertools.product(np.arange(0.60, 0.86, 0.01), np.arange(0.0, 1.01, 0.04),
-                                            np.arange(0.60, 0.86, 0.01), (50, 100, 150, 200, 300, 400)):
+    for ge, we, le, lf, lx in itertools.product(np.arange(0.60, 0.86, 0.02), np.arange(0.0, 1.01, 0.1),
+                                                np.arange(0.60, 0.86, 0.02), (50, 150, 300), (60, 90, 120, 150)):
         cal = replace(M.DEFAULT_CALIB, gemm_eff=round(float(ge), 3), weight_exposed=round(float(we), 3),
-                      loop_eff=round(float(le), 3), loop_fixed_us=float(lf))
+                      loop_eff=round(float(le), 3), loop_fixed_us=float(lf), loop_expert_us=float(lx))
         _, mx, mean = table(data, cal)
         if best is None or (mx, mean) < best[0]:
             best = ((mx, mean), cal)
@@ -72,10 +78,16 @@ def fit(data):
 
 
 if __name__ == "__main__":
-    res = json.load(open(sys.argv[1]))
-    data = rows(res)
-    t0, mx0, _ = table(data, M.DEFAULT_CALIB)
-    print("current constants:", M.DEFAULT_CALIB, f"max err {mx0 * 100:.1f}%")
+    # usage: moe_fit_cost.py run1.json [run2.json ...]: fit on all; with --check, only print the
+    # current constants' errors (out-of-sample check)
+    files = [a for a in sys.argv[1:] if not a.startswith("--")]
+    data = [row for i, f in enumerate(files) for row in rows(json.load(open(f)), f"r{i + 1}:")]
+    t0, mx0, mean0 = table(data, M.DEFAULT_CALIB)
+    print("current constants:", M.DEFAULT_CALIB)
+    if "--check" in sys.argv:
+        print(t0)
+        print(f"max |err| {mx0 * 100:.1f}%  mean {mean0 * 100:.1f}%")
+        sys.exit(0)
     cal = fit(data)
     t1, mx1, mean1 = table(data, cal)
     print("fitted:", cal)
