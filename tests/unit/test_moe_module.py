@@ -134,3 +134,18 @@ def test_ep_tp_gloo(ep, tp, case):
     for r, v in res.items():
         assert isinstance(v, float), f"rank {r}: {v}"
         assert v < 1e-5, f"rank {r}: rel err {v}"
+
+
+def test_from_ir_cpu():
+    text = """
+func.func @moe(%x: tensor<12x16xf32>, %r: tensor<16x4xf32>, %w1: tensor<4x16x8xf32>, %w3: tensor<4x16x8xf32>, %w2: tensor<4x8x16xf32>) -> tensor<12x16xf32> {
+  %y = comet.moe %x, %r, %w1, %w3, %w2 topk 2 experts 4 : (tensor<12x16xf32>, tensor<16x4xf32>, tensor<4x16x8xf32>, tensor<4x16x8xf32>, tensor<4x8x16xf32>) -> tensor<12x16xf32>
+  func.return %y : tensor<12x16xf32>
+}"""
+    m = CometMoE.from_ir(text, backend="loop", dtype=torch.float32)
+    assert (m.hidden, m.ffn, m.experts, m.topk) == (16, 8, 4, 2)
+    x, lg = torch.randn(12, 16), torch.randn(12, 4)
+    ref = P.reference_moe(x.numpy(), lg.numpy(), m.w1.detach().numpy(), m.w3.detach().numpy(), m.w2.detach().numpy(), 2)
+    assert rel(m(x, lg), torch.from_numpy(ref)) < 1e-5
+    with pytest.raises(CometError):
+        CometMoE.from_ir(text, index=3)

@@ -158,3 +158,17 @@ def test_lower_moe_pass_api():
     mod, _ = api.parse_module(text)
     with pytest.raises(CometError, match="does not divide"):
         LowerMoE(ep=3).apply(api.make_context(), mod)
+
+
+def test_configs_from_ir():
+    from comet_ir import api
+    from comet_ir.backends.cuda.moe.from_ir import moe_configs
+    from comet_ir.passes.lower_moe import LowerMoE
+    text = open(__file__.replace("tests/unit/test_moe_plan.py", "examples/moe.mlir")).read()
+    mod, _ = api.parse_module(text)
+    (c,) = moe_configs(mod)
+    assert (c.tokens, c.hidden, c.ffn, c.experts, c.topk, c.ep) == (2048, 4096, 14336, 8, 2, 1)
+    LowerMoE(ep=4, tp=2).apply(api.make_context(), mod)
+    (c,) = moe_configs(mod)
+    assert (c.ep, c.tp, c.layer0_order, c.layer1_order) == (4, 2, "local_first", "column_pipelined")
+    assert c.comm_blocks > 0 and c.tile == (128, 256)

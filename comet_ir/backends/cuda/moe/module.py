@@ -113,6 +113,25 @@ class CometMoE(nn.Module):
         self._gemms = {}
         self._subgroups = None
 
+    @classmethod
+    def from_ir(cls, module, index: int = 0, **kw) -> "CometMoE":
+        """Build the layer described by the index-th MoE op of `module` (a ModuleOp or MLIR
+        text; `comet.moe` or the cometmoe ops of `comet-lower-moe`). Keyword arguments (group,
+        backend, device, ...) pass through; ep/tp come from the IR."""
+        from comet_ir.backends.cuda.moe.from_ir import moe_configs
+        if isinstance(module, str):
+            from comet_ir.api import parse_module
+            module, _ = parse_module(module)
+        cfgs = moe_configs(module)
+        if not cfgs:
+            raise CometError("moe: the module has no comet.moe / cometmoe.layer0 op")
+        if not 0 <= index < len(cfgs):
+            raise CometError(f"moe: layer index {index} out of range ({len(cfgs)} MoE layers)")
+        c = cfgs[index]
+        layer = cls(c.hidden, c.ffn, c.experts, c.topk, ep=c.ep, tp=c.tp, **kw)
+        layer.ir_config = c
+        return layer
+
     # ------------------------------------------------------------------ weights
     @torch.no_grad()
     def load_global_weights(self, w1, w3, w2) -> None:
