@@ -159,6 +159,8 @@ class _Y:
         """A list of identifiers, as a YAML list or a comma-separated string ("A, B")."""
         if self.is_seq():
             return [(y.ident(what), y) for y in self.seq()]
+        if self.is_map():
+            raise self.error(f"expected a list of {what}s, got a mapping")
         v = self.scalar()
         if isinstance(v, str) and v.strip():
             parts = [p.strip() for p in v.split(",")]
@@ -458,7 +460,7 @@ def _build_op(c: _Ctx, op: _Op) -> _Tensor:
         want.update({2: [e_, h_, f_], 3: [e_, h_, f_], 4: [e_, f_, h_]})
         for i, t_w in enumerate([x, r, w1, w3, w2]):
             if i in want and t_w.dims != want[i]:
-                raise op.fields["ins"].error(
+                raise op.projections.get(names[i], (None, op.fields["ins"]))[1].error(
                     f"moe: '{names[i]}' is [{', '.join(t_w.dims)}], expected "
                     f"[{', '.join(str(d) for d in want[i])}] (x [T,H], router [H,E], w1/w3 [E,H,F], "
                     f"w2 [E,F,H])")
