@@ -131,6 +131,11 @@ def _load_input(args) -> tuple[str, str]:
                          file="comet-opt")
     if args.input == "-":
         return sys.stdin.read(), "<stdin>"
+    from comet_ir.cli.inputs import load_input_text
+
+    yaml_text = load_input_text(args.input) if os.path.exists(args.input) else None
+    if yaml_text is not None:
+        return yaml_text, args.input
     return read_text(Path(args.input)), args.input
 
 

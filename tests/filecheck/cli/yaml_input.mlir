@@ -1,0 +1,7 @@
+// A YAML workload is accepted wherever an .mlir file is; its errors are located in the YAML.
+// RUN: comet-opt %examples/gemm_softmax.yaml | filecheck %s
+// CHECK: comet.gemm
+// CHECK: comet.softmax
+// RUN: printf 'dims: {M: 0}\n' > %t.bad.yaml && not comet-opt %t.bad.yaml 2>&1 | filecheck %s --check-prefix=BAD
+// BAD: bad.yaml:1:{{[0-9]+}}: error:
+// BAD-NOT: Traceback
