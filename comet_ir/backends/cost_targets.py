@@ -56,48 +56,51 @@ def estimate(module: ModuleOp, arch: Any = None):
 
 
 @dataclass(frozen=True)
-class CostReportTarget(Target):
+class _CostTarget(Target):
+    """Prices the module on the resolved architecture and writes `render(report)`."""
+
+    arch: str = ""
+
+    def render(self, report) -> str:
+        raise NotImplementedError
+
+    def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
+        output.write(self.render(estimate(module, self.arch or None)) + "\n")
+
+
+@dataclass(frozen=True)
+class CostReportTarget(_CostTarget):
     """Readable table: per-node latency, stalls, energy, utilisation, bottleneck, totals."""
 
     name = "cost-report"
-    arch: str = ""
 
-    def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
-        report = estimate(module, self.arch or None)
+    def render(self, report) -> str:
         if hasattr(report, "render"):
-            output.write(report.render())
-        else:
-            from comet_ir.backends.cost.report import render_report
+            return report.render()
+        from comet_ir.backends.cost.report import render_report
 
-            output.write(render_report(report))
-        output.write("\n")
+        return render_report(report)
 
 
 @dataclass(frozen=True)
-class CostJsonTarget(Target):
+class CostJsonTarget(_CostTarget):
     """Stable JSON schema (docs/cost-json.md): latency_cycles, energy_pj, nodes, ..."""
 
     name = "cost-json"
-    arch: str = ""
 
-    def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
-        report = estimate(module, self.arch or None)
-        output.write(json.dumps(report.to_json(), indent=2, sort_keys=False) + "\n")
+    def render(self, report) -> str:
+        return json.dumps(report.to_json(), indent=2)
 
 
 @dataclass(frozen=True)
-class TraceTarget(Target):
+class TraceTarget(_CostTarget):
     """Chrome / Perfetto trace-event JSON of the node timeline."""
 
     name = "trace"
-    arch: str = ""
 
-    def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
-        report = estimate(module, self.arch or None)
+    def render(self, report) -> str:
         if hasattr(report, "to_chrome_trace"):
-            trace = report.to_chrome_trace()
-        else:
-            from comet_ir.backends.cost.trace import to_chrome_trace
+            return json.dumps(report.to_chrome_trace())
+        from comet_ir.backends.cost.trace import to_chrome_trace
 
-            trace = to_chrome_trace(report)
-        output.write(json.dumps(trace) + "\n")
+        return json.dumps(to_chrome_trace(report))
