@@ -4,25 +4,27 @@ from __future__ import annotations
 import csv
 import importlib.util
 import math
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytest.importorskip("comet_ir.backends.cost.model", reason="cost model not landed")
-pytest.importorskip("comet_ir.spec.presets", reason="arch presets not landed")
 
 
 def _tool():
     spec = importlib.util.spec_from_file_location("repro_paper", ROOT / "tools" / "repro_paper.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules["repro_paper"] = mod  # dataclasses look their module up
     spec.loader.exec_module(mod)
     return mod
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
+    pytest.importorskip("comet_ir.backends.cost.model", reason="cost model not landed")
+    pytest.importorskip("comet_ir.spec.presets", reason="arch presets not landed")
     out = tmp_path_factory.mktemp("repro")
     rp = _tool()
     assert rp.main(["--quick", "--out", str(out), "--jobs", "1", "--no-plots"]) == 0
