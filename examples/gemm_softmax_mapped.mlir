@@ -1,7 +1,7 @@
 // GEMM (M=256, N=1024, K=4096) -> softmax on a 2x2 mesh, hand-mapped: the reference-COMET
 // example (../shared/reference/example_run) with its constants substituted. The GEMM output C
 // is gathered along N at the output-buffer level before the softmax runs on one cluster.
-comet.mapping @gemm_softmax arch "edge" dims {M = 256, N = 1024, K = 4096} ins [A, B] outs [D] {
+comet.mapping @gemm_softmax arch "arch/example_run.yaml" dims {M = 256, N = 1024, K = 4096} ins [A, B] outs [D] {
   comet.opspec GEMM ins [A, B] out C dims [M, N, K] proj {A = [[M], [K]], B = [[K], [N]], C = [[M], [N]]} rw [C]
   comet.opspec softmax ins [C] out D dims [M, N] proj {C = [[M], [N]], D = [[M], [N]]} rw [D]
   comet.tile temporal tensors [A, B, D] at [DRAM, DRAM, DRAM] child [GBuffer, GBuffer, GBuffer] precision [8, 8, 8] factors [{M = [4, 4, 4], N = [1, 1, 1], K = [1, 1, 1]}] order MKN rmw [false, false, false] wb [false, false, true] serves [GEMM, GEMM, softmax] {

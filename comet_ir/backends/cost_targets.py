@@ -7,6 +7,8 @@ module's `comet.arch` attribute, the mapping's own `arch` field. A name is a pre
 from __future__ import annotations
 
 import json
+import os
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -15,6 +17,10 @@ from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.utils.target import Target
 
 from comet_ir.errors import CometError
+
+# Directory of the input file being compiled: relative architecture paths named in the IR
+# resolve against it (so `arch "arch/x.yaml"` works from any working directory).
+SOURCE_DIR: ContextVar[str | None] = ContextVar("comet_source_dir", default=None)
 
 
 def _module_arch(module: ModuleOp) -> str | None:
@@ -31,6 +37,9 @@ def resolve_arch(module: ModuleOp, override: Any = None, mapping_arch: str | Non
     if not name:
         raise CometError("no architecture: give --arch NAME|FILE, a target option arch=..., "
                          "or a module attribute comet.arch")
+    base = SOURCE_DIR.get()
+    if base and not os.path.isabs(name) and os.path.sep in name and not os.path.exists(name):
+        name = os.path.join(base, name)
     return load_arch(name)
 
 

@@ -153,6 +153,10 @@ def run(argv: list[str] | None = None) -> int:
     spec = _pipeline_spec(args)
     text, name = _load_input(args)
     ctx = make_context()
+    if name not in ("<stdin>",) and os.path.exists(name):
+        from comet_ir.backends.cost_targets import SOURCE_DIR
+
+        SOURCE_DIR.set(os.path.dirname(os.path.abspath(name)))
     results: list[str] = []
     failed = False
     for chunk, offset in _chunks(text, args.split_input_file):
