@@ -65,7 +65,8 @@ QUICK: dict[str, list[tuple[int, ...]]] = {
 }
 
 COLUMNS = ["workload", "arch", "shape", "strategy", "baseline", "status", "latency_cycles",
-           "energy_pj", "norm_latency", "norm_energy", "speedup", "seconds", "reason"]
+           "energy_pj", "norm_latency", "norm_energy", "speedup", "root_latency_cycles",
+           "compute_cycles", "stall_cycles", "dram_energy_pj", "seconds", "reason"]
 
 # The paper's headline fused-vs-unfused speedups (abstract: "up to").
 PAPER = {"gemm_softmax": 1.42, "gemm_layernorm": 3.46, "attention": 1.82}
@@ -100,7 +101,9 @@ def run_case(case: tuple[str, str, tuple[int, ...], str]) -> dict:
     row = {"workload": workload, "arch": arch,
            "shape": shape_str(shape, STRATEGIES[workload][2]), "strategy": strategy,
            "baseline": STRATEGIES[workload][0], "status": "", "latency_cycles": "",
-           "energy_pj": "", "norm_latency": "", "norm_energy": "", "speedup": "", "reason": ""}
+           "energy_pj": "", "norm_latency": "", "norm_energy": "", "speedup": "", "reason": "",
+           "root_latency_cycles": "", "compute_cycles": "", "stall_cycles": "",
+           "dram_energy_pj": ""}
     t0 = time.perf_counter()
     try:
         mapped = run_pipeline(build(workload, shape, arch), PIPELINES[strategy])
@@ -117,6 +120,15 @@ def run_case(case: tuple[str, str, tuple[int, ...], str]) -> dict:
             rep = estimate(mapped, arch)
             row.update(status="ok", latency_cycles=float(rep.latency_cycles),
                        energy_pj=float(rep.energy_pj))
+            # breakdown (optional fields of the CostReport): what fusion can and cannot save
+            for col, get in (("root_latency_cycles", lambda: rep.root_latency_cycles),
+                             ("compute_cycles", lambda: sum(rep.ideal_compute_cycles.values())),
+                             ("stall_cycles", lambda: sum(rep.stalls.values())),
+                             ("dram_energy_pj", lambda: rep.energy_by_level.get("DRAM", 0.0))):
+                try:
+                    row[col] = float(get())
+                except Exception:
+                    pass
         except CometError as e:
             row.update(status="cost-error", reason=_one_line(e.located() if e.where else e.message))
         except Exception as e:
@@ -223,6 +235,32 @@ def write_markdown(rows: list[dict], s: Summary, path: str, elapsed: float) -> N
     for (wl, arch), (g, mx, n, tot) in s.best.items():
         L.append(f"| {wl} | {arch} | {_f(g, unit='×')} | {_f(mx, unit='×')} | {_f(s.energy_best[(wl, arch)])} | "
                  f"{n}/{tot} | {PAPER[wl]:.2f}× |")
+    L += ["", "## Where the time goes (descriptive)", "",
+          "`latency_cycles` is the reference's *total cycles* (all stall rows + compute of every "
+          "op, no overlap). Fusion saves stalls (intermediates no longer fill from / drain to "
+          "DRAM) and can change the vector ops' spatial spread; it adds collectives.", "",
+          "| workload | arch | unfused stalls / latency | unfused latency / ideal compute | "
+          "best fused latency / ideal compute | best fused DRAM energy / unfused |",
+          "|---|---|---|---|---|---|"]
+    for wl, (base, fused, _) in STRATEGIES.items():
+        for arch in ARCHS:
+            bs = [r for r in rows if r["workload"] == wl and r["arch"] == arch
+                  and r["strategy"] == base and r["status"] == "ok" and r["stall_cycles"] != ""]
+            share = geomean([r["stall_cycles"] / r["latency_cycles"] for r in bs])
+            ub = geomean([r["latency_cycles"] / r["compute_cycles"] for r in bs if r["compute_cycles"]])
+            fb, dram = [], []
+            for b in bs:
+                fs = [r for r in rows if r["workload"] == wl and r["arch"] == arch
+                      and r["shape"] == b["shape"] and r["strategy"] in fused and r["speedup"] != ""]
+                if not fs:
+                    continue
+                f = max(fs, key=lambda r: r["speedup"])
+                if f["compute_cycles"]:
+                    fb.append(f["latency_cycles"] / f["compute_cycles"])
+                if f["dram_energy_pj"] and b["dram_energy_pj"]:
+                    dram.append(f["dram_energy_pj"] / b["dram_energy_pj"])
+            L.append(f"| {wl} | {arch} | {_f(share)} | {_f(ub)} | {_f(geomean(fb))} | "
+                     f"{_f(geomean(dram))} |")
     L += ["", "## Per strategy (geomean speedup vs unfused)", "",
           "| workload | arch | strategy | geomean speedup | shapes priced |", "|---|---|---|---|---|"]
     for (wl, arch, st), (g, n, tot) in s.per_strategy.items():
