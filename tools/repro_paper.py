@@ -16,7 +16,7 @@ with status `no-fit` and the error message: never dropped. Normalised values exi
 both the strategy and the unfused baseline of that shape priced.
 
     python tools/repro_paper.py                    # full sweep, < 2 min on 2 cores
-    python tools/repro_paper.py --quick --out /tmp/r --no-plots   # one tiny shape per workload
+    python tools/repro_paper.py --quick --no-plots   # one tiny shape per workload (to a temp dir)
 """
 from __future__ import annotations
 
@@ -343,7 +343,9 @@ def write_plots(rows: list[dict], out: str) -> list[str]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "repro"))
+    ap.add_argument("--out", default=None,
+                    help="output folder (default docs/repro; with --quick a temp folder, so the "
+                         "committed full results are not overwritten)")
     ap.add_argument("--quick", action="store_true", help="one tiny shape per workload")
     ap.add_argument("--archs", default=",".join(ARCHS))
     ap.add_argument("--workloads", default=",".join(STRATEGIES))
@@ -358,6 +360,11 @@ def main(argv=None) -> int:
     for x in wls:
         if x not in STRATEGIES:
             ap.error(f"unknown workload {x!r} (known: {', '.join(STRATEGIES)})")
+    if a.out is None:
+        import tempfile
+
+        a.out = (os.path.join(tempfile.gettempdir(), "comet-repro-quick") if a.quick
+                 else os.path.join(ROOT, "docs", "repro"))
     os.makedirs(a.out, exist_ok=True)
     todo = cases(QUICK if a.quick else SWEEP, archs, wls)
     t0 = time.perf_counter()
