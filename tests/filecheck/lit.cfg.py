@@ -19,6 +19,6 @@ for var in ("HOME", "PYTHONPATH", "COMET_CACHE_DIR"):
         config.environment[var] = os.environ[var]
 config.substitutions.append(("%examples", os.path.join(os.path.dirname(__file__), "..", "..", "examples")))
 config.substitutions.append(("%reference", os.path.abspath(os.path.join(
-    os.path.dirname(__file__), "..", "..", "..", "shared", "reference"))))
+    os.path.dirname(__file__), "..", "data", "reference"))))
 if shutil.which("nvcc"):
     config.available_features.add("nvcc")

@@ -13,8 +13,7 @@ from comet_ir.backends.cost.model import _Ctx, _transfer_time, estimate_program,
 from comet_ir.spec.presets import load_arch
 from comet_ir.spec.reference import import_reference
 
-REF = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "reference")
-needs_ref = pytest.mark.skipif(not os.path.isdir(REF), reason="shared/reference not beside the checkout")
+REF = os.path.join(os.path.dirname(__file__), "..", "data", "reference")
 
 
 def test_mesh_hops():
@@ -22,7 +21,6 @@ def test_mesh_hops():
     assert [mesh_hops((n, n)) for n in (2, 4, 16)] == [2, 6, 30]
 
 
-@needs_ref
 def test_dram_to_gbuffer_tile_transfer_by_hand():
     arch, prog = import_reference(os.path.join(REF, "example_run"))
     ctx = _Ctx(prog, arch)
@@ -34,7 +32,6 @@ def test_dram_to_gbuffer_tile_transfer_by_hand():
     assert 4 * (mem + net) == 1081384
 
 
-@needs_ref
 def test_reference_example_gemm_node_and_ideal_compute():
     arch, prog = import_reference(os.path.join(REF, "example_run"))
     r = estimate_program(prog, arch)
@@ -46,7 +43,6 @@ def test_reference_example_gemm_node_and_ideal_compute():
     assert gemm_tile.compulsory_stall == 16448
 
 
-@needs_ref
 def test_gemm_primitive_cycles_by_hand():
     arch, prog = import_reference(os.path.join(REF, "example_run"))
     r = estimate_program(prog, arch)
@@ -57,7 +53,6 @@ def test_gemm_primitive_cycles_by_hand():
     assert gemm.executions == 4 * 8 * 2 * 4
 
 
-@needs_ref
 def test_allreduce_on_2x2_mesh_by_hand():
     R = os.path.join(REF, "iterative_mapper")
     arch, prog = import_reference(R, os.path.join(R, "arch.yaml"), os.path.join(R, "edge_M256N256K128_const.yaml"))

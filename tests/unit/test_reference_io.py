@@ -9,9 +9,9 @@ from comet_ir.ir_tree import ir_to_tree, program_module, single_mapping
 from comet_ir.spec.reference import export_reference, import_reference
 
 HERE = os.path.dirname(__file__)
-REF = os.path.join(HERE, "..", "..", "..", "shared", "reference")
+REF = os.path.join(HERE, "..", "data", "reference")
 EX = os.path.join(HERE, "..", "..", "examples", "gemm_softmax_mapped.mlir")
-pytestmark = pytest.mark.skipif(not os.path.isdir(REF), reason="shared/reference not beside the checkout")
+
 
 
 def _mapping_text(prog) -> str:
