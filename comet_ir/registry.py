@@ -24,6 +24,7 @@ PASSES: dict[str, str] = {
     "comet-insert-collectives": "comet_ir.passes.insert_collectives:InsertCollectivesPass",
     "comet-verify-capacity": "comet_ir.passes.verify_capacity:VerifyCapacityPass",
     "comet-lower-moe": "comet_ir.passes.lower_moe:LowerMoE",
+    "comet-map": "comet_ir.passes.map:MapPass",
 }
 
 TARGETS: dict[str, str] = {
