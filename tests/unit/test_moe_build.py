@@ -1,5 +1,7 @@
 """The MoE kernel library compiles with nvcc for sm_90a (no GPU needed). Slow (~2 min on 2
-cores): runs only with COMET_BUILD_TESTS=1, nvcc and the CUTLASS headers present."""
+cores): runs whenever nvcc and the CUTLASS headers are present (CUTLASS_DIR, or the
+nvidia-cutlass wheel; .ci/run fetches the headers when nvcc is there); COMET_BUILD_TESTS=0
+turns it off."""
 import os
 import shutil
 
@@ -10,7 +12,7 @@ from comet_ir.backends.cuda.moe import kernels
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.skipif(os.environ.get("COMET_BUILD_TESTS") != "1", reason="set COMET_BUILD_TESTS=1")
+@pytest.mark.skipif(os.environ.get("COMET_BUILD_TESTS") == "0", reason="COMET_BUILD_TESTS=0")
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc")
 def test_build_and_load(tmp_path):
     if kernels.cutlass_root() is None:
