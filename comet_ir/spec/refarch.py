@@ -237,6 +237,42 @@ def load_reference_arch_text(text: str, file: str, name: str | None = None) -> A
     return Accel(name or Path(file).stem, mems, comps, levels, source=file)
 
 
+def dump_reference_arch(a: Accel) -> str:
+    """The reference `arch.yaml` text of `a` (loads back to an equal Accel)."""
+    import yaml
+
+    mems = []
+    for m in a.memory_types.values():
+        attrs = {k: getattr(m, k) for k in ("width", "depth", "ports", "reduction", "bw", "parent_read_bw",
+                                            "parent_write_bw", "child_read_bw", "child_write_bw",
+                                            "link_read_bw", "link_write_bw")
+                 if getattr(m, k) and not (k == "ports" and m.kind == "DRAM" and m.ports == 1)}
+        attrs.update({f"{k}_energy": v for k, v in m.energy.items()})
+        mems.append({"name": m.name, "class": m.kind, "attributes": attrs})
+    comps = [{"name": c.name, "class": c.kind,
+              "attributes": {"datawidth": c.datawidth, "computeOpC": c.ops_per_cycle,
+                             "computeLatency": c.latency, "startupLatency": c.startup,
+                             "compute_energy": c.energy}} for c in a.compute_types.values()]
+
+    def inst(lv: Level) -> dict:
+        d = {"name": lv.name if lv.count == 1 else f"{lv.name}[0..{lv.count - 1}]", "type": lv.type}
+        if lv.is_compute:
+            d["is_compute"] = True
+        d["attributes"] = {"meshX": lv.mesh[0], "meshY": lv.mesh[1], "hop_latency": lv.hop_latency,
+                           "queuing_delay": lv.queuing_delay, "channel_width": lv.channel_width,
+                           "broadcast_support": lv.broadcast}
+        if lv.port_bw:
+            d["attributes"]["bw"] = lv.port_bw
+        kids = [c for c in a.levels.values() if lv.name in c.parents]
+        if kids:
+            d["connects"] = [inst(c) for c in kids]
+        return d
+
+    roots = [lv for lv in a.levels.values() if not lv.parents]
+    return yaml.safe_dump({"ComputeTiles": comps, "MemoryTypes": mems,
+                           "Hierarchy": [inst(r) for r in roots]}, sort_keys=False)
+
+
 def is_reference_arch(text: str) -> bool:
     return "Hierarchy:" in text and "MemoryTypes:" in text
 

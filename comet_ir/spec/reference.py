@@ -245,7 +245,25 @@ def import_reference(directory: str | Path, arch_file: str | Path | None = None,
     my = compose(_read(d / "mapping.yaml"), str(d / "mapping.yaml"))
     root = _node(my.mapping(("mapping",), ("mapping",))["mapping"], c, set(arch.levels))
     _attach_units(root)
-    return arch, MappedProgram(d.name or "reference", str(arch_p), problem, root)
+    program = MappedProgram(d.name or "reference", str(arch_p), problem, root)
+    _validate(program, d / "mapping.yaml")
+    return arch, program
+
+
+def _validate(program: MappedProgram, mapping_file: Path) -> None:
+    """The mapped-form verifiers (factor products, list lengths, collectives), reported
+    against the mapping file the user wrote."""
+    from xdsl.utils.exceptions import VerifyException
+
+    from comet_ir.api import verify_module
+    from comet_ir.ir_tree import program_module
+
+    try:
+        verify_module(program_module(program))
+    except CometError as e:
+        raise CometError(e.message, file=str(mapping_file)) from None
+    except VerifyException as e:
+        raise CometError(str(e).splitlines()[0], file=str(mapping_file)) from None
 
 
 # ------------------------------------------------------------------------------ export

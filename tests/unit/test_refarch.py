@@ -47,3 +47,13 @@ def test_each_validation_rule_is_located(old, new, expect):
 
 def test_malformed_yaml_is_located():
     assert _err("ComputeTiles: [\n").startswith("a.yaml:2:")
+
+
+@pytest.mark.parametrize("name", ["edge", "cloud"])
+def test_accelerator_presets_round_trip_through_yaml(name):
+    from comet_ir.spec.refarch import dump_reference_arch
+
+    a = load_arch(name)
+    b = load_reference_arch_text(dump_reference_arch(a), "again.yaml", a.name)
+    b.source = a.source
+    assert b == a

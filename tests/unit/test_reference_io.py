@@ -59,3 +59,14 @@ def test_missing_constant_is_located(tmp_path):
     (tmp_path / "const.yaml").write_text(open(os.path.join(d, "const.yaml")).read().replace("MA_DRAM:  4", "MX_DRAM: 4"))
     with pytest.raises(CometError, match="'MA_DRAM' is neither an integer nor a constant"):
         import_reference(tmp_path)
+
+
+def test_factors_that_do_not_multiply_to_the_dimension(tmp_path):
+    d = os.path.join(REF, "example_run")
+    for f in ("arch.yaml", "problem.yaml", "mapping.yaml"):
+        (tmp_path / f).write_text(open(os.path.join(d, f)).read())
+    (tmp_path / "const.yaml").write_text(open(os.path.join(d, "const.yaml")).read().replace("MA_DRAM:  4", "MA_DRAM:  8"))
+    with pytest.raises(CometError) as e:
+        import_reference(tmp_path)
+    msg = e.value.located()
+    assert "mapping.yaml: error:" in msg and "dimension M of tensor A (operation GEMM) tiles to 512" in msg, msg
