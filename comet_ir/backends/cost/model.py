@@ -348,11 +348,24 @@ def _walk(ctx: _Ctx, node: Node, executions: float, instances: int, siblings: li
     return nc
 
 
+def _check_fits(program: MappedProgram, arch: Accel) -> None:
+    """Every live tile must fit its (double-buffered) SRAM: the same rule as
+    comet-verify-capacity, so a program that does not fit is an error, never a price."""
+    from types import SimpleNamespace
+
+    from comet_ir.passes.verify_capacity import check_capacity
+
+    cap = {lv.name: arch.memory_types[lv.type].capacity for lv in arch.levels.values()
+           if not lv.is_compute and arch.memory_types[lv.type].kind == "SRAM"}
+    check_capacity(program, SimpleNamespace(capacity=cap), True)
+
+
 def estimate_program(program: MappedProgram, arch) -> CostReport:
     """Latency (cycles) and energy (pJ) of `program` on accelerator `arch`."""
     if not isinstance(arch, Accel):
         raise CometError(f"the accelerator cost model needs an accelerator architecture, got "
                          f"{type(arch).__name__} (GPU presets price cometgpu kernels)")
+    _check_fits(program, arch)
     ctx = _Ctx(program, arch)
     root = _walk(ctx, program.root, 1, 1, [program.root])
     stalls = sum(n.compulsory_stall + n.optional_stall for n in ctx.nodes if n.kind != "compute")

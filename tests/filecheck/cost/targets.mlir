@@ -22,3 +22,7 @@
 // ARCH: cost report: gemm_softmax on cloud
 // RUN: not comet-opt %examples/gemm_softmax.mlir -p fused-gemm-distsm --target='cost-report{arch=nope}' 2>&1 | filecheck %s --check-prefix=NOARCH
 // NOARCH: error: unknown architecture 'nope'
+// A mapping that does not fit a buffer is an error, never a price.
+// RUN: sed 's/      depth: 4096/      depth: 8/' %examples/arch/example_run.yaml > %t.small.yaml
+// RUN: not comet-opt %examples/gemm_softmax_mapped.mlir --arch %t.small.yaml --target=cost-report 2>&1 | filecheck %s --check-prefix=FIT
+// FIT: gemm_softmax_mapped.mlir: error: comet-verify-capacity: tensor {{[A-Z]}} (operation GEMM) needs {{[0-9]+}} bytes in {{[IW]}}Buffer (double buffered)
