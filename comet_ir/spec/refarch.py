@@ -212,22 +212,22 @@ def _walk(y: YNode, parent: str | None, mems, comps, levels: dict[str, Level]) -
                 _walk(child, name, mems, comps, levels)
 
 
+def _by_name(seq: YNode, parse, what: str) -> dict:
+    out: dict = {}
+    for y in seq.seq():
+        item = parse(y)
+        if item.name in out:
+            raise y.error(f"duplicate {what} '{item.name}'")
+        out[item.name] = item
+    return out
+
+
 def load_reference_arch_text(text: str, file: str, name: str | None = None) -> Accel:
     root = compose(text, file)
     top = root.mapping(("ComputeTiles", "MemoryTypes", "Hierarchy"),
                        ("ComputeTiles", "MemoryTypes", "Hierarchy"))
-    comps: dict[str, ComputeType] = {}
-    for y in top["ComputeTiles"].seq():
-        c = _compute_type(y)
-        if c.name in comps:
-            raise y.error(f"duplicate compute type '{c.name}'")
-        comps[c.name] = c
-    mems: dict[str, MemoryType] = {}
-    for y in top["MemoryTypes"].seq():
-        mt = _memory_type(y)
-        if mt.name in mems:
-            raise y.error(f"duplicate memory type '{mt.name}'")
-        mems[mt.name] = mt
+    comps = _by_name(top["ComputeTiles"], _compute_type, "compute type")
+    mems = _by_name(top["MemoryTypes"], _memory_type, "memory type")
     levels: dict[str, Level] = {}
     roots = top["Hierarchy"].seq()
     if not roots:
