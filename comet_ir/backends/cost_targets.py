@@ -51,6 +51,12 @@ def estimate(module: ModuleOp, arch: Any = None):
     """Price the mapped program (or cometgpu kernels) in `module` on `arch`.
 
     Returns the cost backend's `CostReport` (accelerator) or the GPU model's report."""
+    from comet_ir.backends.cost.moe_report import estimate_moe, has_moe
+    from comet_ir.ir_tree import find_mappings
+
+    if has_moe(module) and not find_mappings(module):
+        name = arch if isinstance(arch, str) and arch else (_module_arch(module) or "h100")
+        return estimate_moe(module, name)
     if _gpu_kernels(module):
         from comet_ir.backends.cost.gpu_model import estimate_gpu
 
