@@ -24,7 +24,12 @@ _MEM_KEYS = ("width", "depth", "ports", "doublebuffered", "reduction", "bw", "pa
              "child_read_energy", "child_write_energy", "dma_contiguous")
 _COMPUTE_KEYS = ("datawidth", "capacity", "computewidth", "computeWidth", "computeOpC",
                  "computeLatency", "startupLatency", "compute_energy", "array_rows", "array_cols",
-                 "num_sa_rows", "num_sa_cols")
+                 "num_sa_rows", "num_sa_cols", "op_costs")
+# SIMD cycles per vector by op class when the arch gives no `op_costs` (reference behaviour:
+# exp 3; add/max/mult/div/sqrt 1; row reductions a log2(lanes) tree, marked -1 here).
+DEFAULT_SIMD_COSTS = {"exp": 3, "add": 1, "sub": 1, "max": 1, "mult": 1, "mul": 1, "div": 1,
+                      "sqrt": 1, "rsqrt": 1, "scale": 1, "silu": 4, "gelu": 5, "rowmax": -1,
+                      "rowsum": -1, "rowmean": -1, "reduce": -1}
 _LINK_KEYS = ("meshX", "meshY", "link_transfers", "broadcast_support", "connection_type",
               "hop_latency", "bw", "queuing_delay", "channel_width", "reduction_support")
 
@@ -60,6 +65,7 @@ class ComputeType:
     startup: int = 0
     datawidth: int = 8
     energy: float = 1.0  # pJ per op
+    op_costs: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SIMD_COSTS))
 
 
 @dataclass
@@ -164,11 +170,15 @@ def _compute_type(y: YNode) -> ComputeType:
     if kind not in ("mac", "simd"):
         raise top["class"].error(f"compute class must be mac or simd, got '{kind}'")
     a = top["attributes"].mapping(_COMPUTE_KEYS, ("computeOpC", "computeLatency"))
+    costs = dict(DEFAULT_SIMD_COSTS)
+    if "op_costs" in a:
+        for op, v in a["op_costs"].mapping().items():
+            costs[op] = v.int_(positive=True)
     return ComputeType(
         top["name"].ident("compute type"), kind, a["computeOpC"].int_(positive=True),
         a["computeLatency"].int_(), a["startupLatency"].int_() if "startupLatency" in a else 0,
         a["datawidth"].int_(positive=True) if "datawidth" in a else 8,
-        _num(a["compute_energy"]) if "compute_energy" in a else 1.0)
+        _num(a["compute_energy"]) if "compute_energy" in a else 1.0, costs)
 
 
 def _walk(y: YNode, parent: str | None, mems, comps, levels: dict[str, Level]) -> None:
@@ -224,7 +234,7 @@ def _by_name(seq: YNode, parse, what: str) -> dict:
 
 def load_reference_arch_text(text: str, file: str, name: str | None = None) -> Accel:
     root = compose(text, file)
-    top = root.mapping(("ComputeTiles", "MemoryTypes", "Hierarchy"),
+    top = root.mapping(("ComputeTiles", "MemoryTypes", "Hierarchy", "clock_ghz"),
                        ("ComputeTiles", "MemoryTypes", "Hierarchy"))
     comps = _by_name(top["ComputeTiles"], _compute_type, "compute type")
     mems = _by_name(top["MemoryTypes"], _memory_type, "memory type")
@@ -234,7 +244,8 @@ def load_reference_arch_text(text: str, file: str, name: str | None = None) -> A
         raise top["Hierarchy"].error("the hierarchy is empty")
     for y in roots:
         _walk(y, None, mems, comps, levels)
-    return Accel(name or Path(file).stem, mems, comps, levels, source=file)
+    clock = top["clock_ghz"].float_(positive=True) if "clock_ghz" in top else 1.0
+    return Accel(name or Path(file).stem, mems, comps, levels, source=file, clock_ghz=clock)
 
 
 def dump_reference_arch(a: Accel) -> str:
@@ -252,7 +263,10 @@ def dump_reference_arch(a: Accel) -> str:
     comps = [{"name": c.name, "class": c.kind,
               "attributes": {"datawidth": c.datawidth, "computeOpC": c.ops_per_cycle,
                              "computeLatency": c.latency, "startupLatency": c.startup,
-                             "compute_energy": c.energy}} for c in a.compute_types.values()]
+                             "compute_energy": c.energy,
+                             **({"op_costs": {k: v for k, v in c.op_costs.items() if v > 0}}
+                                if c.op_costs != DEFAULT_SIMD_COSTS else {})}}
+             for c in a.compute_types.values()]
 
     def inst(lv: Level) -> dict:
         d = {"name": lv.name if lv.count == 1 else f"{lv.name}[0..{lv.count - 1}]", "type": lv.type}
@@ -269,8 +283,10 @@ def dump_reference_arch(a: Accel) -> str:
         return d
 
     roots = [lv for lv in a.levels.values() if not lv.parents]
-    return yaml.safe_dump({"ComputeTiles": comps, "MemoryTypes": mems,
-                           "Hierarchy": [inst(r) for r in roots]}, sort_keys=False)
+    doc = {"ComputeTiles": comps, "MemoryTypes": mems, "Hierarchy": [inst(r) for r in roots]}
+    if a.clock_ghz != 1.0:
+        doc["clock_ghz"] = a.clock_ghz
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def is_reference_arch(text: str) -> bool:

@@ -57,3 +57,13 @@ def test_accelerator_presets_round_trip_through_yaml(name):
     b = load_reference_arch_text(dump_reference_arch(a), "again.yaml", a.name)
     b.source = a.source
     assert b == a
+
+
+def test_simd_op_costs_and_clock_are_architecture_data():
+    text = EXAMPLE.replace("      computeOpC: 64\n", "      computeOpC: 64\n      op_costs: {exp: 7}\n", 1)
+    a = load_reference_arch_text("clock_ghz: 1.5\n" + text, "a.yaml")
+    assert a.clock_ghz == 1.5
+    simd = a.compute("simdengine")
+    assert simd.op_costs["exp"] == 7 and simd.op_costs["add"] == 1  # default kept for the rest
+    msg = _err(EXAMPLE.replace("      computeOpC: 64\n", "      computeOpC: 64\n      op_costs: {exp: 0}\n", 1))
+    assert "op_costs.exp" in msg and "must be a positive integer" in msg

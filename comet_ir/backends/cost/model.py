@@ -25,10 +25,7 @@ from comet_ir.spec.mapping_tree import (
 )
 from comet_ir.spec.refarch import Accel
 
-# SIMD cycles per vector by op class (reference README: exp 3; add/max/mult/div/sqrt 1;
-# row reductions a log2(lanes) tree). Unknown SIMD ops cost like add.
-_SIMD_COST = {"exp": 3, "add": 1, "sub": 1, "max": 1, "mult": 1, "mul": 1, "div": 1, "sqrt": 1,
-              "rsqrt": 1, "scale": 1, "silu": 4, "gelu": 5}
+# SIMD per-op-class costs come from the architecture (`op_costs`, defaults in refarch).
 _ROW_REDUCTIONS = {"rowmax", "rowsum", "rowmean", "reduce"}
 
 
@@ -176,10 +173,11 @@ def _compute(ctx: _Ctx, node: ComputeNode, invocations: float, instances: int) -
         op = node.op_type.lower()
         if op in ("softmax", "layernorm"):
             per = 1  # a monolithic vector op: one cycle per vector (reference behaviour)
-        elif op in _ROW_REDUCTIONS:
-            per = math.ceil(math.log2(max(ct.ops_per_cycle, 2))) * math.ceil(elems / ct.ops_per_cycle)
         else:
-            per = _SIMD_COST.get(op, 1) * math.ceil(elems / ct.ops_per_cycle)
+            c_op = ct.op_costs.get(op, ct.op_costs.get("add", 1))
+            if c_op < 0 or op in _ROW_REDUCTIONS:  # a row reduction: a log2(lanes) adder tree
+                c_op = math.ceil(math.log2(max(ct.ops_per_cycle, 2)))
+            per = c_op * math.ceil(elems / ct.ops_per_cycle)
         energy = invocations * instances * elems * ct.energy
     cycles = per * invocations
     ctx.ideal_compute[node.name] = ctx.ideal_compute.get(node.name, 0.0) + cycles
