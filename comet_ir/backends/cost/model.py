@@ -260,8 +260,7 @@ def _colop_elems(ctx: _Ctx, siblings: list[Node], node: ColOpNode) -> int:
             elems, unique, _ = _child_tile(ctx, s, i)
             iters, _ = _transfers(s, i, ctx.proj_dims(node.tensor_in, s.tags[i]))
             return elems * max(iters, 1) * unique
-    dims = ctx.problem_dims if hasattr(ctx, "problem_dims") else ctx.program.problem.dims
-    return math.prod(dims.values())
+    return math.prod(ctx.program.problem.dims.values())
 
 
 def _walk(ctx: _Ctx, node: Node, executions: float, instances: int, siblings: list[Node]) -> NodeCost:

@@ -113,8 +113,7 @@ def to_chrome_trace(r: CostReport) -> dict:
 
     def place(i: int, start: float, depth: int) -> None:
         n = by_id[i]
-        span = n.latency * (1 if depth == 0 else 1)
-        events.append({"name": n.label, "cat": n.kind, "ph": "X", "ts": start, "dur": max(span, 0.001),
+        events.append({"name": n.label, "cat": n.kind, "ph": "X", "ts": start, "dur": max(n.latency, 0.001),
                        "pid": 1, "tid": depth, "args": {"level": n.level, "executions": n.executions,
                                                         "energy_pj": n.energy_pj}})
         t = start
