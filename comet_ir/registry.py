@@ -25,12 +25,15 @@ PASSES: dict[str, str] = {
     "comet-verify-capacity": "comet_ir.passes.verify_capacity:VerifyCapacityPass",
     "comet-lower-moe": "comet_ir.passes.lower_moe:LowerMoE",
     "comet-map": "comet_ir.passes.map:MapPass",
+    "comet-lower-gpu": "comet_ir.passes.lower_gpu:LowerToGpu",
+    "comet-reschedule": "comet_ir.passes.reschedule:RescheduleTiles",
 }
 
 TARGETS: dict[str, str] = {
     "cost-report": "comet_ir.backends.cost_targets:CostReportTarget",
     "cost-json": "comet_ir.backends.cost_targets:CostJsonTarget",
     "trace": "comet_ir.backends.cost_targets:TraceTarget",
+    "cuda": "comet_ir.backends.cuda.target:CudaTarget",
 }
 
 # Named pipelines (the paper's strategies and common flows): name -> pipeline string.

@@ -1,0 +1,180 @@
+"""Cost model of the cometgpu tensor-parallel kernels on a `GpuArch` (h100 / h200 presets).
+
+Pure functions of (shape, config, arch) -> microseconds; one formula each:
+
+* GEMM on `c` compute blocks (`gemm_us`): tiles = ceil(M/BM) * ceil(N/BN) run in
+  ceil(tiles / c) waves; one tile takes 2*BM*BN*K / (rate per SM), the rate per SM being the
+  arch's sustained GEMM rate (measured cuBLAS figure where the preset has one, else the
+  datasheet peak) / sm_count. A GEMM is never faster than streaming its operands once from HBM.
+* communication on `k` comm blocks (`comm_us`): bytes / min(link, k * per_block_rate). The link
+  is NVLink per direction (measured NVSHMEM put where present) or, for several PEs sharing one
+  GPU, half the measured HBM copy rate; per_block_rate is what one block of stores sustains
+  (measured: 351 GB/s with 32 blocks on NV18 -> ~11 GB/s per block).
+* overlap kernel: max(gemm(SM - k), gemm(SM - k) / world + comm(k)) + launch. For AG+GEMM the
+  last shard to arrive gates the last 1/world of the tiles; for GEMM+RS the first 1/world of the
+  tiles must be computed before anything can be sent. GEMM+RS adds the reduction (HBM-bound).
+* sequential fallback: comm(all SMs) + gemm(all SMs) + two launches.
+
+`choose(...)` picks overlap vs sequential and the comm-block count per shape; `estimate_gpu`
+prices cometgpu kernels in a module (for `--target=cost-report` style reports).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from comet_ir.errors import CometError
+
+LAUNCH_US = 6.0           # one kernel launch + tail, measured order of magnitude on H100
+PER_BLOCK_GBPS = 11.0     # one comm block's store bandwidth (351 GB/s / 32 blocks, gpu.md)
+COMM_CANDIDATES = (2, 4, 8, 12, 16, 20, 24, 32)
+DEFAULT_TILE = (128, 256, 64)
+
+
+def _arch(arch):
+    if isinstance(arch, str):
+        from comet_ir.spec.presets import load_arch
+
+        a = load_arch(arch)
+    else:
+        a = arch
+    if not hasattr(a, "sm_count"):
+        raise CometError(f"gpu cost model: {getattr(a, 'name', arch)!r} is not a GPU architecture (kind: gpu)")
+    return a
+
+
+def gemm_us(m: int, n: int, k: int, blocks: int, arch, tile=DEFAULT_TILE) -> float:
+    a = _arch(arch)
+    bm, bn, _ = tile
+    tiles = math.ceil(m / bm) * math.ceil(n / bn)
+    per_sm = a.gemm_tflops("bf16") * 1e12 / a.sm_count
+    waves = math.ceil(tiles / max(blocks, 1))
+    t_compute = waves * 2.0 * bm * bn * k / per_sm * 1e6
+    t_mem = (m * k + k * n + m * n) * 2 / (a.hbm_gbps * 1e9) * 1e6
+    return max(t_compute, t_mem)
+
+
+def link_gbps(arch, same_gpu: bool = False) -> float:
+    a = _arch(arch)
+    if same_gpu:
+        return a.measured.get("hbm_copy_gbps", a.hbm_gbps * 0.3) / 2
+    return a.measured.get("nvshmem_put_gbps_per_direction", a.nvlink_gbps_per_direction * 0.78)
+
+
+def comm_us(nbytes: float, blocks: int, arch, same_gpu: bool = False) -> float:
+    if nbytes <= 0:
+        return 0.0
+    bw = min(link_gbps(arch, same_gpu), blocks * PER_BLOCK_GBPS)
+    return nbytes / (bw * 1e9) * 1e6 + _arch(arch).nvlink_latency_us
+
+
+@dataclass
+class GpuEstimate:
+    pattern: str
+    m: int
+    n: int
+    k: int
+    world: int
+    arch: str
+    comm_blocks: int
+    gemm_us: float
+    comm_us: float
+    reduce_us: float
+    overlap_us: float
+    sequential_us: float
+    choice: str
+    candidates: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def latency_us(self) -> float:
+        return self.overlap_us if self.choice == "overlap" else self.sequential_us
+
+    @property
+    def exposed_comm_us(self) -> float:
+        return max(0.0, self.overlap_us - LAUNCH_US - self.reduce_us - self.gemm_us)
+
+    def render(self) -> str:
+        g = lambda x: f"{x:9.1f} us"  # noqa: E731
+        rows = [f"cometgpu {self.pattern}  M={self.m} N={self.n} K={self.k} world={self.world} on {self.arch}",
+                f"  GEMM on {self.comm_blocks and 'SM - comm' or 'all'} blocks      {g(self.gemm_us)}",
+                f"  communication ({self.comm_blocks} comm blocks) {g(self.comm_us)}",
+                f"  exposed communication       {g(self.exposed_comm_us)}"]
+        if self.reduce_us:
+            rows.append(f"  reduction (RS epilogue)     {g(self.reduce_us)}")
+        rows += [f"  overlap kernel              {g(self.overlap_us)}",
+                 f"  sequential fallback         {g(self.sequential_us)}",
+                 f"  choice: {self.choice} (comm blocks {self.comm_blocks}), latency {self.latency_us:.1f} us"]
+        return "\n".join(rows)
+
+
+def estimate(pattern: str, m: int, n: int, k: int, world: int, arch, comm_blocks: int | None = None,
+             same_gpu: bool = False, tile=DEFAULT_TILE) -> GpuEstimate:
+    """m, n, k of the whole GEMM (AG: gathered rows; RS: rows before the scatter)."""
+    a = _arch(arch)
+    sms = a.sm_count
+    if world == 1 or pattern == "gemm":
+        t = gemm_us(m, n, k, sms, a, tile) + LAUNCH_US
+        return GpuEstimate(pattern, m, n, k, world, a.name, 0, t - LAUNCH_US, 0.0, 0.0, t, t, "overlap")
+    shard = m // world
+    nbytes = (world - 1) * shard * (k if pattern == "ag_gemm" else n) * 2
+    red = 0.0
+    if pattern == "gemm_rs":
+        red = (world + 1) * shard * n * 2 / (a.hbm_gbps * 1e9) * 1e6 + LAUNCH_US
+    cands = {}
+    pool = COMM_CANDIDATES if comm_blocks is None else (comm_blocks,)
+    for c in pool:
+        g = gemm_us(m, n, k, sms - c, a, tile)
+        cands[c] = max(g, g / world + comm_us(nbytes, c, a, same_gpu)) + red + LAUNCH_US
+    best = min(cands, key=cands.get)
+    g_best = gemm_us(m, n, k, sms - best, a, tile)
+    seq = comm_us(nbytes, sms, a, same_gpu) + gemm_us(m, n, k, sms, a, tile) + red + 2 * LAUNCH_US
+    choice = "overlap" if cands[best] <= seq else "sequential"
+    return GpuEstimate(pattern, m, n, k, world, a.name, best, g_best, comm_us(nbytes, best, a, same_gpu), red,
+                       cands[best], seq, choice, cands)
+
+
+def choose(pattern: str, m: int, n: int, k: int, world: int, arch, same_gpu: bool = False) -> tuple[str, int]:
+    """(strategy, comm blocks) the model prefers for this shape."""
+    e = estimate(pattern, m, n, k, world, arch, same_gpu=same_gpu)
+    return e.choice, e.comm_blocks
+
+
+def estimate_kernel(kernel, arch=None) -> GpuEstimate:
+    m, n, k = kernel.shape_mnk
+    a = arch or _module_arch(kernel) or "h100"
+    return estimate(kernel.field("pattern"), m, n, k, kernel.field("world"), a,
+                    comm_blocks=kernel.field("comm") or None, tile=tuple(kernel.field("tile")))
+
+
+def _module_arch(op) -> str | None:
+    while op is not None:
+        attr = getattr(op, "attributes", {}).get("comet.arch")
+        if attr is not None:
+            return attr.data
+        op = op.parent_op()
+    return None
+
+
+@dataclass
+class GpuCostReport:
+    estimates: list[GpuEstimate]
+
+    @property
+    def latency_us(self) -> float:
+        return sum(e.latency_us for e in self.estimates)
+
+    def render(self) -> str:
+        return "\n".join(e.render() for e in self.estimates) + f"\ntotal {self.latency_us:.1f} us\n"
+
+
+def estimate_gpu(module_or_kernel, arch=None) -> GpuCostReport:
+    """Price every cometgpu.kernel in a module (or one kernel)."""
+    from comet_ir.dialects.cometgpu import KernelOp
+
+    if isinstance(module_or_kernel, KernelOp):
+        kernels = [module_or_kernel]
+    else:
+        kernels = [op for op in module_or_kernel.walk() if isinstance(op, KernelOp)]
+    if not kernels:
+        raise CometError("gpu cost model: no cometgpu.kernel in the input (run comet-lower-gpu first)")
+    return GpuCostReport([estimate_kernel(kn, arch) for kn in kernels])

@@ -1,0 +1,391 @@
+"""Runtime of the generated tensor-parallel kernels: build (nvcc, cached by source hash), load
+(ctypes, plain C ABI), NVSHMEM bootstrap from torch.distributed, symmetric buffers, and the ops
+
+    ag_gemm(x_shard, w)   Y = allgather(X_shard) @ W          (X_shard [Ms, K], W [K, N])
+    gemm_rs(x, w_shard)   Y_shard = reducescatter(X @ W_shard) (X [M, K], W_shard [K, N])
+    gemm(x, w)            Y = X @ W on all SMs (the generated mainloop alone)
+
+plus `CometTPLinear`, a torch.nn.Module (column-parallel "ag" or row-parallel "rs").
+
+torch is imported lazily (the `gpu` extra); nothing here is needed to compile or emit code.
+W is consumed in [N, K] (K-contiguous, nn.Linear) storage: pass `weight.t()` of a [N, K]
+tensor for zero copies; any other [K, N] tensor is transposed once per call (a copy).
+Waits are bounded by `timeout_s` (env COMET_TIMEOUT_S, default 10 s): a peer that never
+signals makes `check()` (called by default after each op when `check=True`) raise CometError.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from comet_ir.errors import CometError
+
+REPO = Path(__file__).resolve().parents[3]
+ERRORS = {1: "a peer's shard chunk did not arrive", 2: "a row block's tiles did not finish",
+          3: "a peer did not reach this call (it never signalled 'ready')"}
+MODES = {"gemm": 0, "ag_gemm": 1, "gemm_rs": 2}
+
+
+# ------------------------------------------------------------------ toolchain discovery
+def cutlass_root() -> Path | None:
+    env = os.environ.get("CUTLASS_DIR")
+    cands = [Path(env)] if env else []
+    try:
+        import cutlass_library  # type: ignore
+
+        cands.append(Path(cutlass_library.__file__).parent / "source")
+    except Exception:
+        pass
+    cands.append(REPO / ".cache" / "cutlass" / "wheel" / "cutlass_library" / "source")
+    for c in cands:
+        if (c / "include" / "cutlass" / "cutlass.h").is_file():
+            return c
+    return None
+
+
+def nvshmem_root() -> Path | None:
+    env = os.environ.get("NVSHMEM_HOME")
+    cands = [Path(env)] if env else []
+    try:
+        import nvidia.nvshmem as m  # type: ignore
+
+        cands.append(Path(list(m.__path__)[0]))
+    except Exception:
+        pass
+    cands.append(REPO / ".cache" / "nvshmem" / "wheel" / "nvidia" / "nvshmem")
+    for c in cands:
+        if (c / "include" / "nvshmem.h").is_file() and (c / "lib" / "libnvshmem_host.so.3").exists():
+            return c
+    return None
+
+
+def cache_dir() -> Path:
+    d = os.environ.get("COMET_CACHE_DIR")
+    return (Path(d) if d else REPO / ".cache") / "cuda"
+
+
+def nvcc_command(src: Path, out: Path, cutlass: Path, nvshmem: Path | None, shared: bool = True) -> list[str]:
+    cmd = ["nvcc", "-O3", "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", "--expt-relaxed-constexpr",
+           "-DNDEBUG", "-diag-suppress=177", f"-I{cutlass / 'include'}", f"-I{cutlass / 'tools' / 'util' / 'include'}",
+           f"-DCOMET_WITH_NVSHMEM={1 if nvshmem else 0}"]
+    if nvshmem:
+        cmd.append(f"-I{nvshmem / 'include'}")
+    cmd += ["-Xcompiler", "-fPIC"]
+    if shared:
+        cmd += ["-shared", str(src), "-o", str(out)]
+        if nvshmem:
+            cmd += [f"-L{nvshmem / 'lib'}", "-l:libnvshmem_host.so.3", "-Xlinker", "--no-undefined"]
+    else:
+        cmd += ["-c", str(src), "-o", str(out)]
+    return cmd
+
+
+def build(source: str, name: str = "libcomet_tp.so") -> Path:
+    """Compile `source` (cached by its hash and the flags) into a shared library."""
+    key = hashlib.sha256((source + "|nvcc-sm90a-v1").encode()).hexdigest()[:16]
+    d = cache_dir() / key
+    out = d / name
+    if out.exists():
+        return out
+    cutlass, nvshmem = cutlass_root(), nvshmem_root()
+    if cutlass is None:
+        raise CometError("cuda: CUTLASS headers not found (set CUTLASS_DIR or pip install nvidia-cutlass==4.2.0.0)")
+    if nvshmem is None:
+        raise CometError("cuda: NVSHMEM not found (set NVSHMEM_HOME or pip install nvidia-nvshmem-cu13)")
+    if shutil.which("nvcc") is None:
+        raise CometError("cuda: nvcc not found; cannot build the generated kernels")
+    d.mkdir(parents=True, exist_ok=True)
+    src = d / "kernel.cu"
+    src.write_text(source)
+    r = subprocess.run(nvcc_command(src, d / (name + ".tmp"), cutlass, nvshmem), capture_output=True, text=True)
+    if r.returncode:
+        raise CometError("cuda: nvcc failed:\n" + r.stderr[-4000:])
+    os.replace(d / (name + ".tmp"), out)
+    return out
+
+
+def runtime_source(arch: str = "h100", tile=(128, 256, 64)) -> tuple[str, str]:
+    """(source, C prefix) of the runtime's kernel library: the generated kernel for a canonical
+    cometgpu.kernel (problem shape and mode are runtime arguments of the generated code)."""
+    from comet_ir.backends.cost.gpu_model import _arch
+    from comet_ir.backends.cuda.codegen import KernelConfig, emit_kernel
+
+    a = _arch(arch)
+    cfg = KernelConfig("tp", "ag_gemm", 8192, 7168, 4096, 2, tuple(tile), 8, a.sm_count, a.smem_per_sm_kb,
+                       ir_text="cometgpu.kernel tp (runtime library: mode and shape are arguments)",
+                       location="comet_ir.backends.cuda.runtime")
+    src = "#define COMET_WITH_NVSHMEM 1\n" if nvshmem_root() else ""
+    return src + emit_kernel(cfg), "comet_tp_"
+
+
+_LIB: dict = {}
+
+
+def load(arch: str = "h100"):
+    if arch in _LIB:
+        return _LIB[arch]
+    nv = nvshmem_root()
+    if nv is None:
+        raise CometError("cuda: NVSHMEM not found (set NVSHMEM_HOME or pip install nvidia-nvshmem-cu13)")
+    ctypes.CDLL(str(nv / "lib" / "libnvshmem_host.so.3"), mode=ctypes.RTLD_GLOBAL)
+    pre = os.environ.get("COMET_TP_LIB")
+    if pre:
+        path, prefix = Path(pre), "comet_tp_"
+    else:
+        src, prefix = runtime_source(arch)
+        path = build(src)
+    lib = ctypes.CDLL(str(path))
+    vp, i32, i64, ll = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_longlong
+    f = getattr(lib, prefix + "tp_gemm")
+    f.argtypes = [i32, i32, i32, vp, vp, vp, i64, i32, i32, i32, i32, vp, vp, vp, vp, vp, vp, vp, vp, i32, i32, i32,
+                  vp, ll, vp]
+    f.restype = i32
+    lib.tp_gemm = f
+    lib.prepare = getattr(lib, prefix + "prepare")
+    lib.tile_m = getattr(lib, prefix + "tile_m")
+    lib.tile_n = getattr(lib, prefix + "tile_n")
+    lib.comet_symm_malloc.restype = vp
+    lib.comet_symm_malloc.argtypes = [ctypes.c_size_t]
+    lib.comet_symm_free.argtypes = [vp]
+    lib.comet_read_error.argtypes = [vp, vp]
+    lib.comet_init.argtypes = [i32, i32, vp]
+    lib.comet_get_uid.argtypes = [vp]
+    _LIB[arch] = lib
+    return lib
+
+
+# ------------------------------------------------------------------ torch side
+def _torch():
+    try:
+        import torch
+    except ImportError as e:  # pragma: no cover
+        raise CometError("cuda runtime needs torch (pip install comet-ir[gpu])") from e
+    return torch
+
+
+class _CudaArray:
+    def __init__(self, ptr: int, nbytes: int):
+        self.__cuda_array_interface__ = {"shape": (nbytes // 2,), "typestr": "<i2", "data": (ptr, False),
+                                         "version": 3, "strides": None}
+
+
+class TPContext:
+    """One per process: NVSHMEM PE of a torch.distributed group, symmetric buffers, op cache."""
+
+    def __init__(self, group=None, arch: str = "h100", timeout_s: float | None = None, check: bool = True):
+        torch = _torch()
+        import torch.distributed as dist
+
+        self.torch = torch
+        if dist.is_available() and dist.is_initialized():
+            self.rank, self.world = dist.get_rank(group), dist.get_world_size(group)
+        else:
+            self.rank, self.world = 0, 1
+        if self.world > 8:
+            raise CometError(f"cuda: at most 8 ranks per kernel (got {self.world})")
+        self.arch = arch
+        self.check_each = check
+        self.timeout_ns = int(1e9 * (timeout_s if timeout_s is not None else float(os.environ.get("COMET_TIMEOUT_S", "10"))))
+        self.device = torch.device("cuda", torch.cuda.current_device())
+        self.same_gpu = self.world > 1 and torch.cuda.device_count() < self.world
+        os.environ.setdefault("NVSHMEM_SYMMETRIC_SIZE", "3G")
+        os.environ.setdefault("NVSHMEM_DISABLE_NVLS", "1")
+        self.lib = load(arch)
+        rc = self.lib.prepare()
+        if rc:
+            raise CometError(f"cuda: preparing the kernel failed (cudaError {rc})")
+        self.sms = torch.cuda.get_device_properties(self.device).multi_processor_count
+        self.tile_m, self.tile_n = self.lib.tile_m(), self.lib.tile_n()
+        uid = (ctypes.c_char * self.lib.comet_uid_size())()
+        if self.rank == 0 and self.lib.comet_get_uid(uid):
+            raise CometError("cuda: nvshmemx_get_uniqueid failed")
+        if self.world > 1:
+            obj = [bytes(uid)]
+            dist.broadcast_object_list(obj, src=dist.get_global_rank(group, 0) if group is not None else 0, group=group)
+            ctypes.memmove(uid, obj[0], len(obj[0]))
+        rc = self.lib.comet_init(self.rank, self.world, uid)
+        if rc:
+            raise CometError(f"cuda: NVSHMEM init failed (code {rc}) for PE {self.rank} of {self.world}")
+        self.epoch = torch.zeros(1, dtype=torch.int64, device=self.device)
+        self.err = torch.zeros(1, dtype=torch.int32, device=self.device)
+        self.tile_done = torch.zeros(1024, dtype=torch.int64, device=self.device)
+        self._symm: dict[str, tuple[int, int]] = {}
+        self._orders: dict = {}
+        self._wt: dict = {}
+        self.flags = self._alloc("flags", 8 * 8 * 256)
+        self.ready = self._alloc("ready", 8 * 8)
+
+    # symmetric buffers: collective; every rank asks for the same sizes in the same order
+    def _alloc(self, name: str, nbytes: int) -> int:
+        have = self._symm.get(name)
+        if have and have[1] >= nbytes:
+            return have[0]
+        self.torch.cuda.synchronize()
+        if have:
+            self.lib.comet_symm_free(ctypes.c_void_p(have[0]))
+        nbytes = max(nbytes, 1 << 20)
+        p = self.lib.comet_symm_malloc(nbytes)
+        if not p:
+            raise CometError(f"cuda: nvshmem_malloc({nbytes}) failed (raise NVSHMEM_SYMMETRIC_SIZE)")
+        self._symm[name] = (p, nbytes)
+        return p
+
+    def _view(self, ptr: int, rows: int, cols: int):
+        t = self.torch.as_tensor(_CudaArray(ptr, rows * cols * 2), device=self.device)
+        return t.view(self.torch.bfloat16)[: rows * cols].view(rows, cols)
+
+    def _order(self, pattern: str, m: int, n: int, policy: str):
+        from comet_ir.passes.reschedule import order_tiles
+
+        key = (pattern, m, n, policy)
+        if key not in self._orders:
+            o = order_tiles(pattern, m, n, self.tile_m, self.tile_n, self.world, self.rank, policy)
+            self._orders[key] = self.torch.tensor(o, dtype=self.torch.int32, device=self.device)
+        return self._orders[key]
+
+    def _nk(self, w):
+        """W [K, N] as [N, K] K-contiguous storage."""
+        if w.dim() == 2 and w.stride(0) == 1 and w.stride(1) == w.shape[0]:
+            return w.t()
+        return w.t().contiguous()
+
+    def _checks(self, name: str, *ts) -> None:
+        torch = self.torch
+        for t in ts:
+            if t.dtype != torch.bfloat16:
+                raise CometError(f"cuda {name}: only bf16 tensors are supported (got {t.dtype})")
+            if not t.is_cuda:
+                raise CometError(f"cuda {name}: tensors must be on the GPU")
+            if t.dim() != 2:
+                raise CometError(f"cuda {name}: 2-D tensors expected (got shape {tuple(t.shape)})")
+
+    def plan(self, pattern: str, m: int, n: int, k: int, strategy: str = "auto", comm_blocks: int | None = None):
+        from comet_ir.backends.cost.gpu_model import estimate
+
+        if self.world == 1:
+            return "overlap", 0
+        e = estimate(pattern, m, n, k, self.world, self.arch, comm_blocks=comm_blocks, same_gpu=self.same_gpu)
+        c = comm_blocks or e.comm_blocks
+        s = e.choice if strategy == "auto" else strategy
+        if s not in ("overlap", "sequential"):
+            raise CometError(f"cuda: strategy must be auto, overlap or sequential (got {strategy!r})")
+        return s, c
+
+    def run(self, pattern: str, x, w, strategy: str = "auto", comm_blocks: int | None = None,
+            order: str | None = None, out=None):
+        torch = self.torch
+        self._checks(pattern, x, w)
+        x = x.contiguous()
+        ms, k = x.shape
+        if w.shape[0] != k:
+            raise CometError(f"cuda {pattern}: W has {w.shape[0]} rows, X has K={k}")
+        n = w.shape[1]
+        if k % 8 or n % 8:
+            raise CometError(f"cuda {pattern}: K and N must be multiples of 8 (16-byte TMA rows); got K={k} N={n}")
+        bnk = self._nk(w)
+        world = self.world if pattern != "gemm" else 1
+        m = ms * world if pattern == "ag_gemm" else ms
+        if pattern == "gemm_rs" and m % world:
+            raise CometError(f"cuda gemm_rs: M={m} is not divisible by world={world}")
+        strat, comm = self.plan(pattern, m, n, k, strategy, comm_blocks) if world > 1 else ("overlap", 0)
+        if strat == "sequential":
+            comm = max(comm, 32)
+        policy = order or {"ag_gemm": "local-first", "gemm_rs": "arrival"}.get(pattern, "natural")
+        tile_order = self._order(pattern if world > 1 else "gemm", m, n, policy if world > 1 else "natural")
+        stream = torch.cuda.current_stream().cuda_stream
+        shard = recv = 0
+        y = None
+        if world == 1:
+            a = x
+            d = out if out is not None else torch.empty(m, n, dtype=torch.bfloat16, device=self.device)
+            y = d
+        elif pattern == "ag_gemm":
+            shard = self._alloc("shard", m * k * 2)
+            full = self._view(shard, m, k)
+            full[self.rank * ms:(self.rank + 1) * ms].copy_(x)
+            a = full
+            d = out if out is not None else torch.empty(m, n, dtype=torch.bfloat16, device=self.device)
+            y = d
+        else:
+            shard = self._alloc("partial", m * n * 2)
+            recv = self._alloc("recv", m * n * 2)
+            a = x
+            d = self._view(shard, m, n)
+            y = out if out is not None else torch.empty(m // world, n, dtype=torch.bfloat16, device=self.device)
+        if world > 1 and comm > 256:
+            raise CometError("cuda: at most 256 comm chunks")
+        if self.tile_done.numel() < -(-m // self.tile_m):
+            self.tile_done = torch.zeros(-(-m // self.tile_m), dtype=torch.int64, device=self.device)
+        rc = self.lib.tp_gemm(MODES[pattern] if world > 1 else 0, self.rank, world, a.data_ptr(), bnk.data_ptr(),
+                              d.data_ptr(), n, m, n, k, m // world if world > 1 else m,
+                              shard or None, recv or None, y.data_ptr(), self.flags, self.ready,
+                              self.tile_done.data_ptr(), self.epoch.data_ptr(), tile_order.data_ptr(), comm,
+                              self.sms, 1 if strat == "sequential" else 0, self.err.data_ptr(), self.timeout_ns, stream)
+        if rc:
+            raise CometError(f"cuda {pattern}: launch failed (code {rc}"
+                             + (": a peer's buffers are not P2P-reachable)" if rc == -3 else ")"))
+        if self.check_each and not torch.cuda.is_current_stream_capturing():
+            self.check()
+        return y
+
+    def check(self) -> None:
+        code = self.lib.comet_read_error(self.err.data_ptr(), self.torch.cuda.current_stream().cuda_stream)
+        if code:
+            self.err.zero_()
+            raise CometError(f"cuda: PE {self.rank}: {ERRORS.get(code, 'error')} within "
+                             f"{self.timeout_ns / 1e9:g} s (code {code}); a peer is missing or stalled")
+
+
+_CTX: TPContext | None = None
+
+
+def context(**kw) -> TPContext:
+    global _CTX
+    if _CTX is None:
+        _CTX = TPContext(**kw)
+    return _CTX
+
+
+def ag_gemm(x_shard, w, **kw):
+    """Y[world*Ms, N] = allgather(X_shard[Ms, K]) @ W[K, N] over the default process group."""
+    return context().run("ag_gemm", x_shard, w, **kw)
+
+
+def gemm_rs(x, w_shard, **kw):
+    """Y_shard[M/world, N] = reducescatter(X[M, K] @ W_shard[K, N]) (sum) over the default group."""
+    return context().run("gemm_rs", x, w_shard, **kw)
+
+
+def gemm(x, w, **kw):
+    """Y = X @ W with the generated mainloop on all SMs (no communication)."""
+    return context().run("gemm", x, w, **kw)
+
+
+def CometTPLinear(in_features: int, out_features: int, mode: str = "ag", **kw):
+    """torch.nn.Module: `mode="ag"` column-parallel (input rows gathered, weight [out/world? no:
+    out_features local, in_features]); `mode="rs"` row-parallel (local in_features slice, output
+    rows reduce-scattered). The weight is stored [out, in] like nn.Linear (zero-copy for the kernel)."""
+    torch = _torch()
+
+    class _CometTPLinear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            if mode not in ("ag", "rs"):
+                raise CometError(f"CometTPLinear: mode must be 'ag' or 'rs' (got {mode!r})")
+            self.mode = mode
+            self.kw = kw
+            self.weight = torch.nn.Parameter(torch.empty(out_features, in_features, dtype=torch.bfloat16,
+                                                         device="cuda"))
+            torch.nn.init.normal_(self.weight, std=in_features ** -0.5)
+
+        def forward(self, x):
+            w = self.weight.t()          # [in, out] view of [out, in] storage: zero copy
+            if self.mode == "ag":
+                return ag_gemm(x, w, **self.kw)
+            return gemm_rs(x, w, **self.kw)
+
+    return _CometTPLinear()

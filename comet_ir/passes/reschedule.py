@@ -1,0 +1,111 @@
+"""`comet-reschedule{order=local-first|arrival|natural|given tiles=...}`: rewrite the `tile_order`
+of every cometgpu.kernel (the order its compute blocks visit output tiles).
+
+Tile ids are linear, m_blk * grid[1] + n_blk. Orders are computed for one rank (`rank`,
+default 0; the runtime computes the same policy for its own rank with `order_tiles`):
+
+* all-gather + GEMM (rows of X arrive per source rank): `local-first` runs the row blocks whose
+  rows are this rank's own shard first, then the others in the order their shards arrive (the
+  comm blocks push around the ring, so rank r receives from r-1, r-2, ...); a row block that
+  straddles two shards goes with the later one. `arrival` orders all row blocks by that arrival
+  step alone (for AG the same as local-first: own rows arrive at step 0).
+* GEMM + reduce-scatter (rows of the partial result leave per destination rank): `arrival`
+  computes the row blocks in the order the comm blocks send them (to r+1, r+2, ...), own rows
+  last, so sending starts as early as possible; `local-first` computes own rows first (nothing
+  can be sent meanwhile; kept as an option for comparison).
+* `natural`: row-major. `given`: the `tiles` list as written (must be a permutation).
+
+Grids of more than 64 tiles keep `tiles` empty: the `order` policy alone defines the order.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
+
+from comet_ir.errors import CometError
+
+ORDERS = ("local-first", "arrival", "natural", "given")
+MAX_LISTED_TILES = 64  # grids up to this many tiles print their order explicitly
+
+
+def _row_block_key(pattern: str, mb: int, bm: int, m: int, m_shard: int, world: int, rank: int,
+                   policy: str) -> tuple:
+    r0, r1 = mb * bm, min((mb + 1) * bm, m) - 1
+    owners = range(r0 // m_shard, r1 // m_shard + 1)
+    if pattern == "ag_gemm":
+        # arrival step of a source s at rank `rank`: (rank - s) mod world (own rows: step 0)
+        step = max((rank - s) % world for s in owners)
+        return (step,)
+    if pattern == "gemm_rs":
+        # send step of a destination d from `rank`: (d - rank) mod world, own rows (0) last
+        steps = [((d - rank) % world or world) for d in owners]
+        if policy == "local-first":
+            return (0 if rank in owners else 1, min(steps))
+        return (min(steps),)
+    return (0,)
+
+
+def order_tiles(pattern: str, m: int, n: int, tile_m: int, tile_n: int, world: int, rank: int = 0,
+                policy: str = "local-first", given: list[int] | None = None) -> list[int]:
+    """The linear tile ids of an (ceil(m/tile_m) x ceil(n/tile_n)) grid in visiting order.
+    `m` is the GEMM's row count (AG: gathered rows; RS: rows before the scatter)."""
+    policy = policy.replace("_", "-")
+    gm, gn = math.ceil(m / tile_m), math.ceil(n / tile_n)
+    total = gm * gn
+    if policy == "given":
+        if sorted(given or []) != list(range(total)):
+            raise CometError(f"comet-reschedule: given tiles must be a permutation of 0..{total - 1}")
+        return list(given)
+    if policy == "natural" or world == 1 or pattern == "gemm":
+        return list(range(total))
+    if policy not in ORDERS:
+        raise CometError(f"comet-reschedule: unknown order '{policy}' (one of {', '.join(ORDERS)})")
+    m_shard = m // world
+    blocks = sorted(range(gm), key=lambda mb: (_row_block_key(pattern, mb, tile_m, m, m_shard, world, rank, policy), mb))
+    return [mb * gn + nb for mb in blocks for nb in range(gn)]
+
+
+def kernel_order(kernel, policy: str, rank: int = 0, given: list[int] | None = None) -> list[int]:
+    m, n, _ = kernel.shape_mnk
+    bm, bn, _ = kernel.field("tile")
+    return order_tiles(kernel.field("pattern"), m, n, bm, bn, kernel.field("world"), rank, policy, given)
+
+
+def set_order(kernel, policy: str, rank: int = 0, given: list[int] | None = None) -> None:
+    from comet_ir.dialects.cometgpu import KernelOp, Order  # noqa: F401
+    from comet_ir.dialects.syntax import ints_attr
+    from comet_ir.dialects.cometgpu import OrderAttr
+
+    tiles = kernel_order(kernel, policy, rank, given)
+    if policy != "given" and len(tiles) > MAX_LISTED_TILES:
+        tiles = []   # large grids: the policy alone defines the order (order_tiles)
+    kernel.properties["order"] = OrderAttr(Order(policy.replace("-", "_")))
+    kernel.properties["tiles"] = ints_attr(tiles)
+
+
+@dataclass(frozen=True)
+class RescheduleTiles(ModulePass):
+    name = "comet-reschedule"
+
+    order: str = "local-first"
+    tiles: str = ""        # for order=given: comma-separated linear tile ids
+    rank: int = 0
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from comet_ir.dialects.cometgpu import KernelOp
+
+        if self.order.replace("_", "-") not in ORDERS:
+            raise CometError(f"comet-reschedule: order must be one of {', '.join(ORDERS)}, got '{self.order}'")
+        given = None
+        if self.order == "given":
+            try:
+                given = [int(t) for t in str(self.tiles).replace(" ", ",").split(",") if t != ""]
+            except ValueError:
+                raise CometError(f"comet-reschedule: tiles must be integers, got '{self.tiles}'") from None
+        for k in op.walk():
+            if isinstance(k, KernelOp):
+                set_order(k, self.order.replace("_", "-"), self.rank, given)
