@@ -164,7 +164,7 @@ class KernelOp(_GpuOp):
     comm_ratio = prop_def(FloatAttr)
     order = prop_def(OrderAttr)
     tiles = prop_def(ArrayAttr)
-    body = region_def("single_block")
+    body = region_def()
     traits = traits_def(NoTerminator())
     FIELDS: ClassVar = (
         Field("sym", NAME, lead=True),
@@ -185,8 +185,11 @@ class KernelOp(_GpuOp):
         return gemm_extent(self.field("pattern"), _shape(self, self.x, "x"), _shape(self, self.w, "w"),
                            self.field("world"))
 
+    def body_ops(self) -> list:
+        return [op for b in self.body.blocks for op in b.ops]
+
     def signals(self) -> dict[str, "SignalOp"]:
-        return {op.field("sym"): op for op in self.body.block.ops if isinstance(op, SignalOp)}
+        return {op.field("sym"): op for op in self.body_ops() if isinstance(op, SignalOp)}
 
     def verify_(self) -> None:
         pat, world = Pattern(self.field("pattern")), self.field("world")
@@ -228,7 +231,9 @@ class KernelOp(_GpuOp):
         tiles = self.field("tiles")
         if tiles and sorted(tiles) != list(range(grid[0] * grid[1])):
             _fail(self, "tiles", f"must be a permutation of the {grid[0] * grid[1]} tile ids")
-        names = [op.field("sym") for op in self.body.block.ops if isinstance(op, SignalOp)]
+        if len(self.body.blocks) > 1:
+            _fail(self, "body", "must have at most one block")
+        names = [op.field("sym") for op in self.body_ops() if isinstance(op, SignalOp)]
         if len(set(names)) != len(names):
             _fail(self, "body", f"duplicate signal names {sorted(names)}")
 

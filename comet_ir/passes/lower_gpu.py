@@ -96,6 +96,12 @@ def build_kernel(pattern: str, x, w, result_type, world: int, arch: str, sym: st
                            regions=[Region(block)])
 
 
+def _name(counter: dict, base: str) -> str:
+    n = counter.get(base, 0)
+    counter[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
 def _single_use(v) -> bool:
     return len(list(v.uses)) == 1
 
@@ -103,7 +109,7 @@ def _single_use(v) -> bool:
 @dataclass
 class _AgGemm(RewritePattern):
     pass_: "LowerToGpu"
-    counter: list
+    counter: dict
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: GemmOp, rewriter: PatternRewriter) -> None:
@@ -116,19 +122,18 @@ class _AgGemm(RewritePattern):
             raise CometError("comet-lower-gpu: all-gather + GEMM gathers rows (axis 0); "
                              f"got axis {col.field('axis')}")
         _check_types("all-gather + GEMM", col.input, op.rhs, op.res)
-        self.counter[0] += 1
         kern = build_kernel("ag_gemm", col.input, op.rhs, op.res.type, col.field("world"), self.pass_.arch_for(op),
-                            f"ag_gemm_{self.counter[0] - 1}" if self.counter[0] > 1 else "ag_gemm",
+                            _name(self.counter, "ag_gemm"),
                             self.pass_.comm, self.pass_.order)
-        rewriter.replace_matched_op(kern)
+        rewriter.replace(op, kern)
         if not list(col.res.uses):
-            rewriter.erase_op(col)
+            rewriter.erase(col)
 
 
 @dataclass
 class _GemmRs(RewritePattern):
     pass_: "LowerToGpu"
-    counter: list
+    counter: dict
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: CollectiveOp, rewriter: PatternRewriter) -> None:
@@ -147,18 +152,17 @@ class _GemmRs(RewritePattern):
         if g.field("batch") or g.field("transpose_b"):
             raise CometError("comet-lower-gpu: GEMM + reduce-scatter needs a plain 2-D GEMM")
         _check_types("GEMM + reduce-scatter", g.lhs, g.rhs, op.res)
-        self.counter[0] += 1
         kern = build_kernel("gemm_rs", g.lhs, g.rhs, op.res.type, op.field("world"), self.pass_.arch_for(op),
-                            f"gemm_rs_{self.counter[0] - 1}" if self.counter[0] > 1 else "gemm_rs",
+                            _name(self.counter, "gemm_rs"),
                             self.pass_.comm, self.pass_.order)
-        rewriter.replace_matched_op(kern)
-        rewriter.erase_op(g)
+        rewriter.replace(op, kern)
+        rewriter.erase(g)
 
 
 @dataclass
 class _PlainGemm(RewritePattern):
     pass_: "LowerToGpu"
-    counter: list
+    counter: dict
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: GemmOp, rewriter: PatternRewriter) -> None:
@@ -167,9 +171,8 @@ class _PlainGemm(RewritePattern):
         if any(isinstance(u.operation, CollectiveOp) for u in op.res.uses):
             return
         _check_types("GEMM", op.lhs, op.rhs, op.res)
-        self.counter[0] += 1
-        rewriter.replace_matched_op(build_kernel("gemm", op.lhs, op.rhs, op.res.type, 1, self.pass_.arch_for(op),
-                                                 f"gemm_{self.counter[0] - 1}" if self.counter[0] > 1 else "gemm"))
+        rewriter.replace(op, build_kernel("gemm", op.lhs, op.rhs, op.res.type, 1, self.pass_.arch_for(op),
+                                          _name(self.counter, "gemm")))
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,7 @@ class LowerToGpu(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.order and self.order.replace("_", "-") not in ("local-first", "arrival", "natural"):
             raise CometError(f"comet-lower-gpu: order must be local-first, arrival or natural, got '{self.order}'")
-        counter = [0]
+        counter: dict = {}
         pats = [_AgGemm(self, counter), _GemmRs(self, counter)]
         PatternRewriteWalker(GreedyRewritePatternApplier(pats, dce_enabled=False), apply_recursively=False).rewrite_module(op)
         if self.plain:

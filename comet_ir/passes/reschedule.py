@@ -13,7 +13,10 @@ default 0; the runtime computes the same policy for its own rank with `order_til
   computes the row blocks in the order the comm blocks send them (to r+1, r+2, ...), own rows
   last, so sending starts as early as possible; `local-first` computes own rows first (nothing
   can be sent meanwhile; kept as an option for comparison).
-* `natural`: row-major. `given`: the `tiles` list as written (must be a permutation).
+* `natural`: row blocks in index order. `given`: the `tiles` list as written (must be a permutation).
+
+Every policy but `given` then visits its row blocks in groups of 16, column by column inside
+a group (L2 reuse of A and B; `grouped`).
 
 Grids of more than 64 tiles keep `tiles` empty: the `order` policy alone defines the order.
 """
@@ -29,6 +32,7 @@ from xdsl.passes import ModulePass
 from comet_ir.errors import CometError
 
 ORDERS = ("local-first", "arrival", "natural", "given")
+GROUP_M = 16           # row blocks per L2 group (see grouped)
 MAX_LISTED_TILES = 64  # grids up to this many tiles print their order explicitly
 
 
@@ -50,23 +54,45 @@ def _row_block_key(pattern: str, mb: int, bm: int, m: int, m_shard: int, world: 
 
 
 def order_tiles(pattern: str, m: int, n: int, tile_m: int, tile_n: int, world: int, rank: int = 0,
-                policy: str = "local-first", given: list[int] | None = None) -> list[int]:
+                policy: str = "local-first", given: list[int] | None = None, group_m: int | None = None) -> list[int]:
     """The linear tile ids of an (ceil(m/tile_m) x ceil(n/tile_n)) grid in visiting order.
     `m` is the GEMM's row count (AG: gathered rows; RS: rows before the scatter)."""
     policy = policy.replace("_", "-")
+    group_m = group_m or GROUP_M
     gm, gn = math.ceil(m / tile_m), math.ceil(n / tile_n)
     total = gm * gn
     if policy == "given":
         if sorted(given or []) != list(range(total)):
             raise CometError(f"comet-reschedule: given tiles must be a permutation of 0..{total - 1}")
         return list(given)
-    if policy == "natural" or world == 1 or pattern == "gemm":
+    if policy == "row-major":
         return list(range(total))
+    if policy == "natural" or world == 1 or pattern == "gemm":
+        return grouped(list(range(gm)), gn, group_m)
     if policy not in ORDERS:
         raise CometError(f"comet-reschedule: unknown order '{policy}' (one of {', '.join(ORDERS)})")
     m_shard = m // world
-    blocks = sorted(range(gm), key=lambda mb: (_row_block_key(pattern, mb, tile_m, m, m_shard, world, rank, policy), mb))
-    return [mb * gn + nb for mb in blocks for nb in range(gn)]
+    keyed = sorted((_row_block_key(pattern, mb, tile_m, m, m_shard, world, rank, policy), mb) for mb in range(gm))
+    out: list[int] = []
+    i = 0
+    while i < len(keyed):                 # group only row blocks of the same priority class
+        j = i
+        while j < len(keyed) and keyed[j][0] == keyed[i][0]:
+            j += 1
+        out += grouped([mb for _, mb in keyed[i:j]], gn, group_m)
+        i = j
+    return out
+
+
+def grouped(blocks: list[int], gn: int, group_m: int = GROUP_M) -> list[int]:
+    """Visit row blocks (already in priority order) in groups of `group_m`, column by column
+    inside a group: the tiles in flight at once then share a few A row blocks and B column
+    blocks, which stay in L2 (row-major over a wide N re-reads all of B every wave)."""
+    out = []
+    for g in range(0, len(blocks), group_m):
+        grp = blocks[g:g + group_m]
+        out += [mb * gn + nb for nb in range(gn) for mb in grp]
+    return out
 
 
 def kernel_order(kernel, policy: str, rank: int = 0, given: list[int] | None = None) -> list[int]:

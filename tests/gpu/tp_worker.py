@@ -181,13 +181,26 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
             wnk = wt.t().contiguous().t()           # [K, N] view of [N, K] storage (zero-copy path)
             y = rt.gemm(x, wnk)
             err = rel_err(y, x.float() @ wt.float())
-            tc = bench(torch, lambda: rt.gemm(x, wnk), iters=30)
+            out = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
+            tc = bench(torch, lambda: rt.gemm(x, wnk, out=out), iters=30)
             tt = bench(torch, lambda: torch.matmul(x, wt), iters=30)
-            tc2 = bench(torch, lambda: rt.gemm(x, wnk), iters=30)
+            tc2 = bench(torch, lambda: rt.gemm(x, wnk, out=out), iters=30)
+            trm = bench(torch, lambda: rt.gemm(x, wnk, out=out, order="row-major"), iters=30)
+            g = torch.cuda.CUDAGraph()            # host overhead out: 10 calls in one graph
+            with torch.cuda.graph(g):
+                for _ in range(10):
+                    rt.gemm(x, wnk, out=out)
+            tg = bench(torch, g.replay, iters=10) / 10
+            gt = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(gt):
+                for _ in range(10):
+                    torch.matmul(x, wt)
+            tgt = bench(torch, gt.replay, iters=10) / 10
             pred = gpu_model.estimate("gemm", m, n, k, 1, "h100").latency_us / 1e3
             res["cases"].append({"op": "gemm", "mnk": [m, n, k], "comet_ms": tc, "comet_ms_again": tc2,
-                                 "torch_ms": tt, "speedup_vs_cublas": tt / tc, "tflops": 2 * m * n * k / tc / 1e9,
-                                 "pred_ms": pred, "err": err})
+                                 "comet_rowmajor_order_ms": trm, "comet_graph_ms": tg, "torch_graph_ms": tgt,
+                                 "torch_ms": tt, "speedup_vs_cublas": tt / tc, "graph_speedup_vs_cublas": tgt / tg,
+                                 "tflops": 2 * m * n * k / tc / 1e9, "pred_ms": pred, "err": err})
         return
     # several ranks on one GPU
     shapes = [(8192, 4096, 7168)] if args.task == "bench" else \
@@ -197,12 +210,12 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
         for pattern in ("ag_gemm", "gemm_rs"):
             if pattern == "ag_gemm":
                 x, wt = gen(torch, (ms, k), 3 + r), gen(torch, (k, n), 4)
-                op = lambda s: rt.ag_gemm(x, wnk, strategy=s)  # noqa: E731
+                op = lambda s: rt.ag_gemm(x, wnk, strategy=s, check=False)  # noqa: E731
                 xg = gen(torch, (m, k), 5)
                 gemm_alone = lambda: torch.matmul(xg, wt)  # noqa: E731
             else:
                 x, wt = gen(torch, (m, k), 3 + r), gen(torch, (k, n), 4 + r)
-                op = lambda s: rt.gemm_rs(x, wnk, strategy=s)  # noqa: E731
+                op = lambda s: rt.gemm_rs(x, wnk, strategy=s, check=False)  # noqa: E731
                 gemm_alone = lambda: torch.matmul(x, wt)  # noqa: E731
             wnk = wt.t().contiguous().t()
             row = {"op": pattern, "m": m, "k": k, "n": n}

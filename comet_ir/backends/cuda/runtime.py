@@ -276,7 +276,7 @@ class TPContext:
         return s, c
 
     def run(self, pattern: str, x, w, strategy: str = "auto", comm_blocks: int | None = None,
-            order: str | None = None, out=None):
+            order: str | None = None, out=None, check: bool | None = None):
         torch = self.torch
         self._checks(pattern, x, w)
         x = x.contiguous()
@@ -295,7 +295,7 @@ class TPContext:
         if strat == "sequential":
             comm = max(comm, 32)
         policy = order or {"ag_gemm": "local-first", "gemm_rs": "arrival"}.get(pattern, "natural")
-        tile_order = self._order(pattern if world > 1 else "gemm", m, n, policy if world > 1 else "natural")
+        tile_order = self._order(pattern if world > 1 else "gemm", m, n, policy if world > 1 else (order or "natural"))
         stream = torch.cuda.current_stream().cuda_stream
         shard = recv = 0
         y = None
@@ -328,7 +328,7 @@ class TPContext:
         if rc:
             raise CometError(f"cuda {pattern}: launch failed (code {rc}"
                              + (": a peer's buffers are not P2P-reachable)" if rc == -3 else ")"))
-        if self.check_each and not torch.cuda.is_current_stream_capturing():
+        if (self.check_each if check is None else check) and world > 1 and not torch.cuda.is_current_stream_capturing():
             self.check()
         return y
 
