@@ -14,7 +14,8 @@ shape (`tile` = [BM, BN, BK]), the order compute blocks visit tiles (`order` nam
 `tiles` is the resulting list of linear tile ids m_blk * grid[1] + n_blk for rank 0; other ranks
 apply the same policy relative to their rank), and the partition of the `sms` thread blocks into
 `comm` blocks and `sms - comm` compute blocks (`comm_ratio`, when non-zero, is the ratio the
-count came from). Its body lists the signals (per-tile / per-chunk / per-rank readiness flags)
+count came from). `cluster` = [2, 1] pairs adjacent row blocks in a thread-block cluster that
+multicasts the shared B tile (TMA); tile ids then index the grid of cluster tiles. Its body lists the signals (per-tile / per-chunk / per-rank readiness flags)
 and the comm ops that move data between PEs: `put_signal` (one-sided put + remote signal),
 `wait` (bounded wait on a signal), `arrive` (a compute tile counts into a local signal),
 `reduce` (sum of received partials) and token-level `gather` / `scatter` (MoE dispatch/combine).
@@ -164,6 +165,7 @@ class KernelOp(_GpuOp):
     comm_ratio = prop_def(FloatAttr)
     order = prop_def(OrderAttr)
     tiles = prop_def(ArrayAttr)
+    cluster = prop_def(ArrayAttr)
     body = region_def()
     traits = traits_def(NoTerminator())
     FIELDS: ClassVar = (
@@ -177,6 +179,7 @@ class KernelOp(_GpuOp):
         Field("comm_ratio", FLOAT, default=0.0),
         Field("order", ORDER, default="natural"),
         Field("tiles", INTS, default=[]),
+        Field("cluster", INTS, default=[1, 1]),
     )
 
     # ---- convenience accessors (Python values)
@@ -228,9 +231,13 @@ class KernelOp(_GpuOp):
         ratio = self.field("comm_ratio")
         if ratio and (not 0 < ratio < 1 or round(ratio * sms) != comm):
             _fail(self, "comm_ratio", f"{ratio} of {sms} SMs gives {round(ratio * sms)} comm blocks, not {comm}")
+        cl = self.field("cluster")
+        if len(cl) != 2 or cl[0] not in (1, 2) or cl[1] != 1:
+            _fail(self, "cluster", f"{cl}: thread-block clusters of [1, 1] or [2, 1] (B tile multicast) are supported")
         tiles = self.field("tiles")
-        if tiles and sorted(tiles) != list(range(grid[0] * grid[1])):
-            _fail(self, "tiles", f"must be a permutation of the {grid[0] * grid[1]} tile ids")
+        items = cdiv(grid[0], cl[0]) * grid[1] if len(cl) == 2 and cl[0] in (1, 2) else grid[0] * grid[1]
+        if tiles and sorted(tiles) != list(range(items)):
+            _fail(self, "tiles", f"must be a permutation of the {items} (cluster) tile ids")
         if len(self.body.blocks) > 1:
             _fail(self, "body", "must have at most one block")
         names = [op.field("sym") for op in self.body_ops() if isinstance(op, SignalOp)]

@@ -1,7 +1,8 @@
 """`comet-reschedule{order=local-first|arrival|natural|given tiles=...}`: rewrite the `tile_order`
 of every cometgpu.kernel (the order its compute blocks visit output tiles).
 
-Tile ids are linear, m_blk * grid[1] + n_blk. Orders are computed for one rank (`rank`,
+Tile ids are linear, m_blk * grid[1] + n_blk (with `cluster = [2, 1]`, m_blk counts pairs of row
+blocks: ids index the grid of cluster tiles). Orders are computed for one rank (`rank`,
 default 0; the runtime computes the same policy for its own rank with `order_tiles`):
 
 * all-gather + GEMM (rows of X arrive per source rank): `local-first` runs the row blocks whose
@@ -23,6 +24,7 @@ Grids of more than 64 tiles keep `tiles` empty: the `order` policy alone defines
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -58,7 +60,7 @@ def order_tiles(pattern: str, m: int, n: int, tile_m: int, tile_n: int, world: i
     """The linear tile ids of an (ceil(m/tile_m) x ceil(n/tile_n)) grid in visiting order.
     `m` is the GEMM's row count (AG: gathered rows; RS: rows before the scatter)."""
     policy = policy.replace("_", "-")
-    group_m = group_m or GROUP_M
+    group_m = group_m or int(os.environ.get("COMET_GROUP_M", GROUP_M))
     gm, gn = math.ceil(m / tile_m), math.ceil(n / tile_n)
     total = gm * gn
     if policy == "given":
@@ -98,7 +100,8 @@ def grouped(blocks: list[int], gn: int, group_m: int = GROUP_M) -> list[int]:
 def kernel_order(kernel, policy: str, rank: int = 0, given: list[int] | None = None) -> list[int]:
     m, n, _ = kernel.shape_mnk
     bm, bn, _ = kernel.field("tile")
-    return order_tiles(kernel.field("pattern"), m, n, bm, bn, kernel.field("world"), rank, policy, given)
+    cm = kernel.field("cluster")[0]        # ids over the grid of cluster tiles
+    return order_tiles(kernel.field("pattern"), m, n, bm * cm, bn, kernel.field("world"), rank, policy, given)
 
 
 def set_order(kernel, policy: str, rank: int = 0, given: list[int] | None = None) -> None:

@@ -190,12 +190,15 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
             with torch.cuda.graph(g):
                 for _ in range(10):
                     rt.gemm(x, wnk, out=out)
-            tg = bench(torch, g.replay, iters=10) / 10
             gt = torch.cuda.CUDAGraph()
             with torch.cuda.graph(gt):
                 for _ in range(10):
                     torch.matmul(x, wt)
-            tgt = bench(torch, gt.replay, iters=10) / 10
+            ours, theirs = [], []
+            for _ in range(3):            # interleaved: clocks drift under sustained load
+                ours.append(bench(torch, g.replay, iters=10) / 10)
+                theirs.append(bench(torch, gt.replay, iters=10) / 10)
+            tg, tgt = sorted(ours)[1], sorted(theirs)[1]
             pred = gpu_model.estimate("gemm", m, n, k, 1, "h100").latency_us / 1e3
             res["cases"].append({"op": "gemm", "mnk": [m, n, k], "comet_ms": tc, "comet_ms_again": tc2,
                                  "comet_rowmajor_order_ms": trm, "comet_graph_ms": tg, "torch_graph_ms": tgt,

@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[3]
 ERRORS = {1: "a peer's shard chunk did not arrive", 2: "a row block's tiles did not finish",
           3: "a peer did not reach this call (it never signalled 'ready')"}
 MODES = {"gemm": 0, "ag_gemm": 1, "gemm_rs": 2}
+DEFAULT_CLUSTER = 2   # thread-block cluster along M of the runtime library (COMET_TP_CLUSTER)
 
 
 # ------------------------------------------------------------------ toolchain discovery
@@ -108,15 +109,17 @@ def build(source: str, name: str = "libcomet_tp.so") -> Path:
     return out
 
 
-def runtime_source(arch: str = "h100", tile=(128, 256, 64)) -> tuple[str, str]:
+def runtime_source(arch: str = "h100", tile=(128, 256, 64), cluster_m: int | None = None) -> tuple[str, str]:
     """(source, C prefix) of the runtime's kernel library: the generated kernel for a canonical
     cometgpu.kernel (problem shape and mode are runtime arguments of the generated code)."""
     from comet_ir.backends.cost.gpu_model import _arch
     from comet_ir.backends.cuda.codegen import KernelConfig, emit_kernel
 
     a = _arch(arch)
+    if cluster_m is None:
+        cluster_m = int(os.environ.get("COMET_TP_CLUSTER", DEFAULT_CLUSTER))
     cfg = KernelConfig("tp", "ag_gemm", 8192, 7168, 4096, 2, tuple(tile), 8, a.sm_count, a.smem_per_sm_kb,
-                       ir_text="cometgpu.kernel tp (runtime library: mode and shape are arguments)",
+                       cluster_m=cluster_m, ir_text="cometgpu.kernel tp (runtime library: mode and shape are arguments)",
                        location="comet_ir.backends.cuda.runtime")
     src = "#define COMET_WITH_NVSHMEM 1\n" if nvshmem_root() else ""
     return src + emit_kernel(cfg), "comet_tp_"
@@ -126,13 +129,14 @@ _LIB: dict = {}
 
 
 def load(arch: str = "h100"):
-    if arch in _LIB:
-        return _LIB[arch]
+    if (arch, os.environ.get("COMET_TP_CLUSTER", "")) in _LIB:
+        return _LIB[(arch, os.environ.get("COMET_TP_CLUSTER", ""))]
     nv = nvshmem_root()
     if nv is None:
         raise CometError("cuda: NVSHMEM not found (set NVSHMEM_HOME or pip install nvidia-nvshmem-cu13)")
     ctypes.CDLL(str(nv / "lib" / "libnvshmem_host.so.3"), mode=ctypes.RTLD_GLOBAL)
     pre = os.environ.get("COMET_TP_LIB")
+    key = (arch, os.environ.get("COMET_TP_CLUSTER", ""))
     if pre:
         path, prefix = Path(pre), "comet_tp_"
     else:
@@ -148,13 +152,14 @@ def load(arch: str = "h100"):
     lib.prepare = getattr(lib, prefix + "prepare")
     lib.tile_m = getattr(lib, prefix + "tile_m")
     lib.tile_n = getattr(lib, prefix + "tile_n")
+    lib.cluster_m = getattr(lib, prefix + "cluster_m")
     lib.comet_symm_malloc.restype = vp
     lib.comet_symm_malloc.argtypes = [ctypes.c_size_t]
     lib.comet_symm_free.argtypes = [vp]
     lib.comet_read_error.argtypes = [vp, vp]
     lib.comet_init.argtypes = [i32, i32, vp]
     lib.comet_get_uid.argtypes = [vp]
-    _LIB[arch] = lib
+    _LIB[key] = lib
     return lib
 
 
@@ -200,6 +205,7 @@ class TPContext:
             raise CometError(f"cuda: preparing the kernel failed (cudaError {rc})")
         self.sms = torch.cuda.get_device_properties(self.device).multi_processor_count
         self.tile_m, self.tile_n = self.lib.tile_m(), self.lib.tile_n()
+        self.cluster_m = self.lib.cluster_m()
         uid = (ctypes.c_char * self.lib.comet_uid_size())()
         if self.rank == 0 and self.lib.comet_get_uid(uid):
             raise CometError("cuda: nvshmemx_get_uniqueid failed")
@@ -243,7 +249,8 @@ class TPContext:
 
         key = (pattern, m, n, policy)
         if key not in self._orders:
-            o = order_tiles(pattern, m, n, self.tile_m, self.tile_n, self.world, self.rank, policy)
+            # ids over the grid of cluster tiles (cluster_m adjacent row blocks each)
+            o = order_tiles(pattern, m, n, self.tile_m * self.cluster_m, self.tile_n, self.world, self.rank, policy)
             self._orders[key] = self.torch.tensor(o, dtype=self.torch.int32, device=self.device)
         return self._orders[key]
 

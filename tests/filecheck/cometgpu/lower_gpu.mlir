@@ -20,7 +20,7 @@ builtin.module attributes {comet.arch = "h100"} {
 }
 // CHECK-LABEL: func.func @ag
 // CHECK-NOT:   comet.collective
-// CHECK:       %y = cometgpu.kernel ag_gemm %x, %w pattern ag_gemm world 2 tile [128, 256, 64] grid [4, 4] comm {{[0-9]+}} order local_first tiles [0, 1, 2, 3, 4, 8, 12, 5, 9, 13, 6, 10, 14, 7, 11, 15] attributes {comet.predicted_us = {{.*}}, comet.sequential_us = {{.*}}, comet.strategy = "{{overlap|sequential}}"} : (tensor<200x520xbf16>, tensor<520x1000xbf16>) -> tensor<400x1000xbf16> {
+// CHECK:       %y = cometgpu.kernel ag_gemm %x, %w pattern ag_gemm world 2 tile [128, 256, 64] grid [4, 4] comm {{[0-9]+}} order local_first tiles [0, 4, 1, 5, 2, 6, 3, 7] cluster [2, 1] attributes {comet.predicted_us = {{.*}}, comet.sequential_us = {{.*}}, comet.strategy = "{{overlap|sequential}}"} : (tensor<200x520xbf16>, tensor<520x1000xbf16>) -> tensor<400x1000xbf16> {
 // CHECK-NEXT:    cometgpu.signal ready count 2 scope rank
 // CHECK-NEXT:    cometgpu.signal shard_ready count {{[0-9]+}} scope chunk
 // CHECK-NEXT:    cometgpu.put_signal shard chunks {{[0-9]+}} signal shard_ready after [ready]
