@@ -152,6 +152,31 @@ def main() -> None:
                     res["cases"].append({"op": "timeout", "ok": False, "msg": "no error"})
                 except CometError as e:
                     res["cases"].append({"op": "timeout", "ok": True, "msg": str(e), "s": time.time() - t})
+        elif args.task == "loopback":
+            # one PE: the AG+GEMM overlap kernel with its comm blocks copying (world-1) shards
+            # through local HBM beside the GEMM; GEMM alone and the sequential fallback beside it
+            from comet_ir.backends.cost import gpu_model
+            for (m, n, k) in [(8192, 7168, 4096), (4096, 7168, 4096), (16384, 4096, 4096)]:
+                x, wt = gen(torch, (m, k), 1), gen(torch, (k, n), 2)
+                wnk = wt.t().contiguous().t()
+                ref = x.float() @ wt.float()
+                out = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
+                t_gemm = bench(torch, lambda: rt.gemm(x, wnk, out=out), iters=20)
+                for world_sim in (2, 4):
+                    row = {"op": "loopback_ag_gemm", "mnk": [m, n, k], "world_sim": world_sim, "gemm_alone_ms": t_gemm}
+                    y = ctx.loopback(x, wnk, world_sim, 8)
+                    torch.cuda.synchronize()
+                    row["err"] = rel_err(y, ref)
+                    for c in (4, 8, 12, 16, 24, 32):
+                        row[f"overlap_c{c}_ms"] = bench(torch, lambda: ctx.loopback(x, wnk, world_sim, c, out=out), iters=20)
+                        row[f"pred_c{c}_ms"] = gpu_model.estimate("ag_gemm", m, n, k, world_sim, "h100", comm_blocks=c,
+                                                                   same_gpu=True).overlap_us / 1e3
+                    for c in (32, 132):
+                        row[f"sequential_c{c}_ms"] = bench(torch, lambda: ctx.loopback(x, wnk, world_sim, c, True, out=out), iters=20)
+                    e = gpu_model.estimate("ag_gemm", m, n, k, world_sim, "h100", same_gpu=True)
+                    row.update(pred_best_comm=e.comm_blocks, pred_choice=e.choice, pred_sequential_ms=e.sequential_us / 1e3)
+                    row["ok"] = row["err"] < TOL
+                    res["cases"].append(row)
         elif args.task in ("bench", "sweep"):
             run_bench(args, torch, dist, rt, ctx, res)
     except Exception as e:  # report, do not hang the others

@@ -175,3 +175,18 @@ def test_reschedule_pass_rewrites_order():
         run_pipeline(parse_module(KERNEL), "comet-reschedule{order=given tiles=\"1,2\"}")
     with pytest.raises(CometError, match="order must be one of"):
         run_pipeline(parse_module(KERNEL), "comet-reschedule{order=sideways}")
+
+
+def test_cluster_field_verifier_and_cluster_tile_ids():
+    out = lowered("tp_ag_gemm.mlir")
+    assert "cluster [2, 1]" in out
+    with pytest.raises((VerifyException, CometError), match="clusters of"):
+        parse_module(KERNEL.replace("comm 4 order", "comm 4 cluster [4, 1] order"))
+    # with [2, 1] the 8 tiles of a 4x2 grid form 4 cluster tiles: ids must permute 0..3
+    with pytest.raises((VerifyException, CometError), match="permutation of the 4"):
+        parse_module(KERNEL.replace("comm 4 order", "comm 4 cluster [2, 1] order"))
+    m = parse_module(KERNEL.replace("comm 4 order", "comm 4 cluster [2, 1] order").replace(
+        "tiles [0, 2, 1, 3, 4, 6, 5, 7]", "tiles [0, 1, 2, 3]"))
+    run_pipeline(m, "comet-reschedule{order=local-first rank=1}")
+    k = next(op for op in m.walk() if isinstance(op, KernelOp))
+    assert k.field("tiles") == [2, 3, 0, 1]     # own pair of row blocks (rows 256..511) first

@@ -10,7 +10,9 @@ Pure functions of (shape, config, arch) -> microseconds; one formula each:
   is NVLink per direction (measured NVSHMEM put where present) or, for several PEs sharing one
   GPU, half the measured HBM copy rate; per_block_rate is what one block of stores sustains
   (measured: 351 GB/s with 32 blocks on NV18 -> ~11 GB/s per block).
-* overlap kernel: max(gemm(SM - k), gemm(SM - k) / world + comm(k)) + launch. For AG+GEMM the
+* contention: the comm role's HBM traffic slows the GEMM by CONTENTION x bytes / HBM bandwidth
+  (fitted on the single-GPU loopback measurement, benchmarks/RESULTS.md 2026-11-24).
+* overlap kernel: max(g, g / world + comm(k)) + launch, g = gemm(SM - k) + contention. For AG+GEMM the
   last shard to arrive gates the last 1/world of the tiles; for GEMM+RS the first 1/world of the
   tiles must be computed before anything can be sent. GEMM+RS adds the reduction (HBM-bound).
 * sequential fallback: comm(all SMs) + gemm(all SMs) + two launches.
@@ -26,7 +28,9 @@ from dataclasses import dataclass, field
 from comet_ir.errors import CometError
 
 LAUNCH_US = 6.0           # one kernel launch + tail, measured order of magnitude on H100
-PER_BLOCK_GBPS = 11.0     # one comm block's store bandwidth (351 GB/s / 32 blocks, gpu.md)
+PER_BLOCK_GBPS = 11.0     # one comm block's put bandwidth over NVLink (351 GB/s / 32 blocks, gpu.md)
+PER_BLOCK_GBPS_SAME_GPU = 28.0  # one comm block copying within one GPU's HBM (loopback, RESULTS.md)
+CONTENTION = 2.0          # HBM bytes the comm role moves slow the GEMM by bytes / (hbm / CONTENTION)
 COMM_CANDIDATES = (2, 4, 8, 12, 16, 20, 24, 32)
 DEFAULT_TILE = (128, 256, 64)
 
@@ -64,8 +68,25 @@ def link_gbps(arch, same_gpu: bool = False) -> float:
 def comm_us(nbytes: float, blocks: int, arch, same_gpu: bool = False) -> float:
     if nbytes <= 0:
         return 0.0
-    bw = min(link_gbps(arch, same_gpu), blocks * PER_BLOCK_GBPS)
+    per_block = PER_BLOCK_GBPS_SAME_GPU if same_gpu else PER_BLOCK_GBPS
+    bw = min(link_gbps(arch, same_gpu), blocks * per_block)
     return nbytes / (bw * 1e9) * 1e6 + _arch(arch).nvlink_latency_us
+
+
+def contention_us(nbytes: float, arch, same_gpu: bool = False) -> float:
+    """GEMM slowdown from the comm role's HBM traffic (a local copy reads and writes HBM; a
+    put over NVLink reads it here and writes it at the peer)."""
+    hbm_bytes = nbytes * (2 if same_gpu else 1)
+    return hbm_bytes * CONTENTION / (_arch(arch).hbm_gbps * 1e9) * 1e6
+
+
+def overlap_no_wait_us(m: int, n: int, k: int, nbytes: float, blocks: int, arch, same_gpu: bool = False,
+                       tile=DEFAULT_TILE) -> float:
+    """Comm blocks beside a GEMM that never waits for them (the loopback measurement):
+    max(gemm(SM - k) + contention, comm(k)) + launch."""
+    a = _arch(arch)
+    g = gemm_us(m, n, k, a.sm_count - blocks, a, tile) + contention_us(nbytes, a, same_gpu)
+    return max(g, comm_us(nbytes, blocks, a, same_gpu)) + LAUNCH_US
 
 
 @dataclass
@@ -123,7 +144,7 @@ def estimate(pattern: str, m: int, n: int, k: int, world: int, arch, comm_blocks
     cands = {}
     pool = COMM_CANDIDATES if comm_blocks is None else (comm_blocks,)
     for c in pool:
-        g = gemm_us(m, n, k, sms - c, a, tile)
+        g = gemm_us(m, n, k, sms - c, a, tile) + contention_us(nbytes, a, same_gpu)
         cands[c] = max(g, g / world + comm_us(nbytes, c, a, same_gpu)) + red + LAUNCH_US
     best = min(cands, key=cands.get)
     g_best = gemm_us(m, n, k, sms - best, a, tile)

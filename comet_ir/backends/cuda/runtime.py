@@ -150,6 +150,10 @@ def load(arch: str = "h100"):
     f.restype = i32
     lib.tp_gemm = f
     lib.prepare = getattr(lib, prefix + "prepare")
+    lb = getattr(lib, prefix + "loopback")
+    lb.argtypes = [vp, vp, vp, i32, i32, i32, i32, vp, vp, vp, vp, vp, vp, i32, i32, i32, vp, vp]
+    lb.restype = i32
+    lib.loopback = lb
     lib.tile_m = getattr(lib, prefix + "tile_m")
     lib.tile_n = getattr(lib, prefix + "tile_n")
     lib.cluster_m = getattr(lib, prefix + "cluster_m")
@@ -337,6 +341,33 @@ class TPContext:
                              + (": a peer's buffers are not P2P-reachable)" if rc == -3 else ")"))
         if (self.check_each if check is None else check) and world > 1 and not torch.cuda.is_current_stream_capturing():
             self.check()
+        return y
+
+    def loopback(self, x_full, w, world: int, comm_blocks: int, sequential: bool = False, out=None):
+        """Measurement aid, one PE: the AG+GEMM overlap kernel as rank 0 of a simulated `world`,
+        its comm blocks copying (world-1) shard copies through local HBM beside the GEMM (no
+        peers, no waits). Y = x_full @ w."""
+        torch = self.torch
+        self._checks("loopback", x_full, w)
+        m, k = x_full.shape
+        n = w.shape[1]
+        bnk = self._nk(w)
+        key = ("loopback", m, k)
+        if getattr(self, "_lb_key", None) != key:
+            self._lb = (torch.empty(m // world, k, dtype=torch.bfloat16, device=self.device),
+                        torch.zeros(8 * 256, dtype=torch.int64, device=self.device),
+                        torch.zeros(8 * 256, dtype=torch.int64, device=self.device),
+                        torch.zeros(8, dtype=torch.int64, device=self.device))
+            self._lb_key = key
+        sink, flags, sink_flags, ready = self._lb
+        y = out if out is not None else torch.empty(m, n, dtype=torch.bfloat16, device=self.device)
+        order = self._order("gemm", m, n, "natural")
+        rc = self.lib.loopback(x_full.data_ptr(), bnk.data_ptr(), y.data_ptr(), m, n, k, world, sink.data_ptr(),
+                               flags.data_ptr(), sink_flags.data_ptr(), ready.data_ptr(), self.epoch.data_ptr(),
+                               order.data_ptr(), comm_blocks, self.sms, 1 if sequential else 0,
+                               self.err.data_ptr(), torch.cuda.current_stream().cuda_stream)
+        if rc:
+            raise CometError(f"cuda loopback: launch failed (code {rc})")
         return y
 
     def check(self) -> None:
