@@ -34,6 +34,7 @@ TARGETS: dict[str, str] = {
     "cost-json": "comet_ir.backends.cost_targets:CostJsonTarget",
     "trace": "comet_ir.backends.cost_targets:TraceTarget",
     "cuda": "comet_ir.backends.cuda.target:CudaTarget",
+    "gpu-cost-report": "comet_ir.backends.cost.gpu_model:GpuCostReportTarget",
 }
 
 # Named pipelines (the paper's strategies and common flows): name -> pipeline string.

@@ -199,3 +199,25 @@ def estimate_gpu(module_or_kernel, arch=None) -> GpuCostReport:
     if not kernels:
         raise CometError("gpu cost model: no cometgpu.kernel in the input (run comet-lower-gpu first)")
     return GpuCostReport([estimate_kernel(kn, arch) for kn in kernels])
+
+
+# ---- `--target=gpu-cost-report`: the report of estimate_gpu on cometgpu IR (comet form is
+# lowered with comet-lower-gpu first)
+from dataclasses import dataclass as _dc  # noqa: E402
+
+from xdsl.utils.target import Target  # noqa: E402
+
+
+@_dc(frozen=True)
+class GpuCostReportTarget(Target):
+    name = "gpu-cost-report"
+    arch: str = ""
+
+    def emit(self, ctx, module, output) -> None:
+        from comet_ir.dialects.cometgpu import KernelOp
+        from comet_ir.passes.lower_gpu import LowerToGpu
+
+        if not any(isinstance(op, KernelOp) for op in module.walk()):
+            module = module.clone()
+            LowerToGpu(arch=self.arch).apply(ctx, module)
+        output.write(estimate_gpu(module, self.arch or None).render())

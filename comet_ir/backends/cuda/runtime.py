@@ -404,9 +404,11 @@ def gemm(x, w, **kw):
 
 
 def CometTPLinear(in_features: int, out_features: int, mode: str = "ag", **kw):
-    """torch.nn.Module: `mode="ag"` column-parallel (input rows gathered, weight [out/world? no:
-    out_features local, in_features]); `mode="rs"` row-parallel (local in_features slice, output
-    rows reduce-scattered). The weight is stored [out, in] like nn.Linear (zero-copy for the kernel)."""
+    """torch.nn.Module over the default process group. mode="ag" (column-parallel): input rows
+    are sharded over the ranks and gathered, `out_features` is this rank's slice of the output
+    columns. mode="rs" (row-parallel): `in_features` is this rank's slice of the input columns,
+    the output rows are reduce-scattered (summed). The weight is stored [out, in] like
+    nn.Linear, which the kernel reads without a copy. `kw` go to ag_gemm / gemm_rs."""
     torch = _torch()
 
     class _CometTPLinear(torch.nn.Module):
