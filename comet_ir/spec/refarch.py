@@ -50,6 +50,8 @@ class MemoryType:
     link_read_bw: float = 0.0
     link_write_bw: float = 0.0
     energy: dict[str, float] = field(default_factory=dict)  # parent_read, child_write, ... pJ/access
+    shared_ports: bool = False  # parent_child_ports_shared
+    dma_contiguous: bool = False
 
     @property
     def capacity(self) -> int:
@@ -66,6 +68,23 @@ class ComputeType:
     datawidth: int = 8
     energy: float = 1.0  # pJ per op
     op_costs: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SIMD_COSTS))
+    compute_width: int = 8  # `computeWidth` (SIMD lanes); the reference ignores lower-case `computewidth`
+    array: tuple[int, int, int, int] = (32, 32, 1, 1)  # systolic rows, cols, num_sa_rows, num_sa_cols
+
+
+@dataclass
+class Link:
+    """Network of one parent->child edge (the child's attributes under that parent), or a
+    level's own link network (`link_transfers: true`), as the reference builds them."""
+
+    mesh: tuple[int, int] = (1, 1)
+    has_mesh: bool = False
+    hop_latency: float = 1.0
+    bw: float = 0.0
+    queuing_delay: float = 0.0
+    channel_width: float = 32.0
+    broadcast: bool = False
+    reduction: bool = False
 
 
 @dataclass
@@ -83,6 +102,9 @@ class Level:
     channel_width: float = 32.0  # bits/cycle
     broadcast: bool = False
     parents: list[str] = field(default_factory=list)
+    links: dict[str, Link] = field(default_factory=dict)  # parent name -> edge network
+    self_link: Link | None = None  # link network between instances (collectives)
+    seq: int = 0  # creation order in the reference parser (connects, drains, fills)
 
 
 @dataclass
@@ -147,7 +169,11 @@ def _memory_type(y: YNode) -> MemoryType:
     attrs = top["attributes"].mapping(_MEM_KEYS) if "attributes" in top else {}
     m = MemoryType(top["name"].ident("memory type"), kind)
     for k, v in attrs.items():
-        if k in ("doublebuffered", "parent_child_ports_shared", "dma_contiguous"):
+        if k == "parent_child_ports_shared":
+            m.shared_ports = v.bool_()
+        elif k == "dma_contiguous":
+            m.dma_contiguous = v.bool_()
+        elif k == "doublebuffered":
             v.bool_()
         elif k == "reduction":
             m.reduction = v.bool_()
@@ -174,11 +200,14 @@ def _compute_type(y: YNode) -> ComputeType:
     if "op_costs" in a:
         for op, v in a["op_costs"].mapping().items():
             costs[op] = v.int_(positive=True)
+    arr = tuple(a[k].int_(positive=True) if k in a else d
+                for k, d in (("array_rows", 32), ("array_cols", 32), ("num_sa_rows", 1), ("num_sa_cols", 1)))
     return ComputeType(
         top["name"].ident("compute type"), kind, a["computeOpC"].int_(positive=True),
         a["computeLatency"].int_(), a["startupLatency"].int_() if "startupLatency" in a else 0,
         a["datawidth"].int_(positive=True) if "datawidth" in a else 8,
-        _num(a["compute_energy"]) if "compute_energy" in a else 1.0, costs)
+        _num(a["compute_energy"]) if "compute_energy" in a else 1.0, costs,
+        a["computeWidth"].int_(positive=True) if "computeWidth" in a else 8, arr)
 
 
 def _walk(y: YNode, parent: str | None, mems, comps, levels: dict[str, Level]) -> None:
@@ -216,6 +245,16 @@ def _walk(y: YNode, parent: str | None, mems, comps, levels: dict[str, Level]) -
         raise top["type"].error(f"level '{name}' appears with types '{lv.type}' and '{tname}'")
     if parent and parent not in lv.parents:
         lv.parents.append(parent)
+    link = Link((mx, my), "meshX" in a, _num(a["hop_latency"]) if "hop_latency" in a else 1.0,
+                _num(a["bw"]) if "bw" in a else 0.0,
+                _num(a["queuing_delay"]) if "queuing_delay" in a else 0.0,
+                _num(a["channel_width"], positive=True) if "channel_width" in a else 32.0,
+                a["broadcast_support"].bool_() if "broadcast_support" in a else False,
+                a["reduction_support"].bool_() if "reduction_support" in a else False)
+    if parent:
+        lv.links.setdefault(parent, link)
+    if "link_transfers" in a and a["link_transfers"].bool_() and lv.self_link is None:
+        lv.self_link = link
     for key in ("connects", "fills", "drains"):
         if key in top:
             for child in top[key].seq():
@@ -244,8 +283,30 @@ def load_reference_arch_text(text: str, file: str, name: str | None = None) -> A
         raise top["Hierarchy"].error("the hierarchy is empty")
     for y in roots:
         _walk(y, None, mems, comps, levels)
+    _number_levels(roots, levels)
     clock = top["clock_ghz"].float_(positive=True) if "clock_ghz" in top else 1.0
     return Accel(name or Path(file).stem, mems, comps, levels, source=file, clock_ghz=clock)
+
+
+def _number_levels(roots: list[YNode], levels: dict[str, Level]) -> None:
+    """Level.seq = the order in which the reference parser creates levels (depth first:
+    connects, then drains, then fills); its per-level maps iterate in that order."""
+    seen: list[str] = []
+
+    def visit(y: YNode) -> None:
+        m = y.mapping()
+        name = _INSTANCE.match(m["name"].str_().strip()).group(1)
+        if name not in seen:
+            seen.append(name)
+        for key in ("connects", "drains", "fills"):
+            if key in m:
+                for c in m[key].seq():
+                    visit(c)
+
+    for r in roots:
+        visit(r)
+    for i, n in enumerate(seen):
+        levels[n].seq = i
 
 
 def dump_reference_arch(a: Accel) -> str:
@@ -259,27 +320,44 @@ def dump_reference_arch(a: Accel) -> str:
                                             "link_read_bw", "link_write_bw")
                  if getattr(m, k) and not (k == "ports" and m.kind == "DRAM" and m.ports == 1)}
         attrs.update({f"{k}_energy": v for k, v in m.energy.items()})
+        if m.shared_ports:
+            attrs["parent_child_ports_shared"] = True
+        if m.dma_contiguous:
+            attrs["dma_contiguous"] = True
         mems.append({"name": m.name, "class": m.kind, "attributes": attrs})
     comps = [{"name": c.name, "class": c.kind,
               "attributes": {"datawidth": c.datawidth, "computeOpC": c.ops_per_cycle,
                              "computeLatency": c.latency, "startupLatency": c.startup,
-                             "compute_energy": c.energy,
+                             "compute_energy": c.energy, "computeWidth": c.compute_width,
+                             **dict(zip(("array_rows", "array_cols", "num_sa_rows", "num_sa_cols"), c.array)),
                              **({"op_costs": {k: v for k, v in c.op_costs.items() if v > 0}}
                                 if c.op_costs != DEFAULT_SIMD_COSTS else {})}}
              for c in a.compute_types.values()]
 
-    def inst(lv: Level) -> dict:
+    def inst(lv: Level, parent: str | None = None) -> dict:
         d = {"name": lv.name if lv.count == 1 else f"{lv.name}[0..{lv.count - 1}]", "type": lv.type}
         if lv.is_compute:
             d["is_compute"] = True
-        d["attributes"] = {"meshX": lv.mesh[0], "meshY": lv.mesh[1], "hop_latency": lv.hop_latency,
-                           "queuing_delay": lv.queuing_delay, "channel_width": lv.channel_width,
-                           "broadcast_support": lv.broadcast}
-        if lv.port_bw:
-            d["attributes"]["bw"] = lv.port_bw
-        kids = [c for c in a.levels.values() if lv.name in c.parents]
+        ln = lv.links.get(parent) if parent else None
+        if ln is None:
+            d["attributes"] = {"meshX": lv.mesh[0], "meshY": lv.mesh[1], "hop_latency": lv.hop_latency,
+                               "queuing_delay": lv.queuing_delay, "channel_width": lv.channel_width,
+                               "broadcast_support": lv.broadcast}
+            if lv.port_bw:
+                d["attributes"]["bw"] = lv.port_bw
+        else:
+            d["attributes"] = {"meshX": ln.mesh[0], "meshY": ln.mesh[1], "hop_latency": ln.hop_latency,
+                               "queuing_delay": ln.queuing_delay, "channel_width": ln.channel_width,
+                               "broadcast_support": ln.broadcast}
+            if ln.reduction:
+                d["attributes"]["reduction_support"] = True
+            if ln.bw:
+                d["attributes"]["bw"] = ln.bw
+        if lv.self_link is not None and parent == (lv.parents[0] if lv.parents else None):
+            d["attributes"]["link_transfers"] = True
+        kids = sorted((c for c in a.levels.values() if lv.name in c.parents), key=lambda c: c.seq)
         if kids:
-            d["connects"] = [inst(c) for c in kids]
+            d["connects"] = [inst(c, lv.name) for c in kids]
         return d
 
     roots = [lv for lv in a.levels.values() if not lv.parents]
