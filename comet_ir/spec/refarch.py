@@ -255,7 +255,7 @@ def _walk(y: YNode, parent: str | None, mems, comps, levels: dict[str, Level]) -
         lv.links.setdefault(parent, link)
     if "link_transfers" in a and a["link_transfers"].bool_() and lv.self_link is None:
         lv.self_link = link
-    for key in ("connects", "fills", "drains"):
+    for key in ("connects", "drains", "fills"):  # the reference parser's order
         if key in top:
             for child in top[key].seq():
                 _walk(child, name, mems, comps, levels)
