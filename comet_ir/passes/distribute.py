@@ -50,53 +50,84 @@ def _path_tiles(program: MappedProgram, op_name: str) -> list[TileNode]:
     return []
 
 
-def _take(program: MappedProgram, comp: ComputeNode, d: str, parts: int, prefer_dram: bool,
-          done: set | None = None) -> bool:
-    """Divide op `comp`'s temporal factors of `d` by `parts` in total, innermost tile first
-    (a tile shared with other ops is divided for all of them, which are then spread too);
-    False when the op does not iterate `d` at all."""
-    tiles = [t for t in _path_tiles(program, comp.name) if t.kind == "temporal"]
-    own = [(t, [i for i, g in enumerate(t.tags) if g == comp.name]) for t in tiles]
-    iterated = [(t, idx) for t, idx in own
-                if idx and t.factors[0].get(d, [1] * len(t.tensors))[idx[0]] > 1]
-    if not iterated:
-        return False
-    plan, left = [], parts
-    for t, idx in reversed(iterated):  # innermost first
-        g = math.gcd(t.factors[0][d][idx[0]], left)
-        if g > 1:
-            plan.append((t, idx, g))
+def _iterations(t: TileNode, d: str) -> int:
+    """How often tile `t` iterates `d` (its largest pair factor)."""
+    return max(t.factors[0].get(d, [1] * len(t.tensors)))
+
+
+def _spread_op(program: MappedProgram, comp: ComputeNode, dims: tuple[str, ...], parts: int,
+               divided: dict[int, dict[str, int]], dram: str | None,
+               shared_ok: bool) -> dict[str, int]:
+    """Spread op `comp` over `parts` units: returns {dim: units} with product `parts`.
+
+    Shares already taken out of a tile that `comp` runs inside (a fused tile divided for an
+    earlier op: `divided`) count first, then the op's own temporal loops give the rest,
+    along `dims` in order, innermost tile first. `dram` (the DRAM level name) excludes tiles
+    at that level (the core mesh lives inside a cluster: its share must come from the
+    cluster's loops). A tile shared with other ops is divided for all of them (and recorded
+    in `divided`) only when `shared_ok`. Raises a CometError when `parts` cannot be covered.
+    """
+    path = [t for t in _path_tiles(program, comp.name) if t.kind == "temporal"]
+    got: dict[str, int] = {}
+    left = parts
+    for t in path:
+        for d, g in divided.get(id(t), {}).items():
+            got[d] = got.get(d, 1) * g
             left //= g
+    if parts % math.prod(got.values() or [1]):
+        raise CometError(f"comet-distribute: {comp.name} is already spread over "
+                         f"{math.prod(got.values())} units, which does not divide {parts}")
+    own = []
+    for t in path:
+        idx = [i for i, g in enumerate(t.tags) if g == comp.name]
+        if not idx or (dram is not None and t.targets[idx[0]] == dram):
+            continue
+        if set(t.tags) != {comp.name} and not shared_ok:
+            continue
+        own.append((t, idx))
+    for d in dims:
         if left == 1:
             break
+        for t, idx in reversed(own):  # innermost first
+            f = t.factors[0].get(d, [1] * len(t.tensors))[idx[0]]
+            g = math.gcd(f, left)
+            if g == 1:
+                continue
+            if set(t.tags) != {comp.name}:
+                for i in range(len(t.tensors)):
+                    t.factors[0][d][i] //= g
+                divided.setdefault(id(t), {})[d] = divided.get(id(t), {}).get(d, 1) * g
+            else:
+                for i in idx:
+                    t.factors[0][d][i] //= g
+            got[d] = got.get(d, 1) * g
+            left //= g
+            if left == 1:
+                break
+    if left == parts and not any(t.factors[0].get(d, [1] * len(t.tensors))[i[0]] > 1
+                                 for t, i in own for d in dims):
+        return {}  # iterates none of `dims` (a per-row scalar op): every unit runs it whole
     if left != 1:
-        total = math.prod(t.factors[0][d][idx[0]] for t, idx in iterated)
-        raise CometError(f"comet-distribute: dimension {d} of {comp.name} (loop factors "
-                         f"{total}) is not divisible by the {parts} spatial units")
-    for t, idx, g in plan:
-        if set(t.tags) != {comp.name}:
-            for i in range(len(t.tensors)):
-                t.factors[0][d][i] //= g
-            if done is not None:
-                done.update(t.tags)
-        else:
-            for i in idx:
-                t.factors[0][d][i] //= g
-    return True
+        loops = {d: math.prod(t.factors[0].get(d, [1] * len(t.tensors))[i[0]] for t, i in own)
+                 for d in dims}
+        have = ", ".join(f"{d}: {loops[d]}" for d in dims)
+        raise CometError(f"comet-distribute: {comp.name} cannot be spread over {parts} "
+                         f"spatial units along {', '.join(dims)} (its loop factors {have}"
+                         f"{'; already spread ' + str(got) if got else ''})")
+    return got
 
 
-def _take_first(program, comp, dims, parts, done=None) -> str | None:
-    """Spread `comp` along the first of `dims` whose loop factor the mesh divides."""
-    first_err = None
-    for d in dims:
-        try:
-            if _take(program, comp, d, parts, False, done):
-                return d
-        except CometError as e:
-            first_err = first_err or e
-    if first_err is not None:
-        raise first_err
-    return None
+def _mesh_split(spread: dict[str, int], mesh: tuple[int, int]) -> dict[str, tuple[int, int]]:
+    """Assign each dimension's share of the mesh to (X, Y): X (inner) filled first."""
+    xl, yl = mesh
+    out = {}
+    for d, g in spread.items():
+        x = math.gcd(g, xl)
+        y = g // x
+        xl //= x
+        yl //= y
+        out[d] = (x, y)
+    return out
 
 
 def distribute(program: MappedProgram, arch: ArchView, dims: tuple[str, ...],
@@ -123,24 +154,18 @@ def distribute(program: MappedProgram, arch: ArchView, dims: tuple[str, ...],
 
     if mesh in ("all", "clusters"):
         cx, cy = arch.clusters
-        spread_ops: dict[str, set[str]] = {}
-        shared_done: set[str] = set()
+        spread_ops: dict[str, dict[str, tuple[int, int]]] = {}
+        divided: dict[int, dict[str, int]] = {}
         for c in comps:
-            if c.name in shared_done:
-                continue
-            before = set(shared_done)
-            d = _take_first(program, c, dims_for(c), cx * cy, shared_done)
-            if d:
-                spread_ops.setdefault(c.name, set()).add(d)
-                for other in shared_done - before:
-                    spread_ops.setdefault(other, set()).add(d)
+            spread_ops[c.name] = _mesh_split(
+                _spread_op(program, c, dims_for(c), cx * cy, divided, None, True), (cx, cy))
         for node, _ in list(walk(program.root)):
             if isinstance(node, TileNode) and node.kind == "temporal" and \
                     all(a == arch.dram for a in node.targets):
                 sp = {}
                 for i, tag in enumerate(node.tags):
-                    for d in spread_ops.get(tag, ()):
-                        sp.setdefault(d, {})[i] = (cx, cy)
+                    for d, xy in spread_ops.get(tag, {}).items():
+                        sp.setdefault(d, {})[i] = xy
                 s = spatial(node, list(node.targets), list(node.child_levels), sp)
                 s.body = node.body
                 node.body = [s]
@@ -154,10 +179,9 @@ def distribute(program: MappedProgram, arch: ArchView, dims: tuple[str, ...],
                 if isinstance(k, TileNode) and k.kind == "temporal" and k.body and \
                         all(isinstance(b, ComputeNode) for b in k.body):
                     comp = k.body[0]
-                    sp = {}
-                    d = _take_first(program, comp, dims_for(comp), px * py)
-                    if d:
-                        sp[d] = {i: (px, py) for i in range(len(k.tensors))}
+                    got = _spread_op(program, comp, dims_for(comp), px * py, {}, arch.dram, False)
+                    sp = {d: {i: xy for i in range(len(k.tensors))}
+                          for d, xy in _mesh_split(got, (px, py)).items()}
                     s = spatial(k, [arch.gb] * len(k.tensors), list(k.targets), sp)
                     s.body = [k]
                     new.append(s)
