@@ -9,7 +9,7 @@
 # Carry: .cache/cuda (libraries built here for sm_90a) and .cache/moe/whl (wheels).
 export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/comet_gpu_out}; mkdir -p "$OUT/logs"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .cache/moe/whl/*.whl 2>&1 | grep -v "^WARNING: Target"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $(ls .whl/*.whl .cache/moe/whl/*.whl 2>/dev/null) 2>&1 | grep -v "^WARNING: Target"
 export PYTHONPATH=/tmp/site:$PWD
 TASKS=${TASKS:-"tests bench1 bench sweep"}
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,memory.used,memory.total --format=csv | tee "$OUT/gpu.txt"
