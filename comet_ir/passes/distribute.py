@@ -159,9 +159,12 @@ def distribute(program: MappedProgram, arch: ArchView, dims: tuple[str, ...],
         for c in comps:
             spread_ops[c.name] = _mesh_split(
                 _spread_op(program, c, dims_for(c), cx * cy, divided, None, True), (cx, cy))
-        for node, _ in list(walk(program.root)):
+        for node, parents in list(walk(program.root)):
+            # one cluster spread per path: at the outermost DRAM loop (a private DRAM loop
+            # nested in a fused one runs inside each cluster)
             if isinstance(node, TileNode) and node.kind == "temporal" and \
-                    all(a == arch.dram for a in node.targets):
+                    all(a == arch.dram for a in node.targets) and \
+                    not any(isinstance(p, TileNode) and arch.dram in p.targets for p in parents):
                 sp = {}
                 for i, tag in enumerate(node.tags):
                     for d, xy in spread_ops.get(tag, {}).items():

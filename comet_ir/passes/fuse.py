@@ -9,7 +9,10 @@
   GB tile; intermediates (the GEMM output) stay in the output buffer and are consumed on chip.
 
 Fusion needs equal DRAM-level factors (and, for `full`, the shared GB factors) across the
-group; otherwise a located error names the two operations. Run after comet-tile and before
+group, except a DRAM loop over a dimension only some operations index (a GEMM's K split at
+DRAM by comet-tile): it becomes those operations' private DRAM tile inside the shared one, and
+`full` then fuses like `partial` (the GEMM output accumulates in the global buffer over the K
+chunks, so it cannot stay in the output buffer); otherwise a located error names the two operations. Run after comet-tile and before
 comet-distribute.
 """
 from __future__ import annotations
@@ -102,10 +105,21 @@ def fuse_program(program: MappedProgram, level: str) -> MappedProgram:
         if isinstance(g, ColOpNode) or len(g) == 1:
             out.extend([g] if isinstance(g, ColOpNode) else g)
             continue
-        # DRAM-level factors must agree
+        # DRAM-level factors must agree, except a loop that only some ops iterate over a
+        # dimension the others never index (a GEMM's K split at DRAM): it becomes a private
+        # DRAM tile of those ops inside the shared one
+        indexed = {o.name: {d for t in o.tensors for r in t.projection for d in r}
+                   for o in program.problem.ops}
+        private: dict[str, dict[str, int]] = {}
         for d in dims:
             vals = {(n.tags[0], _factor(n, 0, d)) for n in g}
             if len({v for _, v in vals}) > 1:
+                own = {t for t, v in vals if v != 1}
+                if not any(d in indexed.get(t, ()) for t, v in vals if v == 1):
+                    for t, v in vals:
+                        if v != 1:
+                            private.setdefault(t, {})[d] = v
+                    continue
                 a, b = sorted(vals, key=lambda x: x[1])[:1][0], sorted(vals, key=lambda x: -x[1])[0]
                 raise CometError(f"comet-fuse: cannot fuse {a[0]} and {b[0]}: their DRAM-level "
                                  f"factors of {d} differ ({a[1]} vs {b[1]})")
@@ -120,7 +134,22 @@ def fuse_program(program: MappedProgram, level: str) -> MappedProgram:
                 raise CometError("comet-fuse: expects DRAM -> GB -> core nests from comet-tile")
         dram = _shared_tile(pairs, [n for n, _ in pairs], dims, lambda n, i: n.targets[i],
                             lambda n, i: n.child_levels[i], lambda n, i: n.wb_output[i])
-        if level == "partial":
+        for fs in private.values():
+            for d in fs:
+                dram.factors[0][d] = [1] * len(pairs)
+        if private:
+            # the op's own DRAM loop (its chunks stream through GB) wraps its GB tile
+            for k, n in enumerate(g):
+                fs = private.get(n.tags[0])
+                if fs:
+                    gbs[k] = TileNode("temporal", list(n.targets), list(n.tensors),
+                                      list(n.precision), list(n.rmw), list(n.wb_output),
+                                      list(n.tags), [{d: [fs.get(d, 1)] * len(n.tensors)
+                                                      for d in dims}],
+                                      n.order, list(n.child_levels), [gbs[k]])
+        if level == "partial" or private:
+            # full fusion would need the rows loop at GB outside the K loop at DRAM; with a
+            # K split the GEMM output is accumulated in the global buffer instead (partial)
             dram.body = [BindingNode("sequential", gbs)]
         else:
             gb_of = {n.tags[0]: gb for n, gb in zip(g, gbs)}

@@ -13,7 +13,9 @@ dimension N will be spread over every core of every cluster (clusters x cores) b
 `comet-distribute`: the core-level row block is the largest whose tensors fit IB/WB/OB; the
 GB row block the largest whose tensors fit the global buffer. Only row dimensions are tiled
 at DRAM and GB (so producer and consumer nests can be fused); K moves to the GB level only
-when a GEMM's operands would not fit the core buffers otherwise.
+when a GEMM's operands would not fit the core buffers otherwise, and to the DRAM level only
+when not even the smallest row block's operands (full K) fit the global buffer (the GEMM's
+output then stays in the global buffer while the K chunks stream through it).
 
 Options: `level` (DRAM, GB or core) with `factors` (`M4,K2` or `"M:4","K:2"`: loop factors of that level,
 for every op that has the dimension) and `order` (loop order inner -> outer of that level).
@@ -173,20 +175,34 @@ def plan(w: Workload, arch: ArchView, level: str | None = None,
     if chosen is None:
         raise CometError(f"comet-tile: no tiling fits the core buffers of '{arch.name}': {why}")
     rows_c, kf = chosen
-    # GB row block: all tensors of the problem, N spread over clusters, full K
-    rows_g = rows_c
-    for rg in sorted(divisors(rows_total), reverse=True):
-        if rg % rows_c:
-            continue
+    # GB row block: all tensors of the problem, N spread over clusters; K whole, or (when not
+    # even the core row block fits) split at DRAM into kd chunks, each chunk filling the
+    # global buffer once (the GEMM's K loop then runs partly at DRAM).
+    ksteps = w.dims[kdim] // largest_divisor_le(w.dims[kdim], arch.gemm_primitive[2]) if kdim else 1
+
+    def gb_need(rg: int, kd: int) -> int:
         ext = {d: spread(d, cl) for d in w.dims}
         if mr:
             ext[mr] = rg
         for b in batch:
             ext[b] = 1
-        need = 2 * sum(_bytes(w, t, ext) for t in w.tensors)
-        if need <= arch.capacity[arch.gb] or rg == rows_c:
-            rows_g = rg
+        if kdim:
+            ext[kdim] = w.dims[kdim] // kd
+        return 2 * sum(_bytes(w, t, ext) for t in w.tensors)
+
+    rows_g, kd = rows_c, 1
+    found = False
+    for kd_c in divisors(ksteps):
+        if kd_c > 1 and ksteps % math.lcm(kf, kd_c):
+            continue
+        for rg in sorted(divisors(rows_total), reverse=True):
+            if rg % rows_c == 0 and gb_need(rg, kd_c) <= arch.capacity[arch.gb]:
+                rows_g, kd, found = rg, kd_c, True
+                break
+        if found:
             break
+    if kd > 1:
+        kf = math.lcm(kf, kd)
     # per-op level factors
     levels: dict[str, dict[str, dict[str, int]]] = {}
     for o in compute_ops:
@@ -204,7 +220,8 @@ def plan(w: Workload, arch: ArchView, level: str | None = None,
                 lv["GB"][d] = rows_g // rows_c
                 lv["core"][d] = rows_c // st[d]
             elif o.engine == "mac" and d in w.contraction and d == kdim:
-                lv["GB"][d] = kf
+                lv["DRAM"][d] = kd
+                lv["GB"][d] = kf // kd
                 lv["core"][d] = w.dims[d] // (kf * st[d])
             else:
                 lv["core"][d] = w.dims[d] // st[d]

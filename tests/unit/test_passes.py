@@ -153,9 +153,11 @@ def test_wrong_form_errors():
 def test_capacity_error_names_tensor_level_bytes():
     # edge: GB = 2048 x 1024 = 2097152 bytes per cluster. N = 1024 spread over 4 clusters leaves
     # each GB the int8 weight slice B = K x N/4 = 4096 x 256 = 1 MiB, double buffered 2 MiB,
-    # plus the A row block: it cannot fit.
+    # plus the A row block: it cannot fit when the user forbids the DRAM K split.
     with pytest.raises(CometError) as e:
-        run_pipeline(w.gemm_softmax(256, 1024, 4096), "fused-gemm-distsm")
+        run_pipeline(w.gemm_softmax(256, 1024, 4096),
+                     "comet-decompose,comet-tile{level=DRAM factors=K1},comet-fuse{level=full},"
+                     "comet-distribute,comet-insert-collectives,comet-verify-capacity")
     msg = str(e.value)
     assert "comet-verify-capacity: tensor B (operation GEMM) needs 2097152 bytes in GB" in msg
     assert "2097152 available" in msg
@@ -190,6 +192,8 @@ def _work(prog, comp, d):
 _WORK_CASES = [("gemm_softmax", (256, 256, 128), s) for s in
                ("unfused", "fused-distsm", "fused-gemm-distsm")] + \
               [("gemm_layernorm", (256, 256, 128), s) for s in ("unfused", "fused-gemm-distln")] + \
+              [("gemm_softmax", (256, 1024, 4096), s) for s in
+               ("unfused", "fused-distsm", "fused-gemm-distsm")] + \
               [("attention", sh, s) for sh in ((1, 16, 128, 32), (1, 8, 64, 64))
                for s in ("unfused-attention", "partially-fused-attention", "flash-attention")]
 
@@ -204,3 +208,21 @@ def test_every_op_does_its_whole_problem(wl, shape, pipe):
                for r in t.projection for d in r}
         for d in idx:
             assert _work(prog, c, d) == prog.problem.dims[d], (pipe, c.name, d)
+
+
+def test_k_split_at_dram_when_full_k_overflows_gb():
+    """edge GB = 2 MiB: B's per-cluster slice at full K (4096 x 1024/4 i8, double buffered)
+    alone is 2 MiB, so K must be split at DRAM; each chunk then fits."""
+    for pipe in ("unfused", "fused-gemm-distsm"):
+        prog = _tree(run_pipeline(w.gemm_softmax(256, 1024, 4096, arch="edge"), pipe))
+        gemm_dram = [n for n, _ in walk(prog.root) if isinstance(n, TileNode)
+                     and n.kind == "temporal" and n.targets[0] == "DRAM" and "GEMM" in n.tags]
+        kd = math.prod(n.factors[0]["K"][n.tags.index("GEMM")] for n in gemm_dram)
+        assert kd >= 2, pipe
+        # the GB chunk of B: K/kd x N/4 bytes, double buffered, fits 2 MiB with A beside it
+        assert 2 * (4096 // kd) * (1024 // 4) < 2 * 1024 * 1024
+    # the softmax ops never loop over K (it is not theirs): only the GEMM's own tile splits it
+    prog = _tree(run_pipeline(w.gemm_softmax(256, 1024, 4096, arch="edge"), "fused-distsm"))
+    for n, _ in walk(prog.root):
+        if isinstance(n, TileNode) and n.factors[0].get("K") and max(n.factors[0]["K"]) > 1:
+            assert set(n.tags) == {"GEMM"}, n.tags
