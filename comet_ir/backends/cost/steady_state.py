@@ -976,3 +976,146 @@ def walk(program: MappedProgram, arch: Accel) -> Walker:
     w.build_movement()
     w.visit(program.root)
     return w
+
+
+# ------------------------------------------------------------------------------ energy walk
+
+
+def _find_count(m: dict, tids) -> tuple[bool, int]:
+    found, best = False, 1
+    for per in m.values():
+        for tid, c in per.items():
+            if tid in tids:
+                best, found = max(best, c), True
+    return found, best
+
+
+def _copy(m: dict) -> dict:
+    return {k: dict(v) for k, v in m.items()}
+
+
+def estimate_energy(w: Walker) -> None:
+    """Per-node access energy and NoC energy, and how often each node runs (`parent_iters`).
+
+    Top-down: a node's accesses are multiplied by the largest iteration count its tensors (or
+    the tensors of the siblings before it) have accumulated above it, and by the number of
+    spatial instances of its tensors above it (the reference's bookkeeping, kept so the
+    recorded totals are reproduced)."""
+    _energy(w, w.p.root, {}, {})
+
+
+def _left_tids(w: Walker, n) -> list[int]:
+    par = w.parent[id(n)]
+    out: list[int] = []
+    for c in w.kids[id(par)]:
+        if c is n:
+            break
+        if isinstance(c, TileNode):
+            for t in w.loop[id(c)].tids:
+                if t not in out:
+                    out.append(t)
+    return out
+
+
+def _energy(w: Walker, n, nsp: dict, icm: dict) -> None:
+    if not isinstance(n, TileNode):
+        return
+    L = w.loop[id(n)]
+    cur: dict = {}
+    leaf = w._is_leaf(n)
+    if L.spatial or leaf:
+        root_child = w.parent[id(n)] is w.p.root
+        arch_e: dict[str, float] = {}
+        noc_e: dict[str, float] = {}
+        left = _left_tids(w, n) + list(L.tids)
+        for acc in w.access.get(id(n), []):
+            tag, tid = acc.tag, acc.tid
+            if acc.target and not acc.compute:
+                cur.setdefault(tag, {})[tid] = acc.count
+            if not acc.compute and not root_child:
+                _, mx = _find_count(icm, left)
+                acc.count *= mx
+                icm.setdefault(tag, {})[tid] = mx
+                w.parent_iters[id(n)] = max(w.parent_iters.get(id(n), 0), mx)
+                if not acc.target:
+                    key = f"{acc.level}<->{acc.level}"
+                    noc_e[key] = noc_e.get(key, 0.0) + acc.noc * mx
+            sp = 1
+            if tag in nsp:
+                if tid in nsp[tag]:
+                    sp = nsp[tag][tid]
+                else:
+                    for t in L.tids:
+                        if t in nsp[tag]:
+                            sp = max(sp, nsp[tag][t])
+                    nsp[tag][tid] = sp
+            elif not root_child:
+                _, sp = _find_count(nsp, left)
+            if acc.compute:
+                if tag in icm:
+                    mx = max([1] + [icm[tag][t] for t in L.tids if t in icm[tag]])
+                else:
+                    found, mx = _find_count(icm, L.tids)
+                    if not found:
+                        _, mx = _find_count(icm, _left_tids(w, n))
+                acc.count *= mx
+                ct = w.a.compute(acc.level)
+                if ct.name == "SystolicArray" or ct.kind == "simd":
+                    e = sp * acc.count * acc.comp_pj
+                else:
+                    e = sp * acc.count * ct.energy * w.lvl(acc.level).count
+            else:
+                m = w.mem(acc.level)
+                if acc.rw:
+                    cost = m.energy.get("parent_write" if acc.target else "child_read", 0.0)
+                else:
+                    cost = m.energy.get("parent_read" if acc.target else "child_write", 0.0)
+                block = m.width or 1
+                e = sp * acc.count * acc.tile * acc.proj * acc.prec * cost / (block * 8.0)
+                if acc.rmw:
+                    e *= 2
+            arch_e[acc.level] = arch_e.get(acc.level, 0.0) + e
+        w.energy[id(n)] = arch_e
+        w.noc[id(n)] = noc_e
+        cnt = 0
+        for acc in w.access.get(id(n), []):
+            if not acc.target:
+                continue
+            f = L.sp_iters[cnt] if cnt < len(L.sp_iters) else 1
+            per = nsp.setdefault(acc.tag, {})
+            per[acc.tid] = per[acc.tid] * f if acc.tid in per else f
+            cnt += 1
+    if leaf:
+        return
+    for tag, per in cur.items():
+        d = icm.setdefault(tag, {})
+        for tid, c in per.items():
+            d[tid] = d[tid] * c if tid in d else c
+    kids = w.kids[id(n)]
+    for i, c in enumerate(kids):
+        if isinstance(c, ColOpNode):
+            in_tid = w.tid.get(c.tensor_in, -1)
+            ops_left = []
+            for s in kids[:i]:
+                if isinstance(s, TileNode):
+                    ops_left += [tg for t, tg in zip(s.tensors, s.tags) if t == c.tensor_in]
+            if not L.spatial:
+                left_node = next((s for s in reversed(kids[:i]) if isinstance(s, TileNode)), None)
+                seen: dict = {}
+                for acc in (w.access.get(id(left_node), []) if left_node is not None else []):
+                    if acc.target and not acc.compute:
+                        seen.setdefault(acc.tag, {})[acc.tid] = acc.count
+                its = seen.get(ops_left[-1], {}).get(in_tid, 0) if ops_left else 0
+                w.parent_iters[id(c)] = its
+                w.energy[id(c)] = {k: v * its for k, v in w.energy[id(c)].items()}
+                w.noc[id(c)] = {k: v * its for k, v in w.noc[id(c)].items()}
+            else:
+                its = 1
+                for tag, per in icm.items():
+                    if in_tid in per and tag in ops_left:
+                        its = per[in_tid]
+                w.parent_iters[id(c)] = its
+                w.energy[id(n)] = {k: v * its for k, v in w.energy.get(id(n), {}).items()}
+                w.noc[id(n)] = {k: v * its for k, v in w.noc.get(id(n), {}).items()}
+        elif isinstance(c, TileNode):
+            _energy(w, c, _copy(nsp), _copy(icm))
