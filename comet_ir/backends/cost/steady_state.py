@@ -155,6 +155,7 @@ class Walker:
         self.col: dict[int, dict] = {}
         self.energy: dict[int, dict[str, float]] = {}
         self.noc: dict[int, dict[str, float]] = {}
+        self.energy_t: dict[int, dict[str, float]] = {}  # per node, per tensor (incl. NoC)
         self.parent_iters: dict[int, int] = {}
         self.comp_time: dict[str, int] = {}
 
@@ -826,6 +827,7 @@ class Walker:
         self.cost[id(n)] = c & U32
         self.energy[id(n)] = {n.target: r_e + w_e}
         self.noc[id(n)] = {f"{n.target}<->{n.target}": n_e}
+        self.energy_t[id(n)] = {n.tensor_in: r_e + w_e + n_e}
         self.col[id(n)].update(memory=mem_t, network=net_t)
 
     def _bound(self, n, binds: list[str], costs: dict) -> int:
@@ -1027,6 +1029,7 @@ def _energy(w: Walker, n, nsp: dict, icm: dict) -> None:
         root_child = w.parent[id(n)] is w.p.root
         arch_e: dict[str, float] = {}
         noc_e: dict[str, float] = {}
+        by_t: dict[str, float] = {}
         left = _left_tids(w, n) + list(L.tids)
         for acc in w.access.get(id(n), []):
             tag, tid = acc.tag, acc.tid
@@ -1040,6 +1043,8 @@ def _energy(w: Walker, n, nsp: dict, icm: dict) -> None:
                 if not acc.target:
                     key = f"{acc.level}<->{acc.level}"
                     noc_e[key] = noc_e.get(key, 0.0) + acc.noc * mx
+                    tn = w.tname.get(tid, "?")
+                    by_t[tn] = by_t.get(tn, 0.0) + acc.noc * mx
             sp = 1
             if tag in nsp:
                 if tid in nsp[tag]:
@@ -1075,7 +1080,10 @@ def _energy(w: Walker, n, nsp: dict, icm: dict) -> None:
                 if acc.rmw:
                     e *= 2
             arch_e[acc.level] = arch_e.get(acc.level, 0.0) + e
+            tn = f"op:{w.kids[id(n)][0].name}" if acc.compute else w.tname.get(tid, "?")
+            by_t[tn] = by_t.get(tn, 0.0) + e
         w.energy[id(n)] = arch_e
+        w.energy_t[id(n)] = by_t
         w.noc[id(n)] = noc_e
         cnt = 0
         for acc in w.access.get(id(n), []):
@@ -1109,6 +1117,7 @@ def _energy(w: Walker, n, nsp: dict, icm: dict) -> None:
                 w.parent_iters[id(c)] = its
                 w.energy[id(c)] = {k: v * its for k, v in w.energy[id(c)].items()}
                 w.noc[id(c)] = {k: v * its for k, v in w.noc[id(c)].items()}
+                w.energy_t[id(c)] = {k: v * its for k, v in w.energy_t[id(c)].items()}
             else:
                 its = 1
                 for tag, per in icm.items():
@@ -1117,5 +1126,6 @@ def _energy(w: Walker, n, nsp: dict, icm: dict) -> None:
                 w.parent_iters[id(c)] = its
                 w.energy[id(n)] = {k: v * its for k, v in w.energy.get(id(n), {}).items()}
                 w.noc[id(n)] = {k: v * its for k, v in w.noc.get(id(n), {}).items()}
+                w.energy_t[id(n)] = {k: v * its for k, v in w.energy_t.get(id(n), {}).items()}
         elif isinstance(c, TileNode):
             _energy(w, c, _copy(nsp), _copy(icm))
