@@ -15,7 +15,7 @@ from __future__ import annotations
 from comet_ir.backends.cost.report import CostReport, NodeCost
 from comet_ir.backends.cost.steady_state import Walker, estimate_energy, walk
 from comet_ir.errors import CometError
-from comet_ir.spec.mapping_tree import ColOpNode, ComputeNode, MappedProgram, TileNode
+from comet_ir.spec.mapping_tree import BindingNode, ColOpNode, ComputeNode, MappedProgram, TileNode
 from comet_ir.spec.refarch import Accel
 
 
@@ -87,6 +87,8 @@ def _label(w: Walker, n) -> str:
         return f"{n.type} {n.tensor_in} over {n.dimension} at {n.target}{red}"
     if isinstance(n, ComputeNode):
         return f"{n.op_type} {n.name}"
+    if isinstance(n, BindingNode):
+        return f"{n.kind} binding"
     lv = "/".join(dict.fromkeys(n.targets))
     return f"{n.kind} tile {lv} [{','.join(n.tensors)}]"
 
@@ -116,6 +118,14 @@ def estimate_program(program: MappedProgram, arch) -> CostReport:
         ids[id(n)] = nc.id
         if isinstance(n, ComputeNode):
             nc.kind, nc.level = "compute", n.unit
+            return nc.id
+        if isinstance(n, BindingNode):
+            # mirrors the program tree (comet-schedule matches report nodes to tree nodes)
+            nc.kind, nc.label = "binding", f"{n.kind} binding"
+            nc.children = [visit(c) for c in n.children]
+            lats = [nodes[c].latency for c in nc.children]
+            nc.executions = nodes[nc.children[0]].executions if nc.children else 1
+            nc.latency = float(sum(lats) if n.kind == "sequential" else max(lats, default=0.0))
             return nc.id
         nc.latency = float(w.cost.get(id(n), 0))
         leaf = isinstance(n, TileNode) and w._is_leaf(n)
@@ -152,13 +162,21 @@ def estimate_program(program: MappedProgram, arch) -> CostReport:
             by_tensor[k] = by_tensor.get(k, 0.0) + v
         nc.energy_pj = sum(e.values()) + sum(noc.values())
         if isinstance(n, TileNode):
-            nc.children = [visit(c) for c in w.kids[id(n)]]
+            nc.children = [visit(c) for c in n.body]
         return nc.id
 
     root = visit(program.root)
     root_lat = float(w.cost.get(id(program.root), 0))
     energy = sum(n.energy_pj for n in nodes)
-    ideal = {k: float(v) for k, v in w.comp_time.items()}
+    # ideal compute (reference definition: the op's whole iteration space in tile primitives,
+    # spread over all its unit instances); capped by the op's actual compute windows, since a
+    # primitive that omits a dimension of the op's space would otherwise count it as work
+    tmw: dict[str, float] = {}
+    for n in nodes:
+        if n.compute_cycles and n.children and nodes[n.children[0]].kind == "compute":
+            op = nodes[n.children[0]].label.split(" ", 1)[1]
+            tmw[op] = tmw.get(op, 0.0) + n.compute_cycles
+    ideal = {k: float(min(v, tmw.get(k, v))) for k, v in w.comp_time.items()}
     for n in nodes:
         n.utilisation = n.compute_cycles / total if total else 0.0
     busiest = max(ideal.items(), key=lambda kv: kv[1], default=("", 0.0))
