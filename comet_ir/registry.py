@@ -27,6 +27,7 @@ PASSES: dict[str, str] = {
     "comet-map": "comet_ir.passes.map:MapPass",
     "comet-lower-gpu": "comet_ir.passes.lower_gpu:LowerToGpu",
     "comet-reschedule": "comet_ir.passes.reschedule:RescheduleTiles",
+    "comet-schedule": "comet_ir.passes.schedule:SchedulePass",
 }
 
 TARGETS: dict[str, str] = {

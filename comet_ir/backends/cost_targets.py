@@ -66,8 +66,12 @@ def estimate(module: ModuleOp, arch: Any = None):
     mapping = single_mapping(module)
     program = ir_to_tree(mapping)
     from comet_ir.backends.cost.model import estimate_program
+    from comet_ir.backends.cost.scheduled import estimate_scheduled, has_schedule
 
-    return estimate_program(program, resolve_arch(module, arch, program.arch))
+    accel = resolve_arch(module, arch, program.arch)
+    if has_schedule(mapping):  # comet-schedule ran: price its makespans
+        return estimate_scheduled(mapping, program, accel)
+    return estimate_program(program, accel)
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,34 @@ def _check_dims(op, field: str, dims, known: set[str] | None) -> None:
             _fail(op, field, f"unknown dimension '{d}' (the mapping has {', '.join(sorted(known))})")
 
 
+# `comet.schedule` (written by comet-schedule): a discardable dictionary on node ops.
+_SCHEDULE_KEYS = {"start": "int", "dur": "int", "makespan": "int", "rule": "int", "unit": "str",
+                  "optimal": "bool"}
+
+
+def _schedule_kind(v) -> str:
+    if isinstance(v, StringAttr):
+        return "str"
+    if isinstance(v, IntegerAttr):
+        return "bool" if getattr(v.type, "width", None) and v.type.width.data == 1 else "int"
+    return type(v).__name__
+
+
+def _check_schedule(op) -> None:
+    a = op.attributes.get("comet.schedule")
+    if a is None:
+        return
+    if not isinstance(a, DictionaryAttr):
+        _fail(op, "comet.schedule", "must be a dictionary {start, dur, unit, makespan, rule, optimal}")
+    for k, v in a.data.items():
+        want = _SCHEDULE_KEYS.get(k)
+        if want is None:
+            _fail(op, "comet.schedule", f"unknown key '{k}' (known: {', '.join(_SCHEDULE_KEYS)})")
+        if _schedule_kind(v) != want:
+            _fail(op, "comet.schedule", f"'{k}' must be {dict(int='an integer', str='a string', bool='a boolean')[want]}")
+        if want == "int" and v.value.data < 0:
+            _fail(op, "comet.schedule", f"'{k}' = {v.value.data} must be >= 0 cycles")
+
 class _Mapped(FieldSyntax, IRDLOperation):
     HAS_TYPES: ClassVar = False
 
@@ -184,6 +212,7 @@ class TileOp(_Mapped):
     )
 
     def verify_(self) -> None:
+        _check_schedule(self)
         tensors = self.field("tensors")
         n = len(tensors)
         if n == 0:
@@ -224,6 +253,7 @@ class BindingOp(_Mapped):
     FIELDS: ClassVar = (Field("kind", enum_kind(BindingKindAttr, BindingKind), lead=True),)
 
     def verify_(self) -> None:
+        _check_schedule(self)
         if not list(self.body.block.ops):
             _fail(self, "body", "a binding needs at least one child node")
 
@@ -255,6 +285,7 @@ class ColOp(_Mapped):
     )
 
     def verify_(self) -> None:
+        _check_schedule(self)
         kind, red = ColType(self.field("type")), ReduceOp(self.field("reduce"))
         if kind in REDUCING and red == ReduceOp.NONE:
             _fail(self, "reduce", f"collective '{kind}' needs a reduce-op (add, max, min or mul)")
@@ -301,6 +332,7 @@ class ComputeOp(_Mapped):
     )
 
     def verify_(self) -> None:
+        _check_schedule(self)
         tensors = self.field("tensors")
         if not tensors:
             _fail(self, "tensors", "is empty")
