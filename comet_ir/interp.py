@@ -273,3 +273,115 @@ def random_inputs(module: Operation, seed: int = 0, name: str | None = None,
         return out
 
     return one() if ranks is None else [one() for _ in range(ranks)]
+
+
+# ---------------------------------------------------------------- chunked (mapped) programs
+
+def run_chunked(module: Operation, program, inputs: Sequence[Array]) -> list[Array]:
+    """Run workload `module` in the loop structure of its mapped form `program`, where a
+    temporal tile splits a reduced dimension into chunks (comet-online-softmax's KV loop).
+
+    The operations under that tile run once per chunk on the chunk's slices, in program order;
+    the others once on whole tensors. A loop op whose output does not index the chunked
+    dimension accumulates across chunks (a row max keeps the running max, a row sum or a GEMM
+    adds). The mapped form's own operations have their online-softmax meaning:
+    `CORR` (ins [m] out r): r = exp(m before this chunk - m now); `RESCALE_<t>` (ins [t, r]):
+    t = t * r. Without them the chunked program is not the workload (that is what a test of
+    comet-online-softmax checks against `run`)."""
+    from comet_ir.passes._mapping import analyse, walk
+    from comet_ir.spec.mapping_tree import ComputeNode, TileNode
+
+    w = analyse(module)
+    wops = {o.name: o for o in w.ops}
+    comps = [(n, ps) for n, ps in walk(program.root) if isinstance(n, ComputeNode)]
+    # the chunk loop: a tile shared by several ops that iterates a dimension some op under
+    # it reduces (a rows loop reduces nothing; a GEMM's private K loop serves one op)
+    loop, d, chunks = None, None, 1
+    for n, ps in walk(program.root):
+        if isinstance(n, TileNode) and n.kind == "temporal" and len(set(n.tags)) > 1:
+            reduced = {x for c, _ in walk(n) if isinstance(c, ComputeNode) for x in c.reduction_dims}
+            big = [(k, max(v)) for k, v in n.factors[0].items() if max(v) > 1 and k in reduced]
+            if len(big) == 1:
+                loop, (d, chunks) = n, big[0]
+                break
+    in_loop = {n.name for n, ps in comps if loop is not None and any(p is loop for p in ps)}
+    vals: dict[str, Array] = {t: np.asarray(x, dtype=np.float64) for t, x in zip(w.ins, inputs)}
+    problem = {o.name: o for o in program.problem.ops}
+
+    def axis(t: str):
+        return w.tensors[t].index(d) if d in w.tensors.get(t, []) else None
+
+    def shape_of(t: str):
+        return tuple(w.dims[x] if x is not None else 1 for x in w.tensors[t])
+
+    def piece(t: str, j: int) -> Array:
+        a = axis(t)
+        if a is None:
+            return vals[t]
+        n = w.dims[d] // chunks
+        return np.take(vals[t], range(j * n, (j + 1) * n), axis=a)
+
+    def run_op(name: str, j: int | None, before: dict[str, Array]) -> None:
+        if name == "CORR":
+            m = problem[name].ins[0]
+            r = problem[name].out
+            with np.errstate(invalid="ignore"):
+                vals[r] = np.exp(before[m] - vals[m])
+            return
+        if name.startswith("RESCALE_"):
+            t, r = problem[name].ins
+            if r not in vals:
+                raise CometError(f"{name}: the correction {r} is not computed before it")
+            if t in vals:  # before the first chunk the running sum is zero
+                vals[t] = vals[t] * vals[r]
+            return
+        o = wops[name]
+        if j is None:
+            vals[o.out] = eval_op(o.op, [vals[t] for t in o.ins])[0]
+            return
+        if o.op.name == "comet.causal_mask":  # mask by global column index
+            x = piece(o.ins[0], j)
+            n = w.dims[d] // chunks
+            rows, cols = x.shape[-2], x.shape[-1]
+            keep = np.arange(rows)[:, None] >= (np.arange(cols)[None, :] + j * n)
+            res = np.where(keep, x, -np.inf)
+        else:
+            res = eval_op(o.op, [piece(t, j) for t in o.ins])[0]
+        a = axis(o.out)
+        if a is not None:
+            if o.out not in vals:
+                vals[o.out] = np.zeros(shape_of(o.out))
+            n = w.dims[d] // chunks
+            idx = [slice(None)] * res.ndim
+            idx[a] = slice(j * n, (j + 1) * n)
+            vals[o.out][tuple(idx)] = res
+        elif o.reduce_op == "max" and o.op.name == "comet.reduce":
+            vals[o.out] = np.maximum(vals[o.out], res) if j else res
+        elif (o.op.name == "comet.reduce" and o.op.field("kind") == "add") or o.kind == "GEMM":
+            vals[o.out] = vals[o.out] + res if j else res
+        else:
+            raise CometError(f"{name}: reduces the chunked dimension {d} in a way the chunked "
+                             "interpreter cannot accumulate")
+
+    order = [n.name for n, _ in comps]
+    k = 0
+    while k < len(order):
+        name = order[k]
+        if name not in in_loop:
+            run_op(name, None, {})
+            k += 1
+            continue
+        body = []
+        while k < len(order) and order[k] in in_loop:
+            body.append(order[k])
+            k += 1
+        for j in range(chunks):
+            before = dict(vals)
+            if j == 0:  # the running max starts below every score
+                for nm in body:
+                    if nm == "CORR":
+                        m = problem[nm].ins[0]
+                        before[m] = np.full(shape_of(m), -np.inf)
+            for nm in body:
+                run_op(nm, j, before)
+    return [vals[t] for t in w.outs]

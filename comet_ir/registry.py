@@ -23,6 +23,7 @@ PASSES: dict[str, str] = {
     "comet-distribute": "comet_ir.passes.distribute:DistributePass",
     "comet-insert-collectives": "comet_ir.passes.insert_collectives:InsertCollectivesPass",
     "comet-verify-capacity": "comet_ir.passes.verify_capacity:VerifyCapacityPass",
+    "comet-online-softmax": "comet_ir.passes.online_softmax:OnlineSoftmaxPass",
     "comet-lower-moe": "comet_ir.passes.lower_moe:LowerMoE",
     "comet-map": "comet_ir.passes.map:MapPass",
     "comet-lower-gpu": "comet_ir.passes.lower_gpu:LowerToGpu",
@@ -47,7 +48,7 @@ PIPELINES: dict[str, str] = {
     "fused-gemm-distln": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute,comet-insert-collectives{strategy=dist},comet-verify-capacity",
     "fused-sm": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute,comet-insert-collectives{strategy=single level=OB},comet-verify-capacity",
     "fused-ln": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute,comet-insert-collectives{strategy=single level=OB},comet-verify-capacity",
-    "flash-attention": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute{dims=B,M},comet-insert-collectives,comet-verify-capacity",
+    "flash-attention": "comet-decompose{flash=true},comet-tile,comet-fuse{level=full},comet-distribute{dims=B,M},comet-online-softmax,comet-insert-collectives,comet-verify-capacity",
     "partially-fused-attention": "comet-decompose,comet-tile,comet-fuse{level=partial},comet-distribute{dims=B,M},comet-insert-collectives,comet-verify-capacity",
     "unfused-attention": "comet-decompose,comet-tile,comet-distribute{dims=B,M},comet-insert-collectives,comet-verify-capacity",
 }

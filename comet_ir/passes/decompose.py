@@ -5,12 +5,16 @@
                     y = xc * rsqrt(var, eps) [* gamma + beta]
     attention    -> s = gemm(q, k, transpose_b, batch 2); scale 1/sqrt(D); [causal_mask];
                     softmax (itself decomposed); o = gemm(p, v, batch 2)
+                    with `flash=true` (deferred normalisation, the form flash attention's
+                    key-sequence loop needs): m = reduce max s; e = exp(s - m);
+                    u = gemm(e, v); o = u / reduce add e
     moe          -> logits = gemm(x, router); topk; weights = softmax(top-k logits);
                     dispatch; h = silu(xe @ w1) * (xe @ w3); ye = h @ w2; combine
 
 The primitive forms are exactly those the reference cost model prices per SIMD operation
 (rowmax, add/sub, exp, rowsum, div, mult, sqrt) and that `comet-tile` maps onto the vector unit.
-`ops` restricts which composites are expanded (default: all).
+`ops` restricts which composites are expanded (default: all); `flash=true` selects the
+deferred-normalisation form of attention.
 """
 from __future__ import annotations
 
@@ -113,9 +117,10 @@ class LayerNormPattern(RewritePattern):
 
 
 class AttentionPattern(RewritePattern):
-    def __init__(self, expand_softmax: bool):
+    def __init__(self, expand_softmax: bool, flash: bool = False):
         super().__init__()
         self.expand_softmax = expand_softmax
+        self.flash = flash
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: W.AttentionOp, rewriter: PatternRewriter) -> None:
@@ -127,6 +132,13 @@ class AttentionPattern(RewritePattern):
         s = em.unary(W.ScaleOp, s, factor=factor)
         if op.field("causal"):
             s = em.unary(MO.CausalMaskOp, s)
+        if self.flash:
+            # divide after the second GEMM: the row sum is then a per-row scalar that an
+            # online softmax can rescale chunk by chunk (comet-online-softmax)
+            e = em.unary(W.ExpOp, em.binary(W.SubOp, s, em.reduce(s, "max", 3)))
+            o = em.binary(W.DivOp, em.gemm(e, op.v, batch=2), em.reduce(e, "add", 3))
+            _replace(rewriter, op, em, [o])
+            return
         p = em.softmax(s, 3) if self.expand_softmax else em.unary(W.SoftmaxOp, s, axis=3)
         o = em.gemm(p, op.v, batch=2)
         _replace(rewriter, op, em, [o])
@@ -163,6 +175,7 @@ class DecomposePass(ModulePass):
 
     name = "comet-decompose"
     ops: tuple[str, ...] = ("all",)
+    flash: bool = False
 
     def selected(self) -> set[str]:
         chosen = set(COMPOSITES) if "all" in self.ops else set(self.ops)
@@ -181,7 +194,7 @@ class DecomposePass(ModulePass):
         if "layernorm" in chosen:
             pats.append(LayerNormPattern())
         if "attention" in chosen:
-            pats.append(AttentionPattern(sm))
+            pats.append(AttentionPattern(sm, self.flash))
         if "moe" in chosen:
             pats.append(MoEPattern(sm))
         PatternRewriteWalker(GreedyRewritePatternApplier(pats, dce_enabled=False),

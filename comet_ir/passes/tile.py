@@ -128,7 +128,11 @@ def plan(w: Workload, arch: ArchView, level: str | None = None,
                 else:
                     st[d] = 1  # rows: fixed after the row block is chosen
             else:
-                st[d] = largest_divisor_le(spread(d, P), arch.simd_lanes) if d == nd else 1
+                # the SIMD lanes run along the op's innermost input dimension (N for the row
+                # ops; the head dim E for a division of the attention output)
+                lane = w.tdims(o.ins[0])[-1] if w.tdims(o.ins[0]) else nd
+                st[d] = (largest_divisor_le(spread(d, P), arch.simd_lanes)
+                         if d == lane and d not in w.rows else 1)
         steps[o.name] = st
     user = factors or {}
     if level is not None and level not in LEVELS:
@@ -286,7 +290,8 @@ def emit(w: Workload, arch: ArchView, p: Plan) -> MappedProgram:
         ds = op_dims(w, o)
         red_dims, red_f = [], []
         if o.engine == "mac":
-            red_dims = [d for d in w.contraction if d in ds]
+            # what this GEMM sums over (QK^T sums K only, although N is contracted later)
+            red_dims = [d for d in ds if d not in w.tdims(o.out)]
             red_f = [st[d] for d in red_dims]
         elif o.reduce_dim:
             red_dims, red_f = [o.reduce_dim], [st[o.reduce_dim]]
