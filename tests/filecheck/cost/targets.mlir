@@ -1,17 +1,17 @@
 // The cost targets on the shipped hand-mapped example and on an imported reference case.
 // RUN: comet-opt %examples/gemm_softmax_mapped.mlir --target=cost-report | filecheck %s --check-prefix=REPORT
 // REPORT: cost report: gemm_softmax on example_run
-// REPORT: temporal tile DRAM x4
+// REPORT: temporal tile DRAM [A,B,D]{{ +}}2,274,694
 // REPORT: gather C over N
 // REPORT: GEMM                                    268,288
-// REPORT: total cycles (stalls + compute, reference definition):
+// REPORT: total cycles (stalls + compute, reference definition): 3,141,418
 // RUN: comet-opt %examples/gemm_softmax_mapped.mlir --target=cost-json | filecheck %s --check-prefix=JSON
 // JSON: "schema": 1
 // JSON: "latency_cycles":
 // JSON: "energy_pj":
 // JSON: "nodes": [
 // RUN: comet-opt %examples/gemm_softmax_mapped.mlir --target=trace | filecheck %s --check-prefix=TRACE
-// TRACE: {"traceEvents": [{"name": "temporal tile DRAM x4", "cat": "tile", "ph": "X"
+// TRACE: {"traceEvents": [{"name": "temporal tile DRAM [A,B,D]", "cat": "tile", "ph": "X"
 // RUN: comet-opt --import-reference %reference/example_run --target=cost-report | filecheck %s --check-prefix=IMPORT
 // IMPORT: GEMM                                    268,288
 // RUN: comet-opt --import-reference %reference/example_run | comet-opt - --print-op-generic | filecheck %s --check-prefix=IR
