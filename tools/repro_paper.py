@@ -68,6 +68,11 @@ COLUMNS = ["workload", "arch", "shape", "strategy", "baseline", "status", "laten
            "energy_pj", "norm_latency", "norm_energy", "speedup", "root_latency_cycles",
            "compute_cycles", "stall_cycles", "dram_energy_pj", "seconds", "reason"]
 
+# The mapper's pick beside the hand strategies: `comet-map` on the workload form (it searches the
+# strategies x DRAM row tilings with the cost model), a small wall-clock budget per case.
+SEARCHED = "searched"
+MAP_BUDGET_S = 2
+
 # The paper's headline fused-vs-unfused speedups (abstract: "up to").
 PAPER = {"gemm_softmax": 1.42, "gemm_layernorm": 3.46, "attention": 1.82}
 
@@ -97,7 +102,8 @@ def run_case(case: tuple[str, str, tuple[int, ...], str]) -> dict:
     from comet_ir.errors import CometError
     from comet_ir.registry import PIPELINES
 
-    workload, arch, shape, strategy = case
+    workload, arch, shape, strategy = case[:4]
+    budget = case[4] if len(case) > 4 else MAP_BUDGET_S
     row = {"workload": workload, "arch": arch,
            "shape": shape_str(shape, STRATEGIES[workload][2]), "strategy": strategy,
            "baseline": STRATEGIES[workload][0], "status": "", "latency_cycles": "",
@@ -106,12 +112,25 @@ def run_case(case: tuple[str, str, tuple[int, ...], str]) -> dict:
            "dram_energy_pj": ""}
     t0 = time.perf_counter()
     try:
-        mapped = run_pipeline(build(workload, shape, arch), PIPELINES[strategy])
+        if strategy == SEARCHED:
+            import contextlib
+            import io
+
+            log = io.StringIO()
+            with contextlib.redirect_stderr(log):
+                mapped = run_pipeline(build(workload, shape, arch),
+                                      f"comet-map{{budget={budget} seed=0}}")
+            row["reason"] = _one_line("comet-map picked: " + _map_pick(log.getvalue()))
+        else:
+            mapped = run_pipeline(build(workload, shape, arch), PIPELINES[strategy])
     except CometError as e:
         # capacity overflow / indivisible spatial split = the strategy does not fit this shape;
         # anything else (an IR verifier complaint) is a pass defect, reported as `error`
         msg = e.message
-        status = "no-fit" if msg.startswith(("comet-verify-capacity", "comet-distribute")) else "error"
+        status = "no-fit" if msg.startswith(("comet-verify-capacity", "comet-distribute",
+                                             "comet-tile: no tiling fits",
+                                             "comet-online-softmax: no chunking",
+                                             "comet-map: no candidate")) else "error"
         row.update(status=status, reason=_one_line(e.located() if e.where else msg))
     except Exception as e:  # a pass bug: report it, do not hide the shape
         row.update(status="error", reason=_one_line(f"{type(e).__name__}: {e}"))
@@ -137,12 +156,20 @@ def run_case(case: tuple[str, str, tuple[int, ...], str]) -> dict:
     return row
 
 
+def _map_pick(log: str) -> str:
+    """The best candidate's label from comet-map's report ("best latency N (label)")."""
+    import re
+
+    m = re.search(r"best \w+ [\d,.]+ \((.*)\)", log)
+    return m.group(1) if m else (log.strip().splitlines() or ["?"])[0]
+
+
 def _one_line(s: str, limit: int = 240) -> str:
     s = " ".join(str(s).split())
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
-def cases(sweep: dict, archs, workloads) -> list[tuple]:
+def cases(sweep: dict, archs, workloads, map_budget: int = 0) -> list[tuple]:
     out = []
     for wl in workloads:
         base, fused, _ = STRATEGIES[wl]
@@ -150,6 +177,8 @@ def cases(sweep: dict, archs, workloads) -> list[tuple]:
             for shape in sweep[wl]:
                 for s in (base, *fused):
                     out.append((wl, arch, tuple(shape), s))
+                if map_budget > 0:
+                    out.append((wl, arch, tuple(shape), SEARCHED, map_budget))
     return out
 
 
@@ -161,7 +190,8 @@ def normalise(rows: list[dict]) -> None:
         if r["status"] != "ok":
             continue
         if b is None or b["status"] != "ok":
-            r["reason"] = "baseline (unfused) did not price: no normalised values"
+            r["reason"] = "; ".join(x for x in (r["reason"], "baseline (unfused) did not price: "
+                                                 "no normalised values") if x)
             continue
         r["norm_latency"] = r["latency_cycles"] / b["latency_cycles"]
         r["norm_energy"] = r["energy_pj"] / b["energy_pj"]
@@ -271,7 +301,7 @@ def write_markdown(rows: list[dict], s: Summary, path: str, elapsed: float) -> N
             if not rs:
                 continue
             shapes = list(dict.fromkeys(r["shape"] for r in rs))
-            strats = (base, *fused)
+            strats = (base, *fused) + ((SEARCHED,) if any(r["strategy"] == SEARCHED for r in rs) else ())
             L += ["", f"## {wl} on {arch}", "",
                   "| shape | " + " | ".join(f"{st} speedup / energy" for st in strats) + " |",
                   "|---" * (len(strats) + 1) + "|"]
@@ -302,7 +332,8 @@ def write_plots(rows: list[dict], out: str) -> list[str]:
     for wl, (base, fused, _) in STRATEGIES.items():
         if not any(r["workload"] == wl for r in rows):
             continue
-        strats = (base, *fused)
+        strats = (base, *fused) + ((SEARCHED,) if any(r["workload"] == wl and r["strategy"] == SEARCHED
+                                                       for r in rows) else ())
         fig, axes = plt.subplots(2, 2, figsize=(13, 7), squeeze=False)
         for j, arch in enumerate(ARCHS):
             rs = [r for r in rows if r["workload"] == wl and r["arch"] == arch]
@@ -351,6 +382,9 @@ def main(argv=None) -> int:
     ap.add_argument("--workloads", default=",".join(STRATEGIES))
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--map-budget", type=int, default=MAP_BUDGET_S,
+                    help="seconds of comet-map search per shape for the 'searched' column "
+                         "(0: no search)")
     a = ap.parse_args(argv)
     archs = [x for x in a.archs.split(",") if x]
     wls = [x for x in a.workloads.split(",") if x]
@@ -366,7 +400,7 @@ def main(argv=None) -> int:
         a.out = (os.path.join(tempfile.gettempdir(), "comet-repro-quick") if a.quick
                  else os.path.join(ROOT, "docs", "repro"))
     os.makedirs(a.out, exist_ok=True)
-    todo = cases(QUICK if a.quick else SWEEP, archs, wls)
+    todo = cases(QUICK if a.quick else SWEEP, archs, wls, a.map_budget)
     t0 = time.perf_counter()
     if a.jobs > 1:
         with ProcessPoolExecutor(a.jobs) as ex:

@@ -163,6 +163,7 @@ _KINDS = {
     "comet.rsqrt": ("RSQRT", "sqrt", "simd"),
     "comet.causal_mask": ("MASK", "add", "simd"),
 }
+_COMPOSITE = ("comet.attention", "comet.moe")
 _REDUCE_KINDS = {"max": ("ROWMAX", "rowmax"), "add": ("ROWSUM", "rowsum"),
                  "mean": ("MEAN", "rowsum"), "min": ("ROWMIN", "rowmax")}
 
@@ -235,6 +236,16 @@ def analyse(module: ModuleOp) -> Workload:
     if len(funcs) != 1:
         raise CometError(f"expected one func.func in workload form, found {len(funcs)}"
                          + ("; is the module already mapped?" if not funcs else ""))
+    if any(o.name in _COMPOSITE for o in funcs[0].walk()):
+        # describe the problem the composite ops decompose into (comet-tile itself refuses
+        # composites: it must not choose a decomposition silently)
+        from xdsl.context import Context
+
+        from comet_ir.passes.decompose import DecomposePass
+
+        copy_ = module.clone()
+        DecomposePass().apply(Context(), copy_)
+        return analyse(copy_)
     f = funcs[0]
     uf = _UF()
     axes: dict[SSAValue, list[int | None]] = {}

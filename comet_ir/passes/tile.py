@@ -312,6 +312,9 @@ def emit(w: Workload, arch: ArchView, p: Plan) -> MappedProgram:
 
 
 def tile_module(module: ModuleOp, level=None, factors=None, order=None) -> MappedProgram:
+    for o in module.walk():
+        if o.name in ("comet.attention", "comet.moe"):
+            raise CometError(f"{o.name}: composite op; run comet-decompose before comet-tile")
     w = analyse(module)
     arch = arch_view(w.arch)
     return emit(w, arch, plan(w, arch, level, factors, order))

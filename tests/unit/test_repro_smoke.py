@@ -27,7 +27,8 @@ def run(tmp_path_factory):
     pytest.importorskip("comet_ir.spec.presets", reason="arch presets not landed")
     out = tmp_path_factory.mktemp("repro")
     rp = _tool()
-    assert rp.main(["--quick", "--out", str(out), "--jobs", "1", "--no-plots"]) == 0
+    assert rp.main(["--quick", "--out", str(out), "--jobs", "1", "--no-plots",
+                    "--map-budget", "1"]) == 0
     with open(out / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     return rp, out, rows
@@ -47,7 +48,7 @@ def test_every_case_reported(run):
     """No (workload, arch, strategy) is silently dropped: each has a row with a status."""
     rp, _, rows = run
     want = {(wl, arch, st) for wl, (base, fused, _) in rp.STRATEGIES.items()
-            for arch in rp.ARCHS for st in (base, *fused)}
+            for arch in rp.ARCHS for st in (base, *fused, rp.SEARCHED)}
     got = {(r["workload"], r["arch"], r["strategy"]) for r in rows}
     assert got == want and len(rows) == len(want)
     for r in rows:
@@ -81,3 +82,19 @@ def test_geomean_helper():
     rp = _tool()
     assert math.isclose(rp.geomean([2.0, 8.0]), 4.0)
     assert rp.geomean([]) is None
+
+
+def test_searched_is_a_mapping_the_mapper_picked(run):
+    """The 'searched' row is comet-map's choice among the strategies: never slower than the
+    hand strategy it names (it is that strategy, possibly with another DRAM tiling)."""
+    rp, _, rows = run
+    for r in rows:
+        if r["strategy"] != rp.SEARCHED or r["status"] != "ok":
+            continue
+        assert "comet-map picked: " in r["reason"]
+        picked = r["reason"].split("comet-map picked: ")[1].split(" (")[0].split(";")[0]
+        same = next((x for x in rows if (x["workload"], x["arch"], x["shape"], x["strategy"])
+                     == (r["workload"], r["arch"], r["shape"], picked)), None)
+        if same is not None and same["status"] == "ok" and "(DRAM" not in r["reason"]:
+            assert math.isclose(float(same["latency_cycles"]), float(r["latency_cycles"]),
+                                rel_tol=1e-9)
