@@ -96,6 +96,20 @@ def main() -> None:
                     torch.cuda.synchronize()
                     res["cases"].append({"op": "gemm_rs", "shape": [m, k, n], "strategy": strat,
                                          "err": rel_err(y, ref), "ok": rel_err(y, ref) < TOL})
+            if w == 1:
+                # single-PE AG simulation: the GEMM must wait for the rows its comm blocks copy
+                for (m, k, n, ws, c) in [(1024, 776, 1032, 2, 4), (1000, 520, 1000, 4, 8), (512, 4096, 4096, 4, 32)]:
+                    x = gen(torch, (m // ws, k), 500 + m).repeat(ws, 1)
+                    wt = gen(torch, (k, n), 600 + m)
+                    ref = x.float() @ wt.float()
+                    for seq in (False, True):
+                        xt = x.clone()
+                        xt[m // ws:] = 0
+                        y = ctx.loopback(xt, wt, ws, c, seq, wait=True, order="local-first")
+                        ctx.check()
+                        res["cases"].append({"op": "loopback-wait", "shape": [m, k, n, ws, c], "sequential": seq,
+                                             "err": rel_err(y, ref),
+                                             "ok": rel_err(y, ref) < TOL and bool(torch.equal(xt, x))})
             # nn.Module wrapper (column-parallel, weight [out, in] storage)
             lin = rt.CometTPLinear(512, 768, mode="ag")
             x = gen(torch, (128 * w, 512), 7)
@@ -177,6 +191,53 @@ def main() -> None:
                     row.update(pred_best_comm=e.comm_blocks, pred_choice=e.choice, pred_sequential_ms=e.sequential_us / 1e3)
                     row["ok"] = row["err"] < TOL
                     res["cases"].append(row)
+        elif args.task == "lbsweep":
+            # one PE simulating rank 0 of `world`: AG+GEMM with its real dependences (tiles wait
+            # for the shards the comm blocks copy through HBM), over a shape sweep; overlap at
+            # several comm-block counts, the sequential fallback, and the cost model's choice
+            from comet_ir.backends.cost import gpu_model
+            shapes = [(m, n, k) for m in (128, 512, 2048, 8192, 16384) for n in (4096, 7168) for k in (4096,)]
+            if os.environ.get("COMET_LB_SHAPES") == "validate":     # shapes the constants were not fitted on
+                shapes = [(m, n, k) for m in (256, 1024, 4096, 12288) for (n, k) in ((5120, 8192), (14336, 4096))]
+
+            def gbench(fn):                        # CUDA graph of 10 calls: host overhead out
+                fn()
+                g = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(g):
+                    for _ in range(10):
+                        fn()
+                return bench(torch, g.replay, iters=10, warmup=2) / 10
+
+            for (m, n, k) in shapes:
+                wt = gen(torch, (k, n), 2)
+                wnk = wt.t().contiguous().t()
+                out = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
+                for world_sim in (2, 4):
+                    xs = gen(torch, (m // world_sim, k), 1)
+                    x = xs.repeat(world_sim, 1)
+                    ref = x.float() @ wt.float()
+                    e = gpu_model.estimate("ag_gemm", m, n, k, world_sim, "h100", same_gpu=True)
+                    row = {"op": "lbwait_ag_gemm", "mnk": [m, n, k], "world_sim": world_sim,
+                           "pred_choice": e.choice, "pred_comm": e.comm_blocks,
+                           "pred_overlap_ms": e.overlap_us / 1e3, "pred_sequential_ms": e.sequential_us / 1e3,
+                           "pred_gemm_ms": gpu_model.estimate("gemm", m, n, k, 1, "h100").latency_us / 1e3}
+                    xt = x.clone()
+                    xt[m // world_sim:] = 0          # remote rows arrive only through the comm blocks
+                    y = ctx.loopback(xt, wnk, world_sim, e.comm_blocks, wait=True, order="local-first")
+                    ctx.check()
+                    row["err"] = rel_err(y, ref)
+                    row["ok"] = row["err"] < TOL and bool(torch.equal(xt, x))
+                    row["gemm_alone_ms"] = gbench(lambda: rt.gemm(x, wnk, out=out))
+                    for c in gpu_model.COMM_CANDIDATES:
+                        row[f"overlap_c{c}_ms"] = gbench(lambda: ctx.loopback(
+                            x, wnk, world_sim, c, out=out, wait=True, order="local-first"))
+                        row[f"pred_c{c}_ms"] = gpu_model.estimate("ag_gemm", m, n, k, world_sim, "h100", comm_blocks=c,
+                                                                   same_gpu=True).overlap_us / 1e3
+                    for c in (32, 132):
+                        row[f"sequential_c{c}_ms"] = gbench(lambda: ctx.loopback(
+                            x, wnk, world_sim, c, True, out=out, wait=True, order="local-first"))
+                    ctx.check()
+                    res["cases"].append(row)
         elif args.task in ("bench", "sweep"):
             run_bench(args, torch, dist, rt, ctx, res)
     except Exception as e:  # report, do not hang the others
@@ -247,8 +308,9 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
                 gemm_alone = lambda: torch.matmul(x, wt)  # noqa: E731
             wnk = wt.t().contiguous().t()
             row = {"op": pattern, "m": m, "k": k, "n": n}
-            for s in ("overlap", "sequential", "auto"):
+            for s in ("overlap", "sequential", "auto", "tuned"):
                 row[s + "_ms"] = bench(torch, lambda: op(s), iters=10, warmup=3, barrier=barrier)
+            row["tuned_choice"] = list(ctx._tuned.get((pattern, m, n, k), ()))
             row["torch_gemm_alone_ms"] = bench(torch, gemm_alone, iters=10, warmup=3, barrier=barrier)
             e = gpu_model.estimate(pattern, m, n, k, w, "h100", same_gpu=True)
             row.update(pred_overlap_ms=e.overlap_us / 1e3, pred_sequential_ms=e.sequential_us / 1e3,

@@ -15,7 +15,8 @@ Pure functions of (shape, config, arch) -> microseconds; one formula each:
 * overlap kernel: max(g, g / world + comm(k)) + launch, g = gemm(SM - k) + contention. For AG+GEMM the
   last shard to arrive gates the last 1/world of the tiles; for GEMM+RS the first 1/world of the
   tiles must be computed before anything can be sent. GEMM+RS adds the reduction (HBM-bound).
-* sequential fallback: comm(all SMs) + gemm(all SMs) + two launches.
+* sequential fallback: comm(32 blocks) + gemm(all SMs) + two launches; overlap is chosen only
+  when predicted DECISION_MARGIN faster (the model's error is larger than most gains).
 
 `choose(...)` picks overlap vs sequential and the comm-block count per shape; `estimate_gpu`
 prices cometgpu kernels in a module (for `--target=cost-report` style reports).
@@ -29,8 +30,14 @@ from comet_ir.errors import CometError
 
 LAUNCH_US = 6.0           # one kernel launch + tail, measured order of magnitude on H100
 PER_BLOCK_GBPS = 11.0     # one comm block's put bandwidth over NVLink (351 GB/s / 32 blocks, gpu.md)
-PER_BLOCK_GBPS_SAME_GPU = 28.0  # one comm block copying within one GPU's HBM (loopback, RESULTS.md)
-CONTENTION = 2.0          # HBM bytes the comm role moves slow the GEMM by bytes / (hbm / CONTENTION)
+# Same-GPU constants, fitted 2026-11-24 on the waiting single-PE loopback of AG+GEMM (20 shapes x
+# W=2,4 x 8 comm-block counts; validated on 16 other shapes: benchmarks/RESULTS.md):
+PER_BLOCK_GBPS_SAME_GPU = 32.0  # one comm block copying within one GPU's HBM
+PER_PEER_US_SAME_GPU = 12.0     # fixed cost per peer of a comm block's put+signal (fences, waits)
+CONTENTION = 0.0          # HBM bytes the comm role moves slow the GEMM by bytes / (hbm / CONTENTION);
+                          # the 2026-11-24 fit found no measurable term once the per-peer cost is in
+DECISION_MARGIN = 0.05    # overlap only when predicted >= 5 % faster than sequential: the model's
+                          # error on the overlap kernel (mean 9 %) is larger than most gains
 COMM_CANDIDATES = (2, 4, 8, 12, 16, 20, 24, 32)
 DEFAULT_TILE = (128, 256, 64)
 
@@ -65,12 +72,13 @@ def link_gbps(arch, same_gpu: bool = False) -> float:
     return a.measured.get("nvshmem_put_gbps_per_direction", a.nvlink_gbps_per_direction * 0.78)
 
 
-def comm_us(nbytes: float, blocks: int, arch, same_gpu: bool = False) -> float:
+def comm_us(nbytes: float, blocks: int, arch, same_gpu: bool = False, peers: int = 1) -> float:
     if nbytes <= 0:
         return 0.0
     per_block = PER_BLOCK_GBPS_SAME_GPU if same_gpu else PER_BLOCK_GBPS
     bw = min(link_gbps(arch, same_gpu), blocks * per_block)
-    return nbytes / (bw * 1e9) * 1e6 + _arch(arch).nvlink_latency_us
+    latency = PER_PEER_US_SAME_GPU * max(peers, 1) if same_gpu else _arch(arch).nvlink_latency_us
+    return nbytes / (bw * 1e9) * 1e6 + latency
 
 
 def contention_us(nbytes: float, arch, same_gpu: bool = False) -> float:
@@ -145,13 +153,14 @@ def estimate(pattern: str, m: int, n: int, k: int, world: int, arch, comm_blocks
     pool = COMM_CANDIDATES if comm_blocks is None else (comm_blocks,)
     for c in pool:
         g = gemm_us(m, n, k, sms - c, a, tile) + contention_us(nbytes, a, same_gpu)
-        cands[c] = max(g, g / world + comm_us(nbytes, c, a, same_gpu)) + red + LAUNCH_US
+        cands[c] = max(g, g / world + comm_us(nbytes, c, a, same_gpu, world - 1)) + red + LAUNCH_US
     best = min(cands, key=cands.get)
     g_best = gemm_us(m, n, k, sms - best, a, tile)
-    seq = comm_us(nbytes, sms, a, same_gpu) + gemm_us(m, n, k, sms, a, tile) + red + 2 * LAUNCH_US
-    choice = "overlap" if cands[best] <= seq else "sequential"
-    return GpuEstimate(pattern, m, n, k, world, a.name, best, g_best, comm_us(nbytes, best, a, same_gpu), red,
-                       cands[best], seq, choice, cands)
+    # the runtime's fallback: a comm kernel on 32 blocks, then the GEMM on all SMs
+    seq = comm_us(nbytes, 32, a, same_gpu, world - 1) + gemm_us(m, n, k, sms, a, tile) + red + 2 * LAUNCH_US
+    choice = "overlap" if cands[best] <= (1 - DECISION_MARGIN) * seq else "sequential"
+    return GpuEstimate(pattern, m, n, k, world, a.name, best, g_best,
+                       comm_us(nbytes, best, a, same_gpu, world - 1), red, cands[best], seq, choice, cands)
 
 
 def choose(pattern: str, m: int, n: int, k: int, world: int, arch, same_gpu: bool = False) -> tuple[str, int]:

@@ -151,7 +151,7 @@ def load(arch: str = "h100"):
     lib.tp_gemm = f
     lib.prepare = getattr(lib, prefix + "prepare")
     lb = getattr(lib, prefix + "loopback")
-    lb.argtypes = [vp, vp, vp, i32, i32, i32, i32, vp, vp, vp, vp, vp, vp, i32, i32, i32, vp, vp]
+    lb.argtypes = [vp, vp, vp, i32, i32, i32, i32, vp, vp, vp, vp, vp, vp, i32, i32, i32, i32, vp, vp]
     lb.restype = i32
     lib.loopback = lb
     lib.tile_m = getattr(lib, prefix + "tile_m")
@@ -225,6 +225,7 @@ class TPContext:
         self.tile_done = torch.zeros(1024, dtype=torch.int64, device=self.device)
         self._symm: dict[str, tuple[int, int]] = {}
         self._orders: dict = {}
+        self._tuned: dict = {}
         self._wt: dict = {}
         self.flags = self._alloc("flags", 8 * 8 * 256)
         self.ready = self._alloc("ready", 8 * 8)
@@ -279,12 +280,56 @@ class TPContext:
 
         if self.world == 1:
             return "overlap", 0
+        if strategy not in ("auto", "tuned", "overlap", "sequential"):
+            raise CometError(f"cuda: strategy must be auto, tuned, overlap or sequential (got {strategy!r})")
+        if strategy == "tuned" and comm_blocks is None:
+            hit = self._tuned.get((pattern, m, n, k))
+            if hit:
+                return hit
+            strategy = "auto"           # not measured yet (or capturing a graph): the model decides
         e = estimate(pattern, m, n, k, self.world, self.arch, comm_blocks=comm_blocks, same_gpu=self.same_gpu)
         c = comm_blocks or e.comm_blocks
-        s = e.choice if strategy == "auto" else strategy
-        if s not in ("overlap", "sequential"):
-            raise CometError(f"cuda: strategy must be auto, overlap or sequential (got {strategy!r})")
+        s = e.choice if strategy in ("auto", "tuned") else strategy
         return s, c
+
+    def shortlist(self, pattern: str, m: int, n: int, k: int, top: int = 3) -> list[tuple[str, int]]:
+        """The cost model's `top` best overlap configurations and the sequential fallback."""
+        from comet_ir.backends.cost.gpu_model import estimate
+
+        e = estimate(pattern, m, n, k, self.world, self.arch, same_gpu=self.same_gpu)
+        best = sorted(e.candidates, key=e.candidates.get)[:top]
+        return [("overlap", c) for c in best] + [("sequential", 32)]
+
+    def tune(self, pattern: str, x, w, reps: int = 3) -> tuple[str, int]:
+        """Time the model's shortlist on these operands (every rank, same order; the slowest
+        rank's time counts) and remember the winner for strategy="tuned". The model narrows the
+        choice; the measurement settles what the model's ~10 % error cannot."""
+        torch = self.torch
+        import torch.distributed as dist
+
+        ms, k = x.shape
+        n = w.shape[1]
+        m = ms * self.world if pattern == "ag_gemm" else ms
+        cands = self.shortlist(pattern, m, n, k)
+        times = []
+        for strat, c in cands:
+            self.run(pattern, x, w, strategy=strat, comm_blocks=c)            # warm-up
+            ts = []
+            for _ in range(reps):
+                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                s.record()
+                self.run(pattern, x, w, strategy=strat, comm_blocks=c, check=False)
+                e.record()
+                e.synchronize()
+                ts.append(s.elapsed_time(e))
+            times.append(sorted(ts)[len(ts) // 2])
+        self.check()
+        t = torch.tensor(times, dtype=torch.float64)
+        if self.world > 1 and dist.is_available() and dist.is_initialized():
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        win = cands[int(t.argmin())]
+        self._tuned[(pattern, m, n, k)] = win
+        return win
 
     def run(self, pattern: str, x, w, strategy: str = "auto", comm_blocks: int | None = None,
             order: str | None = None, out=None, check: bool | None = None):
@@ -302,6 +347,9 @@ class TPContext:
         m = ms * world if pattern == "ag_gemm" else ms
         if pattern == "gemm_rs" and m % world:
             raise CometError(f"cuda gemm_rs: M={m} is not divisible by world={world}")
+        if strategy == "tuned" and world > 1 and comm_blocks is None and (pattern, m, n, k) not in self._tuned \
+                and not torch.cuda.is_current_stream_capturing():
+            self.tune(pattern, x, w)
         strat, comm = self.plan(pattern, m, n, k, strategy, comm_blocks) if world > 1 else ("overlap", 0)
         if strat == "sequential":
             comm = max(comm, 32)
@@ -343,10 +391,13 @@ class TPContext:
             self.check()
         return y
 
-    def loopback(self, x_full, w, world: int, comm_blocks: int, sequential: bool = False, out=None):
+    def loopback(self, x_full, w, world: int, comm_blocks: int, sequential: bool = False, out=None,
+                 wait: bool = False, order: str = "natural"):
         """Measurement aid, one PE: the AG+GEMM overlap kernel as rank 0 of a simulated `world`,
-        its comm blocks copying (world-1) shard copies through local HBM beside the GEMM (no
-        peers, no waits). Y = x_full @ w."""
+        its comm blocks copying (world-1) shard copies through local HBM beside the GEMM. wait=False:
+        no waits (interference only). wait=True: the copies land in x_full's rows of shards
+        1..world-1 and the GEMM tiles wait for them (x_full must hold `world` identical shards).
+        Y = x_full @ w."""
         torch = self.torch
         self._checks("loopback", x_full, w)
         m, k = x_full.shape
@@ -361,11 +412,20 @@ class TPContext:
             self._lb_key = key
         sink, flags, sink_flags, ready = self._lb
         y = out if out is not None else torch.empty(m, n, dtype=torch.bfloat16, device=self.device)
-        order = self._order("gemm", m, n, "natural")
+        if order == "natural":
+            order_t = self._order("gemm", m, n, "natural")
+        else:
+            from comet_ir.passes.reschedule import order_tiles
+
+            okey = ("loopback", m, n, world, order)
+            if okey not in self._orders:
+                ids = order_tiles("ag_gemm", m, n, self.tile_m * self.cluster_m, self.tile_n, world, 0, order)
+                self._orders[okey] = self.torch.tensor(ids, dtype=self.torch.int32, device=self.device)
+            order_t = self._orders[okey]
         rc = self.lib.loopback(x_full.data_ptr(), bnk.data_ptr(), y.data_ptr(), m, n, k, world, sink.data_ptr(),
                                flags.data_ptr(), sink_flags.data_ptr(), ready.data_ptr(), self.epoch.data_ptr(),
-                               order.data_ptr(), comm_blocks, self.sms, 1 if sequential else 0,
-                               self.err.data_ptr(), torch.cuda.current_stream().cuda_stream)
+                               order_t.data_ptr(), comm_blocks, self.sms, 1 if sequential else 0,
+                               1 if wait else 0, self.err.data_ptr(), torch.cuda.current_stream().cuda_stream)
         if rc:
             raise CometError(f"cuda loopback: launch failed (code {rc})")
         return y
