@@ -41,18 +41,23 @@ def _score(report, objective: str) -> float:
 
 
 class _Progress:
+    """Wall-clock budget plus a tqdm progress bar on stderr (only when stderr is a terminal)."""
+
     def __init__(self, total_s: float):
-        self.tty = sys.stderr.isatty()
+        from tqdm import tqdm
+
         self.t0, self.total = time.monotonic(), total_s
+        self.bar = tqdm(desc="comet-map", unit=" cand", file=sys.stderr, disable=not sys.stderr.isatty(),
+                        leave=False, dynamic_ncols=True)
+        self.n = 0
 
     def tick(self, n: int, best: float) -> None:
-        if self.tty:
-            el = time.monotonic() - self.t0
-            sys.stderr.write(f"\rcomet-map: {n} candidates, best {best:,.0f}, {el:4.1f}/{self.total:.0f} s")
+        self.bar.update(max(n - self.n, 0))
+        self.n = n
+        self.bar.set_postfix_str(f"best {best:,.0f}, {time.monotonic() - self.t0:4.1f}/{self.total:.0f} s", refresh=False)
 
     def done(self) -> None:
-        if self.tty:
-            sys.stderr.write("\n")
+        self.bar.close()
 
     def expired(self) -> bool:
         return time.monotonic() - self.t0 > self.total
@@ -121,6 +126,8 @@ def _map_workload(ctx: Context, module: ModuleOp, objective: str, prog: _Progres
             rep = estimate(cand, arch)
         except CometError:
             continue
+        except Exception:  # noqa: BLE001 - a candidate the model cannot price is skipped
+            continue
         n += 1
         results.append(_Result(label, _score(rep, objective), rep.latency_cycles, rep.energy_pj, cand))
         prog.tick(n, min(r.score for r in results))
@@ -130,98 +137,189 @@ def _map_workload(ctx: Context, module: ModuleOp, objective: str, prog: _Progres
 # ------------------------------------------------------------------------- mapped form
 
 
-def _temporal_chains(node, chain, out):
-    """Lists of (tile, tensor index) per (tensor, tag) along each root-to-leaf path."""
-    from comet_ir.spec.mapping_tree import BindingNode, TileNode
+class _Evaluator:
+    """Prices candidates (factor vector, loop orders) once each; keeps every result."""
 
-    if isinstance(node, TileNode):
-        if node.kind == "temporal":
-            chain = chain + [node]
-        body = node.body
-    elif isinstance(node, BindingNode):
-        body = node.children
-    else:
-        out.append(chain)
-        return
-    for ch in body:
-        _temporal_chains(ch, chain, out)
+    def __init__(self, space, accel, objective: str, prog: _Progress):
+        from comet_ir.schedule.graph import preorder
+
+        self.space, self.accel, self.objective, self.prog = space, accel, objective, prog
+        self.cache: dict = {}
+        self.results: list[_Result] = []
+        self.failed = 0
+        self.tiles = [i for i, n in enumerate(preorder(space.program.root))
+                      if getattr(n, "kind", "") == "temporal"]
+        self.best: _Result | None = None
+        self.best_key = None
+
+    def program(self, values, orders):
+        from comet_ir.schedule.graph import preorder
+
+        p = self.space.apply(values)
+        nodes = preorder(p.root)
+        for i, o in zip(self.tiles, orders):
+            nodes[i].order = o
+        return p
+
+    def __call__(self, values, orders, label=None):
+        from comet_ir.backends.cost.model import estimate_program
+
+        key = (values, orders)
+        if key in self.cache:
+            return self.cache[key]
+        try:
+            rep = estimate_program(self.program(values, orders), self.accel)
+            score = _score(rep, self.objective)
+        except CometError:
+            rep, score = None, None
+        except Exception:  # noqa: BLE001 - a candidate the model cannot price is skipped
+            rep, score = None, None
+        self.cache[key] = (score, rep)
+        if score is None:
+            self.failed += 1
+            return self.cache[key]
+        r = _Result(label or f"candidate {len(self.results) + 1}", score, rep.latency_cycles, rep.energy_pj, None)
+        self.results.append(r)
+        if self.best is None or score < self.best.score:
+            self.best, self.best_key = r, key
+        self.prog.tick(len(self.results), self.best.score)
+        return self.cache[key]
 
 
-def _mutate(prog, rng: random.Random) -> bool:
-    """Move a prime factor of one dimension from one temporal tile to a nested one (same
-    (tensor, tag) pairs in both, all of them moved together so every product is preserved),
-    or permute one tile's loop order."""
-    chains: list = []
-    _temporal_chains(prog.root, [], chains)
-    tiles = list({id(t): t for c in chains for t in c}.values())
-    if not tiles:
-        return False
-    if rng.random() < 0.25:
-        t = rng.choice(tiles)
-        dims = list(t.order)
-        rng.shuffle(dims)
-        t.order = "".join(dims)
-        return True
-    pairs = [(c[i], c[j]) for c in chains for i in range(len(c)) for j in range(i + 1, len(c))]
-    rng.shuffle(pairs)
-    for a, b in pairs:
-        if rng.random() < 0.5:
-            a, b = b, a
-        pa, pb = list(zip(a.tensors, a.tags)), list(zip(b.tensors, b.tags))
-        if set(pa) != set(pb) or len(set(pa)) != len(pa) or len(set(pb)) != len(pb):
-            continue  # move only between tiles that carry exactly the same pairs
-        dims = [d for d in a.factors[0] if d in b.factors[0]]
-        rng.shuffle(dims)
-        for d in dims:
-            fa = a.factors[0][d]
-            if len(set(fa)) != 1 or fa[0] == 1:
-                continue
-            p = min(q for q in range(2, fa[0] + 1) if fa[0] % q == 0)
-            ia = {pair: i for i, pair in enumerate(zip(a.tensors, a.tags))}
-            for i, pair in enumerate(zip(b.tensors, b.tags)):
-                j = ia[pair]
-                a.factors[0][d][j] //= p
-                b.factors[0][d][i] *= p
-            return True
-    return False
+def _order_descent(ev: _Evaluator, values, orders):
+    """Try every loop order of one tile at a time; keep improvements. Orders change only
+    transfers, so when the candidate's ideal compute (a latency lower bound that no order
+    changes) is already no better than the best, the whole family is pruned."""
+    from comet_ir.schedule.factors import order_choices
+    from comet_ir.schedule.graph import preorder
+
+    score, rep = ev(values, orders)
+    if score is None:
+        return orders, score
+    if ev.objective == "latency" and rep is not None:
+        lb = sum(rep.ideal_compute_cycles.values())
+        if lb <= score and ev.best is not None and lb >= ev.best.score and ev.best_key != (values, orders):
+            return orders, score
+    nodes = preorder(ev.program(values, orders).root)
+    improved = True
+    while improved and not ev.prog.expired():
+        improved = False
+        for k, ti in enumerate(ev.tiles):
+            for o in order_choices(nodes[ti]):
+                if o == orders[k] or ev.prog.expired():
+                    continue
+                cand = orders[:k] + (o,) + orders[k + 1:]
+                s, _ = ev(values, cand)
+                if s is not None and s < score:
+                    orders, score, improved = cand, s, True
+    return orders, score
+
+
+def _search_space(ev: _Evaluator, start_values, start_orders, rng: random.Random, exhaustive_limit: int,
+                  max_radius: int = 8):
+    """Exhaustive when the space is small; otherwise first-improvement local search in CP-SAT
+    neighbourhoods (radius 2 = one prime factor moved between loop levels, widened to 8 when
+    stuck), order descent after every improvement, random restarts from the best."""
+    import itertools
+
+    from comet_ir.schedule.factors import order_choices
+    from comet_ir.schedule.graph import preorder
+
+    space = ev.space
+    every = space.enumerate_solutions(cap=exhaustive_limit + 1, time_limit=5.0)
+    if len(every) <= exhaustive_limit:
+        combos = []
+        for v in every:
+            nodes = preorder(space.apply(v).root)
+            combos.append((v, list(itertools.product(*[order_choices(nodes[i]) for i in ev.tiles]))))
+        if sum(len(c) for _, c in combos) <= exhaustive_limit:
+            ev.exhaustive = True
+            for v, orders_list in combos:
+                for o in orders_list:
+                    if ev.prog.expired():
+                        ev.exhaustive = False
+                        return
+                    ev(v, tuple(o))
+            return
+    ev.exhaustive = False
+    values, orders = start_values, start_orders
+    orders, score = _order_descent(ev, values, orders)
+    radius, restarts = 2, 0
+    while not ev.prog.expired():
+        neigh = space.enumerate_solutions(cap=600, around=values, radius=radius, time_limit=2.0)[1:]
+        rng.shuffle(neigh)
+        moved = False
+        for v in neigh:
+            if ev.prog.expired():
+                return
+            s, _ = ev(v, orders)
+            if s is not None and (score is None or s < score):
+                values, score, moved = v, s, True
+                orders, score = _order_descent(ev, values, orders)
+                break
+        if moved:
+            radius = 2
+            continue
+        if radius < max_radius:
+            radius += 2
+            continue
+        restarts += 1
+        if restarts > 4:
+            return  # a local optimum at radius 8 from five starts: stop early
+        values, orders = ev.best_key
+        far = space.enumerate_solutions(cap=600, around=values, radius=max_radius, time_limit=2.0)[1:]
+        if not far:
+            return
+        values = rng.choice(far)
+        score, _ = ev(values, orders)
+        radius = 2
 
 
 def _map_mapped(ctx: Context, module: ModuleOp, objective: str, prog: _Progress, arch,
-                seed: int) -> list[_Result]:
-    import copy
-
-    from comet_ir.api import verify_module
-    from comet_ir.backends.cost.model import estimate_program
+                seed: int, exhaustive_limit: int = 2000) -> list[_Result]:
     from comet_ir.backends.cost_targets import resolve_arch
     from comet_ir.ir_tree import ir_to_tree, program_module, single_mapping
 
     base = ir_to_tree(single_mapping(module))
     accel = resolve_arch(module, arch, base.arch)
-    rng = random.Random(seed)
-    rep = estimate_program(base, accel)
-    best = _Result("given mapping", _score(rep, objective), rep.latency_cycles, rep.energy_pj, None)
-    best_prog, results, n = base, [best], 1
-    while not prog.expired() and n < 20000:
-        cand = copy.deepcopy(best_prog if rng.random() < 0.8 else base)
-        for _ in range(rng.randint(1, 3)):
-            _mutate(cand, rng)
-        try:
-            m = program_module(cand)
-            verify_module(m)
-            r = estimate_program(cand, accel)
-        except CometError:
-            continue
-        except Exception:  # noqa: BLE001 - an IR verifier error on an invalid candidate
-            continue
-        n += 1
-        s = _score(r, objective)
-        results.append(_Result(f"candidate {n}", s, r.latency_cycles, r.energy_pj, None))
-        if s < best.score:
-            best, best_prog = results[-1], cand
-        prog.tick(n, best.score)
-    best.module = program_module(best_prog)
-    best.module.attributes.update(module.attributes)
-    return results
+    # first the tied space (tensors of a tile that share a factor keep sharing it: small
+    # neighbourhoods, fast descent), then per-op factors (ops fused in one tile may loop differently) from the best
+    total = prog.total
+    prog.total = total * 0.5
+    results = _refine(base, accel, objective, prog, seed, exhaustive_limit, module.attributes)
+    prog.total = total
+    best = min((r for r in results if r.module is not None), key=lambda r: r.score, default=None)
+    if best is None or getattr(best, "exhaustive", False) or prog.expired():
+        return results
+    start = ir_to_tree(single_mapping(best.module))
+    more = _refine(start, accel, objective, prog, seed, 0, module.attributes, label=best.label,
+                   per_op=True)
+    for r in more:
+        if r.label.startswith("candidate"):
+            r.label = "per-op " + r.label
+    return results + [r for r in more if r.label != best.label or r.module is not None]
+
+
+def _refine(base, accel, objective: str, prog: _Progress, seed: int, exhaustive_limit: int,
+            attributes=None, label: str = "given mapping", per_op: bool = False) -> list[_Result]:
+    from comet_ir.ir_tree import program_module
+    from comet_ir.schedule.factors import FactorSpace
+    from comet_ir.schedule.graph import preorder
+
+    space = FactorSpace(base, accel, per_op=per_op)
+    ev = _Evaluator(space, accel, objective, prog)
+    given = tuple(s.value for s in space.slots)
+    nodes = preorder(base.root)
+    orders = tuple(nodes[i].order for i in ev.tiles)
+    ev(given, orders, label)
+    _search_space(ev, given, orders, random.Random(seed), exhaustive_limit, 4 if per_op else 8)
+    if ev.best is None:
+        return []
+    ev.best.module = program_module(ev.program(*ev.best_key))
+    if attributes:
+        ev.best.module.attributes.update(attributes)
+    ev.best.exhaustive = getattr(ev, "exhaustive", False)
+    return ev.results
 
 
 @dataclass(frozen=True)
@@ -230,34 +328,46 @@ class MapPass(ModulePass):
 
     name = "comet-map"
     objective: str = "latency"
-    budget: int = 20
+    budget: int = 40
     seed: int = 0
     top: int = 5
     arch: str = ""
+    refine: bool = True
+    schedule: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.budget <= 0:
             raise CometError("comet-map: budget must be > 0 seconds")
+        if self.objective not in ("latency", "energy", "edp"):
+            raise CometError(f"comet-map: objective must be latency, energy or edp, got '{self.objective}'")
         from comet_ir.ir_tree import find_mappings
 
         prog = _Progress(self.budget)
         mapped = bool(find_mappings(op))
-        results = (_map_mapped(ctx, op, self.objective, prog, self.arch or None, self.seed) if mapped
-                   else _map_workload(ctx, op, self.objective, prog, self.arch or None))
-        prog.done()
-        scored = [r for r in results if r.module is not None or mapped]
+        try:
+            if mapped:
+                results = _map_mapped(ctx, op, self.objective, prog, self.arch or None, self.seed)
+            else:
+                results = _map_workload(ctx, op, self.objective, prog, self.arch or None)
+                if self.refine and results and not prog.expired():
+                    results = self._refine_best(ctx, op, results, prog)
+        finally:
+            prog.done()
+        scored = [r for r in results if r.module is not None]
         if not scored:
             raise CometError("comet-map: no candidate mapping fits the architecture (every "
                              "strategy failed comet-verify-capacity or distribution); try a larger "
                              "architecture or smaller shapes")
         ranked = sorted([r for r in results if not math.isnan(r.score)], key=lambda r: r.score)
-        best = next(r for r in ranked if r.module is not None) if not mapped else \
-            min(results, key=lambda r: r.score)
+        best = min(scored, key=lambda r: r.score)
         sys.stderr.write(f"comet-map: {len(results)} candidates priced; best {self.objective} "
                          f"{best.score:,.0f} ({best.label}); top {self.top}:\n")
         for r in ranked[: self.top]:
             sys.stderr.write(f"  {r.label:40s} latency {r.latency:14,.0f}  energy {r.energy:16,.0f}\n")
-        if prog.expired():
+        if getattr(best, "exhaustive", False):
+            sys.stderr.write("comet-map: the space was searched exhaustively; the result is optimal "
+                             "under the cost model\n")
+        elif prog.expired():
             sys.stderr.write("comet-map: budget expired; the result is the best found, not proven optimal\n")
         new = best.module
         for region_op in list(op.body.block.ops):
@@ -266,3 +376,27 @@ class MapPass(ModulePass):
             child.detach()
             op.body.block.add_op(child)
         op.attributes.update(new.attributes)
+        if self.schedule:
+            from comet_ir.passes.schedule import SchedulePass
+
+            SchedulePass(objective="energy" if self.objective == "energy" else "latency",
+                         seed=self.seed, arch=self.arch).apply(ctx, op)
+
+    def _refine_best(self, ctx, op, results, prog):
+        """Tiling / loop-order search (the mapped-form space) on the best strategies."""
+        from comet_ir.backends.cost_targets import resolve_arch
+        from comet_ir.ir_tree import ir_to_tree, single_mapping
+
+        out = list(results)
+        for r in sorted([r for r in results if r.module is not None], key=lambda r: r.score)[:2]:
+            if prog.expired():
+                break
+            base = ir_to_tree(single_mapping(r.module))
+            accel = resolve_arch(r.module, self.arch or None, base.arch)
+            more = _refine(base, accel, self.objective, prog, self.seed, 2000, r.module.attributes,
+                           label=r.label)
+            for m in more:
+                if m.label.startswith("candidate"):
+                    m.label = f"{r.label} + tiling {m.label.split()[-1]}"
+            out += [m for m in more if m.label != r.label]
+        return out

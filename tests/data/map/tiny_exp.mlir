@@ -1,0 +1,12 @@
+builtin.module {
+  comet.mapping @tiny arch "edge" dims {M = 16, N = 8} ins [A] outs [D] {
+    comet.opspec EXP ins [A] out D dims [M, N] proj {A = [[M], [N]], D = [[M], [N]]} rw [D]
+    comet.tile temporal tensors [A, D] at [DRAM, DRAM] child [GB, GB] precision [16, 16] factors [{M = [2, 2], N = [1, 1]}] order NM rmw [false, false] wb [false, true] serves [EXP, EXP] {
+      comet.tile temporal tensors [A, D] at [GB, GB] child [OB, OB] precision [16, 16] factors [{M = [2, 2], N = [2, 2]}] order NM rmw [false, false] wb [false, true] serves [EXP, EXP] {
+        comet.tile temporal tensors [A, D] at [OB, OB] child [SE, SE] precision [16, 16] factors [{M = [2, 2], N = [2, 2]}] order NM rmw [false, false] wb [false, true] serves [EXP, EXP] {
+          comet.compute exp for EXP on SE tensors [A, D] primitive {M = 2, N = 2} steps {A = {M = 2, N = 2}, D = {M = 2, N = 2}}
+        }
+      }
+    }
+  }
+}
