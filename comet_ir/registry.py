@@ -29,6 +29,7 @@ PASSES: dict[str, str] = {
     "comet-lower-gpu": "comet_ir.passes.lower_gpu:LowerToGpu",
     "comet-reschedule": "comet_ir.passes.reschedule:RescheduleTiles",
     "comet-schedule": "comet_ir.passes.schedule:SchedulePass",
+    "comet-choose-split": "comet_ir.passes.choose_split:ChooseSplitPass",
 }
 
 TARGETS: dict[str, str] = {
