@@ -96,6 +96,21 @@ def main() -> None:
                     torch.cuda.synchronize()
                     res["cases"].append({"op": "gemm_rs", "shape": [m, k, n], "strategy": strat,
                                          "err": rel_err(y, ref), "ok": rel_err(y, ref) < TOL})
+            if w > 1:
+                # strategy="tuned" (the default): the model's shortlist is timed once, the winner is
+                # remembered per shape and agreed by all ranks
+                xfull = gen(torch, (384 * w, 1024), 900)
+                wt = gen(torch, (1024, 2048), 901)
+                y = rt.ag_gemm(xfull[r * 384:(r + 1) * 384], wt)
+                torch.cuda.synchronize()
+                won = ctx._tuned.get(("ag_gemm", 384 * w, 2048, 1024))
+                res["cases"].append({"op": "ag_gemm tuned", "shape": [384, 1024, 2048], "choice": list(won or ()),
+                                     "err": rel_err(y, xfull.float() @ wt.float()),
+                                     "ok": won is not None and rel_err(y, xfull.float() @ wt.float()) < TOL})
+                got = [None] * w
+                dist.all_gather_object(got, won)
+                res["cases"].append({"op": "tuned choice agreed", "choices": [list(g) for g in got],
+                                     "ok": all(g == got[0] for g in got)})
             if w == 1:
                 # single-PE AG simulation: the GEMM must wait for the rows its comm blocks copy
                 for (m, k, n, ws, c) in [(1024, 776, 1032, 2, 4), (1000, 520, 1000, 4, 8), (512, 4096, 4096, 4, 32)]:

@@ -331,7 +331,7 @@ class TPContext:
         self._tuned[(pattern, m, n, k)] = win
         return win
 
-    def run(self, pattern: str, x, w, strategy: str = "auto", comm_blocks: int | None = None,
+    def run(self, pattern: str, x, w, strategy: str = "tuned", comm_blocks: int | None = None,
             order: str | None = None, out=None, check: bool | None = None):
         torch = self.torch
         self._checks(pattern, x, w)
