@@ -488,6 +488,25 @@ def replace_mapping(mapping_op, program: MappedProgram) -> None:
     parent.erase_op(mapping_op)
 
 
+class located_at:
+    """Give a CometError raised inside the block a location when it has none: the op the
+    error is about is unknown there, so the pass's own subject (the workload function or the
+    mapping, else the module) is named."""
+
+    def __init__(self, module: ModuleOp):
+        self.module = module
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        if isinstance(err, CometError) and getattr(err, "op", None) is None and err.line is None:
+            subject = next((o for o in self.module.walk()
+                            if o.name == "comet.mapping" or isinstance(o, func.FuncOp)), None)
+            err.op = subject or self.module
+        return False
+
+
 def require_mapped(module: ModuleOp, pass_name: str):
     m, prog = program_from_module(module)
     if m is None:

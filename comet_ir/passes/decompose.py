@@ -186,6 +186,12 @@ class DecomposePass(ModulePass):
         return chosen
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from comet_ir.passes._mapping import located_at
+
+        with located_at(op):
+            self._apply(ctx, op)
+
+    def _apply(self, ctx: Context, op: ModuleOp) -> None:
         chosen = self.selected()
         sm = "softmax" in chosen
         pats: list[RewritePattern] = []

@@ -104,9 +104,10 @@ def _spread_op(program: MappedProgram, comp: ComputeNode, dims: tuple[str, ...],
             left //= g
             if left == 1:
                 break
-    if left == parts and not any(t.factors[0].get(d, [1] * len(t.tensors))[i[0]] > 1
-                                 for t, i in own for d in dims):
-        return {}  # iterates none of `dims` (a per-row scalar op): every unit runs it whole
+    indexed = {x for o in program.problem.ops if o.name == comp.name
+               for t in o.tensors for r in t.projection for x in r}
+    if left == parts and not indexed & set(dims):
+        return {}  # indexes none of `dims` (a per-row scalar op): every unit runs it whole
     if left != 1:
         loops = {d: math.prod(t.factors[0].get(d, [1] * len(t.tensors))[i[0]] for t, i in own)
                  for d in dims}
@@ -209,6 +210,12 @@ class DistributePass(ModulePass):
     mesh: str = "all"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from comet_ir.passes._mapping import located_at
+
+        with located_at(op):
+            self._apply(ctx, op)
+
+    def _apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.mesh not in MESH:
             raise CometError(f"comet-distribute: mesh '{self.mesh}' is not one of {', '.join(MESH)}")
         m, prog = require_mapped(op, "comet-distribute")

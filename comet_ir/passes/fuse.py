@@ -186,6 +186,12 @@ class FusePass(ModulePass):
     level: str = "full"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from comet_ir.passes._mapping import located_at
+
+        with located_at(op):
+            self._apply(ctx, op)
+
+    def _apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.level not in LEVELS:
             raise CometError(f"comet-fuse: level '{self.level}' is not one of {', '.join(LEVELS)}")
         m, prog = require_mapped(op, "comet-fuse")

@@ -139,6 +139,12 @@ class InsertCollectivesPass(ModulePass):
     level: str | None = None
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from comet_ir.passes._mapping import located_at
+
+        with located_at(op):
+            self._apply(ctx, op)
+
+    def _apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.strategy not in STRATEGIES:
             raise CometError(f"comet-insert-collectives: strategy '{self.strategy}' is not one of "
                              f"{', '.join(STRATEGIES)}")

@@ -273,6 +273,12 @@ class OnlineSoftmaxPass(ModulePass):
     chunks: int = 0
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from comet_ir.passes._mapping import located_at
+
+        with located_at(op):
+            self._apply(ctx, op)
+
+    def _apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.chunks < 0:
             raise CometError(f"comet-online-softmax: chunks={self.chunks} must be >= 0 "
                              "(0: the smallest number that fits)")

@@ -330,6 +330,12 @@ class TilePass(ModulePass):
     order: str | None = None
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from comet_ir.passes._mapping import located_at
+
+        with located_at(op):
+            self._apply(ctx, op)
+
+    def _apply(self, ctx: Context, op: ModuleOp) -> None:
         from comet_ir.ir_tree import tree_to_ir
 
         if any(o.name == "comet.mapping" for o in op.walk()):

@@ -101,6 +101,12 @@ class VerifyCapacityPass(ModulePass):
     double_buffer: bool = True
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from comet_ir.passes._mapping import located_at
+
+        with located_at(op):
+            self._apply(ctx, op)
+
+    def _apply(self, ctx: Context, op: ModuleOp) -> None:
         m, prog = require_mapped(op, "comet-verify-capacity")
         try:
             check_capacity(prog, arch_of(op, prog), self.double_buffer)

@@ -16,5 +16,13 @@ builtin.module attributes {comet.arch = "edge"} {
 // CHECK:      comet.tile spatial tensors [A, B, C] at [GB, GB, GB] child [IB, WB, OB] precision [8, 8, 16] factors [{M = [1, 1, 1], K = [1, 1, 1], N = [2, 2, 2]}, {M = [1, 1, 1], K = [1, 1, 1], N = [2, 2, 2]}]
 // CHECK-NEXT: comet.tile temporal tensors [A, B, C] at [IB, WB, OB]
 
-// DIM: error: comet.mapping: comet-distribute: unknown dimension 'Q'
-// TWICE: error: comet.mapping: comet-distribute: the mapping is already distributed
+// DIM: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: comet.mapping: comet-distribute: unknown dimension 'Q'
+// TWICE: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: comet.mapping: comet-distribute: the mapping is already distributed
+
+// Bad input: before tiling (wrong form), an unknown mesh, a mesh that does not divide the loop.
+// RUN: not comet-opt %s -p comet-distribute 2>&1 | filecheck %s --check-prefix=FORM
+// RUN: not comet-opt %s -p 'comet-decompose,comet-tile,comet-distribute{mesh=ring}' 2>&1 | filecheck %s --check-prefix=MESH
+// RUN: not comet-opt %s -p 'comet-decompose,comet-tile{level=DRAM factors=N32},comet-distribute' 2>&1 | filecheck %s --check-prefix=NODIV
+// FORM: {{.*}}.mlir:6:3: error: func.func: comet-distribute: expects the mapped form (one comet.mapping), found a workload func.func; run comet-tile first
+// MESH: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: comet.mapping: comet-distribute: mesh 'ring' is not one of all, clusters, cores
+// NODIV: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: comet.mapping: comet-distribute: GEMM cannot be spread over 4 spatial units along N

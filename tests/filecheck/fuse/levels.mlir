@@ -30,5 +30,5 @@ builtin.module attributes {comet.arch = "edge"} {
 // NONE-NEXT: comet.tile temporal tensors [A, B, C] at [DRAM, DRAM, DRAM]
 // NONE: comet.tile temporal tensors [C, D] at [DRAM, DRAM]
 
-// FORM: error: comet-fuse: expects the mapped form (one comet.mapping), found a workload func.func; run comet-tile first
-// OPT: error: comet-fuse: level 'most' is not one of none, partial, full
+// FORM: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: {{(func.func|comet.mapping): }}comet-fuse: expects the mapped form (one comet.mapping), found a workload func.func; run comet-tile first
+// OPT: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: {{(func.func|comet.mapping): }}comet-fuse: level 'most' is not one of none, partial, full

@@ -32,5 +32,5 @@ builtin.module attributes {comet.arch = "edge"} {
 
 // UNFUSED-NOT: comet.colop
 
-// BAD: error: comet-insert-collectives: strategy 'ring' is not one of dist, single
-// MONO: error: comet.mapping: comet-insert-collectives: SOFTMAX is a monolithic Softmax spread over several units; run comet-decompose first
+// BAD: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: {{(func.func|comet.mapping): }}comet-insert-collectives: strategy 'ring' is not one of dist, single
+// MONO: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: comet.mapping: comet-insert-collectives: SOFTMAX is a monolithic Softmax spread over several units; run comet-decompose first

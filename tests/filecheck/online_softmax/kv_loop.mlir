@@ -49,7 +49,7 @@ builtin.module attributes {comet.arch = "edge"} {
 // AUTO:      comet.tile temporal tensors [A, C, D] at [GB, GB, GB] child [IB, WB, WB] precision [16, 16, 16] factors [{B = [1, 1, 1], M = [1, 1, 1], K = [1, 1, 1], N = [{{[0-9]+}}, {{[0-9]+}}, {{[0-9]+}}], E = [1, 1, 1]}]
 // AUTO:      comet.compute exp for CORR
 
-// FORM: error: comet-online-softmax: expects the mapped form (one comet.mapping), found a workload func.func; run comet-tile first
-// NOTFLASH: error: comet.mapping: comet-online-softmax: the row sum O is used inside the N loop
-// UNFUSED: error: comet.mapping: comet-online-softmax: the row max is not inside a fused tile; run comet-fuse{level=full} first
-// NODIV: error: comet.mapping: comet-online-softmax: N loop of GEMM is not divisible into 3 chunks
+// FORM: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: {{(func.func|comet.mapping): }}comet-online-softmax: expects the mapped form (one comet.mapping), found a workload func.func; run comet-tile first
+// NOTFLASH: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: comet.mapping: comet-online-softmax: the row sum O is used inside the N loop
+// UNFUSED: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: comet.mapping: comet-online-softmax: the row max is not inside a fused tile; run comet-fuse{level=full} first
+// NODIV: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: comet.mapping: comet-online-softmax: N loop of GEMM is not divisible into 3 chunks

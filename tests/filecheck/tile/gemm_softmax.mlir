@@ -30,6 +30,6 @@ builtin.module attributes {comet.arch = "edge"} {
 
 // USER: comet.tile temporal tensors [A, B, C] at [DRAM, DRAM, DRAM] child [GB, GB, GB] precision [8, 8, 16] factors [{M = [8, 8, 8], K = [1, 1, 1], N = [1, 1, 1]}]
 
-// NODIV: error: comet-tile: factor M:3 at level DRAM does not divide M = 256 for GEMM
-// LEVEL: error: comet-tile: level 'L2' is not a level of architecture 'edge'
-// TWICE: error: comet-tile: the module is already in mapped form
+// NODIV: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: {{(func.func|comet.mapping): }}comet-tile: factor M:3 at level DRAM does not divide M = 256 for GEMM
+// LEVEL: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: {{(func.func|comet.mapping): }}comet-tile: level 'L2' is not a level of architecture 'edge'
+// TWICE: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: {{(func.func|comet.mapping): }}comet-tile: the module is already in mapped form
