@@ -1,15 +1,19 @@
 """MoE layer benchmarks on one GPU (Mixtral-8x7B shapes: hidden 4096, ffn 14336, 8 experts, top-2).
 
-Variants, all timed from x and the router weight (router GEMM included everywhere):
-  torch_loop     plain torch layer: router GEMM, softmax, top-2, argsort, per-expert SwiGLU loop,
-                 gate-weighted index_add_ combine (the gpu.md baseline)
-  grouped_mm     CometMoE(backend="grouped_mm"): same routing, permutation, torch._grouped_mm
-  cutlass_coop   CometMoE(backend="cutlass"), CUTLASS grouped GEMM 128x256 cooperative
-  cutlass_ping   same, 128x128 ping-pong
-  cutlass_graph  cutlass_coop captured in a CUDA graph
-Expert GEMMs alone (rows already grouped; GEMM1 + SwiGLU + GEMM2) give the effective TFLOP/s.
-SM sweep: the cooperative grouped GEMM on fewer SMs (the compute role's share when comm blocks
-take the rest), to calibrate the comm-ratio model. Writes JSON to $OUT (or ./moe_bench.json).
+Everything compared is measured in this run, interleaved: each round times every variant once
+(median of REPS CUDA-event timings after warm-up), and the table reports the median over rounds.
+
+Layer variants (timed from x and the router weight, the router GEMM included everywhere):
+  torch_loop      plain torch layer (softmax, top-2, argsort, per-expert SwiGLU loop,
+                  gate-weighted index_add_; eager: it syncs for the counts)
+  grouped_mm      CometMoE(backend="grouped_mm")
+  ours_eager      CometMoE default (GEMM1 + SwiGLU in one CUTLASS kernel, GEMM2, comm blocks
+                  chosen by the cost model)
+  ours_graph      the same captured in a CUDA graph
+  cb<k>_graph     the fused layer0 kernel with k comm blocks (0 = unfused) -> chosen vs best
+Expert GEMMs alone (rows already grouped), effective TFLOP/s = 6 T k H F / time:
+  experts_<v1>+<v2> for GEMM1 variants x GEMM2 variants, and the unfused SwiGLU path.
+Writes $OUT/moe_bench.json.
 """
 from __future__ import annotations
 
@@ -23,13 +27,15 @@ import traceback
 import torch
 import torch.nn.functional as F
 
-from comet_ir.backends.cuda.moe.module import CometMoE, reference_moe, route, permutation
+from comet_ir.backends.cuda.moe.module import COMM_BLOCKS, CometMoE, reference_moe, route, permutation
 from comet_ir.backends.cost import moe_model as MM
 
 H, FF, E, K = 4096, 14336, 8, 2
 OUT = os.environ.get("OUT", ".")
+ROUNDS = int(os.environ.get("MOE_ROUNDS", "3"))
+REPS = int(os.environ.get("MOE_REPS", "15"))
 RES: dict = {"device": torch.cuda.get_device_name(), "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
-             "cases": {}, "errors": []}
+             "rounds": ROUNDS, "reps": REPS, "cases": {}, "errors": []}
 
 
 def save():
@@ -37,7 +43,7 @@ def save():
         json.dump(RES, f, indent=1)
 
 
-def bench(fn, warm=5, reps=20):
+def bench(fn, warm=3, reps=REPS):
     for _ in range(warm):
         fn()
     torch.cuda.synchronize()
@@ -49,7 +55,20 @@ def bench(fn, warm=5, reps=20):
         b.record()
         b.synchronize()
         ts.append(a.elapsed_time(b))
-    return statistics.median(ts), min(ts), max(ts)
+    return statistics.median(ts)
+
+
+def graphed(fn):
+    fn()
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        fn()
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        out = fn()
+    return g, out
 
 
 def skew_bias(dev):
@@ -57,228 +76,8 @@ def skew_bias(dev):
     return torch.log(1.0 / torch.arange(1, E + 1, device=dev, dtype=torch.float32) ** 1.2) * 3
 
 
-def main():
-    dev = torch.device("cuda")
-    torch.manual_seed(0)
-    w1 = (torch.randn(E, H, FF, device=dev) * H ** -0.5).bfloat16()
-    w3 = (torch.randn(E, H, FF, device=dev) * H ** -0.5).bfloat16()
-    w2 = (torch.randn(E, FF, H, device=dev) * FF ** -0.5).bfloat16()
-    wr = (torch.randn(H, E, device=dev) * H ** -0.5).bfloat16()
-    m = CometMoE(H, FF, E, K, backend="cutlass", device=dev)
-    m.load_global_weights(w1, w3, w2)
-    for T in (2048, 8192):
-        for skew in (False, True):
-            name = f"T{T}_{'skewed' if skew else 'uniform'}"
-            r = RES["cases"][name] = {}
-            x = torch.randn(T, H, device=dev).bfloat16()
-            bias = skew_bias(dev) if skew else torch.zeros(E, device=dev)
-            wr_b = wr  # bias added to the logits below
-            logits_fn = lambda: (x @ wr_b).float() + bias  # noqa: E731
-            lg = logits_fn()
-            idx, gates = route(lg, K)
-            perm, inv, counts, offsets = permutation(idx, E)
-            r["counts"] = counts.tolist()
-            # ---------- correctness at this shape (T=2048 only: the fp32 reference is slow-ish)
-            if T == 2048:
-                ref = reference_moe(x, lg, w1, w3, w2, K)
-                for be in ("cutlass", "grouped_mm"):
-                    try:
-                        m.backend_req = be
-                        y = m(x, lg)
-                        r[f"relerr_{be}"] = float((y.double() - ref.double()).norm() / ref.double().norm())
-                    except Exception as e:
-                        RES["errors"].append(f"{name} {be}: {e!r}")
-                yb = plain_layer_from_logits(x, lg, w1, w3, w2)
-                r["relerr_torch_loop_bf16"] = float((yb.double() - ref.double()).norm() / ref.double().norm())
-            # ---------- whole layer
-            def run_variant(key, fn, into=None):
-                into = r if into is None else into
-                try:
-                    med, lo, hi = bench(fn)
-                    into[key] = {"ms": med, "min": lo, "max": hi}
-                    print(f"{name:18s} {key:16s} {med:8.3f} ms", flush=True)
-                except Exception as e:
-                    RES["errors"].append(f"{name} {key}: {e!r}")
-                    traceback.print_exc()
-            # ---------- grouped-GEMM variants: GEMM1 and GEMM2 alone, correctness vs variant 0
-            from comet_ir.backends.cuda.moe.kernels import GroupedGemm, PLAIN_VARIANTS as VARIANTS
-            xs0 = x.index_select(0, perm // K)
-            w13t, w2t = m._pack()
-            st = torch.cuda.current_stream().cuda_stream
-            rows = xs0.shape[0]
-            hb = torch.randn(rows, FF, device=dev).bfloat16()
-            vs = r["variants"] = {}
-            base = None
-            for v in VARIANTS:
-                try:
-                    g1 = GroupedGemm(E, 2 * FF, H, 0, v)
-                    g2 = GroupedGemm(E, H, FF, 0, v)
-                    o1 = torch.full((rows, 2 * FF), float("nan"), device=dev, dtype=torch.bfloat16)
-                    o2 = torch.full((rows, H), float("nan"), device=dev, dtype=torch.bfloat16)
-                    t1 = bench(lambda: g1.run(offsets.data_ptr(), xs0.data_ptr(), w13t.data_ptr(), o1.data_ptr(), st))[0]
-                    t2 = bench(lambda: g2.run(offsets.data_ptr(), hb.data_ptr(), w2t.data_ptr(), o2.data_ptr(), st))[0]
-                    vs[v] = {"gemm1_ms": t1, "gemm2_ms": t2,
-                             "gemm1_tflops": 2.0 * rows * H * 2 * FF / (t1 * 1e9),
-                             "gemm2_tflops": 2.0 * rows * H * FF / (t2 * 1e9)}
-                    if T == 2048 and not skew:
-                        if base is None:
-                            # variant 0 against torch for one expert slice
-                            a, b = int(offsets[0]), int(offsets[1])
-                            refg = (xs0[a:b].float() @ w13t[0].float().t())
-                            vs[v]["gemm1_relerr_vs_torch"] = float((o1[a:b].float() - refg).norm() / refg.norm())
-                            base = (o1.clone(), o2.clone())
-                        vs[v]["relerr_vs_variant0"] = float(max((o1.float() - base[0].float()).norm() / base[0].float().norm(),
-                                                                (o2.float() - base[1].float()).norm() / base[1].float().norm()))
-                        vs[v]["nan"] = bool(torch.isnan(o1).any() or torch.isnan(o2).any())
-                    print(name, v, vs[v], flush=True)
-                    del g1, g2, o1, o2
-                except Exception as e:
-                    RES["errors"].append(f"{name} variant {v}: {e!r}")
-            if vs:
-                b1 = min(vs, key=lambda v: vs[v]["gemm1_ms"])
-                b2 = min(vs, key=lambda v: vs[v]["gemm2_ms"])
-                r["best_pair"] = [b1, b2]
-            del hb, xs0
-            # ---------- stages of the cutlass layer
-            m.backend_req, m.gemm_variant, m._gemms = "cutlass", "coop_128x256", {}
-            run_variant("stage_route_dispatch", lambda: m._route_dispatch_fused(x, lg))
-            xs_f, inv_f, gates_f, offs_f = m._route_dispatch_fused(x, lg)
-            ys_f = torch.randn(rows, H, device=dev).bfloat16()
-            run_variant("stage_combine", lambda: m._combine(ys_f, inv_f, gates_f, T, "cutlass"))
-            from comet_ir.backends.cuda.moe import kernels as KK
-            gbuf = torch.randn(rows, 2 * FF, device=dev).bfloat16()
-            hbuf = torch.empty(rows, FF, device=dev, dtype=torch.bfloat16)
-            run_variant("stage_swiglu", lambda: KK.load().moe_swiglu(gbuf.data_ptr(), hbuf.data_ptr(), rows, FF, st))
-            run_variant("stage_router_gemm", lambda: x @ wr)
-            del gbuf, hbuf, ys_f, xs_f
-
-            # ---------- expert GEMMs alone (rows grouped): GEMM1 + SwiGLU + GEMM2
-            xs = x.index_select(0, perm // K)
-            flops = 2.0 * 3 * T * K * H * FF
-            pair = tuple(r.get("best_pair", ["coop_128x256"] * 2))
-            cands = {"experts_cutlass_coop": ("cutlass", "coop_128x256"),
-                     "experts_cutlass_best_pair": ("cutlass", pair),
-                     "experts_cutlass_swiglu_evt": ("cutlass", ("swiglu_evt_128x256", pair[1])),
-                     "experts_grouped_mm": ("grouped_mm", "coop_128x256")}
-            y_ref_exp = None
-            for key, (be, var) in cands.items():
-                m.backend_req, m.gemm_variant, m._gemms = be, var, {}
-                try:
-                    ye = m.experts_forward(xs, offsets, be)
-                    if y_ref_exp is None:
-                        y_ref_exp = ye.float()
-                    r[key + "_relerr_vs_coop"] = float((ye.float() - y_ref_exp).norm() / y_ref_exp.norm())
-                except Exception as e:
-                    RES["errors"].append(f"{name} {key}: {e!r}")
-                    continue
-                run_variant(key, lambda: m.experts_forward(xs, offsets, be))
-                if key in r:
-                    r[key]["tflops"] = flops / (r[key]["ms"] * 1e9)
-            ok = [k for k in cands if k in r and k.startswith("experts_cutlass") and r.get(k + "_relerr_vs_coop", 1) < 1e-2]
-            bestk = min(ok, key=lambda k: r[k]["ms"]) if ok else "experts_cutlass_coop"
-            best = cands[bestk][1]
-            r["best_config"] = [bestk, list(best) if isinstance(best, tuple) else best]
-            if T == 2048:
-                m.backend_req, m.gemm_variant, m._gemms = "cutlass", best, {}
-                yb_ = m(x, lg)
-                r["relerr_cutlass_best"] = float((yb_.double() - ref.double()).norm() / ref.double().norm())
-                del yb_
-            # plain torch layer with the same skew: add the bias through a biased router
-            run_variant("torch_loop", lambda: plain_layer_biased(x, wr, bias, w1, w3, w2))
-            for be, var, key in (("grouped_mm", "coop_128x256", "grouped_mm"), ("cutlass", "coop_128x256", "cutlass_coop"),
-                                 ("cutlass", best, "cutlass_best")):
-                m.backend_req, m.gemm_variant = be, var
-                m._gemms = {}
-                run_variant(key, lambda: m(x, logits_fn()))
-            m.backend_req, m.gemm_variant, m._gemms = "cutlass", best, {}
-            try:
-                xs_, lgs_ = x.clone(), lg.clone()
-                m(xs_, lgs_)
-                s = torch.cuda.Stream(); s.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(s):
-                    m(xs_, lgs_)
-                torch.cuda.current_stream().wait_stream(s)
-                g = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(g):
-                    yg = (m(xs_, ((xs_ @ wr).float() + bias)))
-                run_variant("cutlass_graph", g.replay)
-                y_eager = m(x, logits_fn())
-                r["graph_vs_eager_relerr"] = float((yg.double() - y_eager.double()).norm() / y_eager.double().norm())
-                del g
-            except Exception as e:
-                RES["errors"].append(f"{name} graph: {e!r}")
-                traceback.print_exc()
-            m.backend_req, m.gemm_variant, m._gemms = "cutlass", "coop_128x256", {}
-            # ---------- SM sweep (compute role on fewer SMs)
-            if not skew:
-                from comet_ir.backends.cuda.moe.kernels import GroupedGemm
-                sweep = {}
-                for sms in (132, 124, 116, 100):
-                    try:
-                        g1 = GroupedGemm(E, 2 * FF, H, 0, "coop_128x256", sms)
-                        g2 = GroupedGemm(E, H, FF, 0, "coop_128x256", sms)
-                        w13t, w2t = m._pack()
-                        gb = torch.empty(xs.shape[0], 2 * FF, device=dev, dtype=torch.bfloat16)
-                        hb = torch.empty(xs.shape[0], FF, device=dev, dtype=torch.bfloat16)
-                        yb = torch.empty(xs.shape[0], H, device=dev, dtype=torch.bfloat16)
-                        st = torch.cuda.current_stream().cuda_stream
-
-                        def both():
-                            g1.run(offsets.data_ptr(), xs.data_ptr(), w13t.data_ptr(), gb.data_ptr(), st)
-                            g2.run(offsets.data_ptr(), hb.data_ptr(), w2t.data_ptr(), yb.data_ptr(), st)
-                        sweep[sms] = bench(both)[0]
-                        del g1, g2
-                    except Exception as e:
-                        RES["errors"].append(f"{name} sweep {sms}: {e!r}")
-                r["sm_sweep_gemms_ms"] = sweep
-                print(name, "sm sweep", sweep, flush=True)
-            # ---------- cost model
-            cfg = MM.MoEConfig(T, H, FF, E, K, counts=tuple(int(c) for c in r["counts"]))
-            r["model"] = {"grouped": MM.predict(cfg, "h100", "grouped"), "loop": MM.predict(cfg, "h100", "loop")}
-            save()
-            del x, xs
-
-
-def extra_shapes():
-    """Out-of-sample shapes for the cost model: (T, H, F, E, k)."""
-    dev = torch.device("cuda")
-    ex = RES["extra"] = {}
-    for (T, h, f, e, k) in ((4096, 4096, 14336, 8, 2), (4096, 2048, 1408, 64, 6), (1024, 4096, 14336, 8, 2)):
-        name = f"T{T}_H{h}_F{f}_E{e}_k{k}"
-        r = ex[name] = {}
-        try:
-            torch.manual_seed(1)
-            w1 = (torch.randn(e, h, f, device=dev) * h ** -0.5).bfloat16()
-            w3 = (torch.randn(e, h, f, device=dev) * h ** -0.5).bfloat16()
-            w2 = (torch.randn(e, f, h, device=dev) * f ** -0.5).bfloat16()
-            x = torch.randn(T, h, device=dev).bfloat16()
-            lg = torch.randn(T, e, device=dev)
-            m = CometMoE(h, f, e, k, backend="cutlass", device=dev)
-            m.load_global_weights(w1, w3, w2)
-            idx, _ = route(lg, k)
-            r["counts"] = torch.bincount(idx.reshape(-1), minlength=e).tolist()
-            ref = reference_moe(x, lg, w1, w3, w2, k)
-            r["relerr_cutlass"] = float((m(x, lg).double() - ref.double()).norm() / ref.double().norm())
-            for key, fn in (("torch_loop", lambda: plain_layer_from_logits(x, lg, w1, w3, w2, k)),
-                            ("cutlass_eager", lambda: m(x, lg))):
-                r[key] = {"ms": bench(fn)[0]}
-            m(x, lg)
-            g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g):
-                m(x, lg)
-            r["cutlass_graph"] = {"ms": bench(g.replay)[0]}
-            cfg = MM.MoEConfig(T, h, f, e, k, counts=tuple(r["counts"]))
-            r["model_grouped_ms"] = MM.predict(cfg, "h100", "grouped")["total_ms"]
-            r["model_loop_ms"] = MM.predict(cfg, "h100", "loop")["total_ms"]
-            print(name, {kk: vv for kk, vv in r.items() if kk != "counts"}, flush=True)
-            del g, m, w1, w3, w2
-        except Exception as e_:
-            RES["errors"].append(f"extra {name}: {e_!r}")
-            traceback.print_exc()
-        save()
-
-
-def plain_layer_from_logits(x, lg, w1, w3, w2, k=K):
+def plain_layer(x, wr, bias, w1, w3, w2, k=K):
+    lg = (x @ wr).float() + bias
     idx, g = route(lg, k)
     flat = idx.reshape(-1)
     order = torch.argsort(flat)
@@ -296,8 +95,155 @@ def plain_layer_from_logits(x, lg, w1, w3, w2, k=K):
     return out
 
 
-def plain_layer_biased(x, wr, bias, w1, w3, w2):
-    return plain_layer_from_logits(x, (x @ wr).float() + bias, w1, w3, w2)
+def rel(a, b):
+    return float((a.double() - b.double()).norm() / b.double().norm())
+
+
+def case(T, skew, w1, w3, w2, wr, dev):
+    name = f"T{T}_{'skewed' if skew else 'uniform'}"
+    r = RES["cases"][name] = {}
+    x = torch.randn(T, H, device=dev).bfloat16()
+    bias = skew_bias(dev) if skew else torch.zeros(E, device=dev)
+    lg = (x @ wr).float() + bias
+    idx, _ = route(lg, K)
+    perm, inv, counts, offsets = permutation(idx, E)
+    r["counts"] = counts.tolist()
+    cfg = MM.MoEConfig(T, H, FF, E, K, counts=tuple(int(c) for c in r["counts"]))
+
+    layers = {}
+    m = CometMoE(H, FF, E, K, backend="cutlass", device=dev)
+    m.load_global_weights(w1, w3, w2)
+    m._pack()
+
+    def share(mm):  # one packed copy of the 2.8 GB of weights per layout, not one per module
+        mm.w1, mm.w3, mm.w2 = m.w1, m.w3, m.w2
+        if mm._variants()[0].startswith("swiglu_pair"):
+            mm._packed = m._packed
+        return mm
+    r["chosen_comm_blocks"] = m.choose_comm_blocks(T)
+    mods = {"ours": m}
+    for cb in COMM_BLOCKS:
+        mods[f"cb{cb}"] = share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=cb))
+    mg = share(CometMoE(H, FF, E, K, backend="grouped_mm", device=dev))
+    # correctness of every layer variant at this shape (fp32 reference at T=2048 only: slow)
+    if T == 2048:
+        ref = reference_moe(x, lg, w1, w3, w2, K)
+        for key, mm in list(mods.items()) + [("grouped_mm", mg)]:
+            try:
+                r[f"relerr_{key}"] = rel(mm(x, lg), ref)
+                mm.check_errors()
+            except Exception as e:
+                RES["errors"].append(f"{name} {key}: {e!r}")
+        r["relerr_torch_loop_bf16"] = rel(plain_layer(x, wr, bias, w1, w3, w2), ref)
+        del ref
+    layers["torch_loop"] = lambda: plain_layer(x, wr, bias, w1, w3, w2)
+    layers["grouped_mm"] = lambda: mg(x, (x @ wr).float() + bias)
+    layers["ours_eager"] = lambda: m(x, (x @ wr).float() + bias)
+    graphs = {}
+    for key, mm in mods.items():
+        try:
+            g, _ = graphed(lambda mm=mm: mm(x, (x @ wr).float() + bias))
+            graphs[key] = g
+            layers[f"{key}_graph"] = g.replay
+        except Exception as e:
+            RES["errors"].append(f"{name} graph {key}: {e!r}")
+            traceback.print_exc()
+
+    # expert GEMMs alone on grouped rows
+    xs = x.index_select(0, perm // K)
+    rows = xs.shape[0]
+    flops = 6.0 * T * K * H * FF
+    exp = {}
+    combos = [(a, b) for a in ("swiglu_pair_c21", "swiglu_pair_c12", "swiglu_pair_c22")
+              for b in ("coop_128x256", "coop_128x256_c11", "coop_128x256_c22")]
+    combos.append(("coop_128x256", "coop_128x256"))  # unfused SwiGLU (separate pass), the previous default
+    y0 = None
+    keep = []  # modules own the GEMM handles (device pointer arrays) their graphs replay
+    for v in combos:
+        me = share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, gemm_variant=v))
+        key = f"experts_{v[0]}+{v[1]}"
+        try:
+            y = me.experts_forward(xs, offsets, "cutlass")
+            if y0 is None:
+                y0 = y.float()
+            r[key + "_relerr_vs_first"] = rel(y.float(), y0)
+            g, _ = graphed(lambda me=me: me.experts_forward(xs, offsets, "cutlass"))
+            keep.append(me)
+            exp[key] = g.replay
+            graphs[key] = g
+        except Exception as e:
+            RES["errors"].append(f"{name} {key}: {e!r}")
+    # GEMM1 alone / GEMM2 alone (default variants) for the model and the profile
+    try:
+        h = m._gemm1_cutlass(xs, offsets, rows)
+        g1, _ = graphed(lambda: m._gemm1_cutlass(xs, offsets, rows, h))
+        g2, _ = graphed(lambda: m._gemm2_cutlass(h, offsets, rows))
+        exp["gemm1_pair"], exp["gemm2"] = g1.replay, g2.replay
+        graphs["g1"], graphs["g2"] = g1, g2
+        g3, _ = graphed(lambda: m._route(x, lg, copy=True))
+        exp["route_dispatch"] = g3.replay
+        graphs["g3"] = g3
+    except Exception as e:
+        RES["errors"].append(f"{name} stages: {e!r}")
+
+    # dense cuBLAS GEMMs of the same FLOPs (the practical ceiling gpu.md quotes: 587 TFLOP/s)
+    try:
+        a1 = torch.randn(T * K, H, device=dev).bfloat16()
+        b1 = torch.randn(H, 2 * FF, device=dev).bfloat16()
+        a2 = torch.randn(T * K, FF, device=dev).bfloat16()
+        b2 = torch.randn(FF, H, device=dev).bfloat16()
+        gd, _ = graphed(lambda: (a1 @ b1, a2 @ b2))
+        graphs["dense"] = gd
+        exp["experts_dense_cublas_equal_flops"] = gd.replay
+    except Exception as e:
+        RES["errors"].append(f"{name} dense: {e!r}")
+    allv = {**layers, **exp}
+    times = {k: [] for k in allv}
+    for rnd in range(ROUNDS):
+        for k, fn in allv.items():
+            try:
+                times[k].append(bench(fn))
+            except Exception as e:
+                RES["errors"].append(f"{name} {k} round {rnd}: {e!r}")
+    for k, ts in times.items():
+        if ts:
+            r[k] = {"ms": statistics.median(ts), "rounds": ts}
+            if k.startswith("experts_"):
+                r[k]["tflops"] = flops / (r[k]["ms"] * 1e9)
+            print(f"{name:16s} {k:48s} {r[k]['ms']:8.3f} ms {[round(t, 3) for t in ts]}", flush=True)
+    # comm-block sweep: chosen vs measured best; model per config (layer0 part + the rest)
+    sweep = {cb: r[f"cb{cb}_graph"]["ms"] for cb in COMM_BLOCKS if f"cb{cb}_graph" in r}
+    if sweep:
+        r["comm_sweep_ms"] = sweep
+        r["measured_best_comm_blocks"] = min(sweep, key=sweep.get)
+        base = MM.predict(cfg, "h100", "grouped", include_router=True)["total_ms"]
+        l0_0 = MM.predict_layer0(cfg, "h100", 0)["total_ms"]
+        r["model_comm_ms"] = {cb: base - l0_0 + MM.predict_layer0(cfg, "h100", cb)["total_ms"] for cb in COMM_BLOCKS}
+        r["model_err_pct"] = {cb: 100 * (r["model_comm_ms"][cb] - sweep[cb]) / sweep[cb] for cb in sweep}
+    r["model_grouped_ms"] = MM.predict(cfg, "h100", "grouped", include_router=True)
+    r["model_loop_ms"] = MM.predict(cfg, "h100", "loop", include_router=True)["total_ms"]
+    if "torch_loop" in r and "ours_graph" in r:
+        r["speedup_graph"] = r["torch_loop"]["ms"] / r["ours_graph"]["ms"]
+        r["speedup_eager"] = r["torch_loop"]["ms"] / r["ours_eager"]["ms"]
+    save()
+    del graphs, layers, exp, allv, mods, m, mg, keep
+    torch.cuda.empty_cache()
+
+
+def main():
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    w1 = (torch.randn(E, H, FF, device=dev) * H ** -0.5).bfloat16()
+    w3 = (torch.randn(E, H, FF, device=dev) * H ** -0.5).bfloat16()
+    w2 = (torch.randn(E, FF, H, device=dev) * FF ** -0.5).bfloat16()
+    wr = (torch.randn(H, E, device=dev) * H ** -0.5).bfloat16()
+    for T in (2048, 8192):
+        for skew in (False, True):
+            try:
+                case(T, skew, w1, w3, w2, wr, dev)
+            except Exception:
+                RES["errors"].append(traceback.format_exc())
+                traceback.print_exc()
 
 
 if __name__ == "__main__":
@@ -306,14 +252,17 @@ if __name__ == "__main__":
     except Exception:
         RES["errors"].append(traceback.format_exc())
         traceback.print_exc()
-    torch.cuda.empty_cache()
-    try:
-        extra_shapes()
-    except Exception:
-        RES["errors"].append(traceback.format_exc())
     save()
-    print(json.dumps({k: {kk: (vv["ms"] if isinstance(vv, dict) and "ms" in vv else None)
-                          for kk, vv in v.items() if isinstance(vv, dict) and "ms" in vv}
-                      for k, v in RES["cases"].items()}, indent=1))
+    print("\n== summary (ms, median over rounds)")
+    for n, c in RES["cases"].items():
+        keys = ["torch_loop", "ours_graph", "ours_eager", "grouped_mm", "gemm1_pair", "gemm2", "route_dispatch"]
+        print(n, {k: round(c[k]["ms"], 3) for k in keys if k in c},
+              "speedup graph/eager", round(c.get("speedup_graph", 0), 3), round(c.get("speedup_eager", 0), 3))
+        ex = {k: (round(v["ms"], 3), round(v["tflops"])) for k, v in c.items() if k.startswith("experts_") and isinstance(v, dict)}
+        print("  experts", ex)
+        print("  comm sweep", {k: round(v, 3) for k, v in c.get("comm_sweep_ms", {}).items()},
+              "chosen", c.get("chosen_comm_blocks"), "best", c.get("measured_best_comm_blocks"),
+              "model err %", {k: round(v, 1) for k, v in c.get("model_err_pct", {}).items()})
+        print("  relerr", {k: round(v, 5) for k, v in c.items() if k.startswith("relerr")})
     print("errors:", RES["errors"])
     sys.exit(0)

@@ -122,7 +122,7 @@ def _worker(rank, world, ep, tp, initfile, backend, case, q):
         w2 = (torch.randn(e, f, h, generator=gen, device=dev) * f ** -0.5).bfloat16()
         xs = [torch.randn(t + 17 * g, h, generator=gen, device=dev).bfloat16() for g in range(ep)]
         ls = [logits_for(case, t + 17 * g, e, gen, dev) for g in range(ep)]
-        m = CometMoE(h, f, e, k, ep=ep, tp=tp, backend=backend, device=dev)
+        m = CometMoE(h, f, e, k, ep=ep, tp=tp, backend=backend, device=dev, transport="torch")
         m.load_global_weights(w1, w3, w2)
         g = rank // tp
         y = m(xs[g], ls[g])
@@ -178,8 +178,9 @@ def test_fused_route_dispatch(e, k):
     torch.cuda.synchronize()
 
 
-@pytest.mark.parametrize("variant", ["coop_256x128", "coop_128x256_c12", "coop_128x256_c11", "pingpong_128x128",
-                                     ("swiglu_evt_128x256", "coop_128x256"), ("swiglu_evt_128x256", "coop_256x128")])
+@pytest.mark.parametrize("variant", [("swiglu_pair_c21", "coop_128x256"), ("swiglu_pair_c12", "coop_128x256_c12"),
+                                     ("swiglu_pair_c21", "coop_128x256_c11"), ("coop_128x256", "coop_128x256"),
+                                     ("coop_128x256_c12", "coop_128x256_c11"), ("swiglu_pair_c22", "coop_128x256_c22")])
 @pytest.mark.parametrize("case", ["zipf", "empty_expert"])
 def test_gemm_variants(variant, case):
     if "cutlass" not in backends():
@@ -187,8 +188,190 @@ def test_gemm_variants(variant, case):
     dev = torch.device("cuda")
     gen = torch.Generator(device=dev).manual_seed(11)
     t, h, f, e, k = 600, 1024, 1536, 8, 2
-    m = CometMoE(h, f, e, k, backend="cutlass", device=dev, gemm_variant=variant)
+    m = CometMoE(h, f, e, k, backend="cutlass", device=dev, gemm_variant=variant, comm_blocks=0)
     x = torch.randn(t, h, generator=gen, device=dev).bfloat16()
     lg = logits_for(case, t, e, gen, dev)
     ref = reference_moe(x, lg, m.w1.detach(), m.w3.detach(), m.w2.detach(), k)
     assert rel(m(x, lg), ref) < TOL
+
+
+def test_swiglu_pair_gemm1_matches_torch():
+    """GEMM1 with SwiGLU in the epilogue, alone: h == silu(x@w1) * (x@w3) per expert, every row
+    and column written (output poisoned with NaN first), F not a multiple of the tile."""
+    if "cutlass" not in backends():
+        pytest.skip("needs sm_90")
+    dev = torch.device("cuda")
+    gen = torch.Generator(device=dev).manual_seed(5)
+    h, f, e = 512, 1408 // 2 + 8, 4          # F = 712: 2F = 1424 is not a multiple of 256
+    m = CometMoE(h, f, e, 2, backend="cutlass", device=dev)
+    counts = [0, 300, 1, 129]
+    offsets = torch.tensor([0] + list(torch.tensor(counts).cumsum(0)), device=dev)
+    xs = torch.randn(sum(counts), h, generator=gen, device=dev).bfloat16()
+    out = torch.full((sum(counts), f), float("nan"), device=dev, dtype=torch.bfloat16)
+    m._gemm1_cutlass(xs, offsets, xs.shape[0], out)
+    for g in range(e):
+        a, b = int(offsets[g]), int(offsets[g + 1])
+        if a == b:
+            continue
+        xe = xs[a:b].float()
+        ref = torch.nn.functional.silu(xe @ m.w1[g].float()) * (xe @ m.w3[g].float())
+        assert rel(out[a:b], ref) < TOL
+
+
+@pytest.mark.parametrize("variant", ["swiglu_pair_c12", "swiglu_pair_c21", "swiglu_pair_c22"])
+@pytest.mark.parametrize("comm_blocks", [4, 32])
+@pytest.mark.parametrize("case", ["uniform", "zipf", "empty_expert", "one_expert", "odd_tokens"])
+def test_fused_layer0_ep1(variant, comm_blocks, case):
+    """The one-kernel layer0 (comm blocks gather rows + set tile flags, compute blocks wait on
+    them): same function as the reference for every routing case, no timeout flagged."""
+    if "cutlass" not in backends():
+        pytest.skip("needs sm_90")
+    dev = torch.device("cuda")
+    gen = torch.Generator(device=dev).manual_seed(comm_blocks)
+    t = 333 if case == "odd_tokens" else 700
+    h, f, e, k = 1024, 2048, 8, 2
+    m = CometMoE(h, f, e, k, backend="cutlass", device=dev, comm_blocks=comm_blocks,
+                 gemm_variant=(variant, "coop_128x256"))
+    assert m.choose_comm_blocks(t) == comm_blocks
+    x = torch.randn(t, h, generator=gen, device=dev).bfloat16()
+    lg = logits_for(case, t, e, gen, dev)
+    y = m(x, lg)
+    m.check_errors()
+    assert rel(y, reference_moe(x, lg, m.w1.detach(), m.w3.detach(), m.w2.detach(), k)) < TOL
+
+
+def test_fused_layer0_graph_replay():
+    if "cutlass" not in backends():
+        pytest.skip("needs sm_90")
+    dev = torch.device("cuda")
+    m = CometMoE(512, 1024, 8, 2, backend="cutlass", device=dev, comm_blocks=8)
+    xs = torch.randn(256, 512, device=dev).bfloat16()
+    ls = torch.randn(256, 8, device=dev)
+    m(xs, ls)
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        m(xs, ls)
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        ys = m(xs, ls)
+    for seed in (1, 2):
+        gen = torch.Generator(device=dev).manual_seed(seed)
+        xs.copy_(torch.randn(256, 512, generator=gen, device=dev).bfloat16())
+        ls.copy_(logits_for("zipf", 256, 8, gen, dev))
+        g.replay()
+        torch.cuda.synchronize()
+        assert rel(ys, reference_moe(xs, ls, m.w1.detach(), m.w3.detach(), m.w2.detach(), 2)) < TOL
+    m.check_errors()
+
+
+def test_flag_wait_is_bounded():
+    """A tile whose rows never arrive (flags never set, no comm blocks) ends the kernel after
+    the timeout with an error, not a hang."""
+    if "cutlass" not in backends():
+        pytest.skip("needs sm_90")
+    import time
+    from comet_ir.backends.cuda.moe import kernels
+    dev = torch.device("cuda")
+    m = CometMoE(256, 256, 4, 2, backend="cutlass", device=dev, timeout_s=0.2)
+    offsets = torch.tensor([0, 128, 128, 200, 256], device=dev)
+    xs = torch.randn(256, 256, device=dev).bfloat16()
+    h = torch.empty(256, 256, device=dev, dtype=torch.bfloat16)
+    flags = torch.zeros(4 * 4, dtype=torch.int32, device=dev)
+    flags[0] = 128                                     # group 0's only tile is ready, the rest never
+    w13t, _ = m._pack()
+    g1 = m._gemm_v("swiglu_pair_c21", 512, 256, dev)
+    t0 = time.time()
+    g1.run_layer0(offsets.data_ptr(), xs.data_ptr(), w13t.data_ptr(), h.data_ptr(),
+                  torch.cuda.current_stream().cuda_stream, None, 0, flags.data_ptr(), 4, False,
+                  m._err_buf(dev).data_ptr(), int(0.2e9))
+    torch.cuda.synchronize()
+    assert time.time() - t0 < 30
+    with pytest.raises(CometError, match="timed out"):
+        m.check_errors()
+    kw = dict(backend="cutlass", device=dev)
+    with pytest.raises(CometError):
+        CometMoE(256, 256, 4, 2, comm_blocks=5, **kw)          # not a precompiled ratio
+    with pytest.raises(CometError):
+        CometMoE(256, 256, 4, 2, transport="mpi", **kw)
+
+
+def _shmem_worker(rank, world, ep, tp, initfile, case, q, mode):
+    import torch.distributed as dist
+    try:
+        torch.cuda.set_device(0)
+        dev = torch.device("cuda", 0)
+        dist.init_process_group("gloo", init_method=f"file://{initfile}", rank=rank, world_size=world)
+        gen = torch.Generator(device=dev).manual_seed(3)
+        t, h, f, e, k = 300, 512, 1024, 8, 2
+        w1 = (torch.randn(e, h, f, generator=gen, device=dev) * h ** -0.5).bfloat16()
+        w3 = (torch.randn(e, h, f, generator=gen, device=dev) * h ** -0.5).bfloat16()
+        w2 = (torch.randn(e, f, h, generator=gen, device=dev) * f ** -0.5).bfloat16()
+        xs = [torch.randn(t + 17 * g, h, generator=gen, device=dev).bfloat16() for g in range(ep)]
+        ls = [logits_for(case, t + 17 * g, e, gen, dev) for g in range(ep)]
+        m = CometMoE(h, f, e, k, ep=ep, tp=tp, backend="cutlass", device=dev, transport="nvshmem",
+                     max_tokens=512, timeout_s=3.0 if mode == "timeout" else 20.0)
+        m.load_global_weights(w1, w3, w2)
+        g = rank // tp
+        if mode == "timeout":
+            m._shmem_setup(dev)
+            if rank == 0:
+                try:
+                    m(xs[g], ls[g])
+                    q.put((rank, "no error"))
+                except CometError as err:
+                    q.put((rank, "timeout" if "timed out" in str(err) else repr(err)))
+            else:
+                q.put((rank, "timeout"))
+            dist.barrier()
+        else:
+            errs = []
+            for it in range(3):           # repeated calls: counters and flags carry over correctly
+                y = m(xs[g], ls[g])
+                errs.append(rel(y, reference_moe(xs[g], ls[g], w1, w3, w2, k)))
+            q.put((rank, max(errs)))
+        dist.destroy_process_group()
+    except Exception as err:
+        q.put((rank, repr(err)))
+
+
+def _spawn(target, n, *args):
+    import torch.multiprocessing as mp
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    with tempfile.TemporaryDirectory() as d:
+        ps = [ctx.Process(target=target, args=(r, n, *args[:2], os.path.join(d, "init"), *args[2:-1], q, args[-1]))
+              for r in range(n)]
+        for p in ps:
+            p.start()
+        res = dict(q.get(timeout=300) for _ in ps)
+        for p in ps:
+            p.join(timeout=60)
+    return res
+
+
+@pytest.mark.parametrize("ep,tp,case", [(2, 1, "uniform"), (4, 1, "zipf"), (2, 1, "empty_expert"),
+                                        (2, 2, "one_expert")])
+def test_ep_nvshmem_fused(ep, tp, case):
+    """EP over NVSHMEM symmetric memory with ranks as PEs sharing the GPU: counts exchange, the
+    fused layer0 (comm blocks write rows into the owner's buffer + its tile flags), return."""
+    if "cutlass" not in backends():
+        pytest.skip("needs sm_90")
+    from comet_ir.backends.cuda.moe import kernels
+    if kernels.nvshmem_root() is None:
+        pytest.skip("NVSHMEM not installed")
+    res = _spawn(_shmem_worker, ep * tp, ep, tp, case, "correct")
+    for r, v in res.items():
+        assert isinstance(v, float), f"rank {r}: {v}"
+        assert v < TOL, f"rank {r}: rel err {v}"
+
+
+def test_ep_nvshmem_peer_never_signals():
+    if "cutlass" not in backends():
+        pytest.skip("needs sm_90")
+    from comet_ir.backends.cuda.moe import kernels
+    if kernels.nvshmem_root() is None:
+        pytest.skip("NVSHMEM not installed")
+    res = _spawn(_shmem_worker, 2, 2, 1, "uniform", "timeout")
+    assert res == {0: "timeout", 1: "timeout"}, res

@@ -20,8 +20,25 @@ def test_build_and_load(tmp_path):
     lib = kernels.build(tmp_path / "libcomet_moe.so")
     import ctypes
     so = ctypes.CDLL(str(lib))
-    for sym in ("moe_route_dispatch", "moe_gather", "moe_swiglu", "moe_combine", "moe_gg_create", "moe_gg_run"):
+    for sym in ("moe_route_dispatch", "moe_gather", "moe_swiglu", "moe_combine", "moe_gg_create", "moe_gg_run",
+                "moe_layer0_run", "moe_ep_exchange", "moe_ep_return", "moe_local_bases"):
         assert hasattr(so, sym)
+    # the ctypes mirrors of the kernel descriptors must match the C structs byte for byte
+    assert so.moe_comm_desc_size() == ctypes.sizeof(kernels.CommDesc)
+    assert so.moe_ep_desc_size() == ctypes.sizeof(kernels.EpDesc)
+
+
+@pytest.mark.skipif(os.environ.get("COMET_BUILD_TESTS") == "0", reason="COMET_BUILD_TESTS=0")
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc")
+def test_build_shmem_transport(tmp_path):
+    if kernels.nvshmem_root() is None:
+        pytest.skip("NVSHMEM not found")
+    import ctypes
+    ctypes.CDLL(str(kernels.nvshmem_root() / "lib" / "libnvshmem_host.so.3"), mode=ctypes.RTLD_GLOBAL)
+    so = ctypes.CDLL(str(kernels.build_shmem(tmp_path / "libcomet_moe_shmem.so")))
+    for sym in ("moe_shmem_init", "moe_shmem_malloc", "moe_shmem_ptr", "moe_shmem_get_uid"):
+        assert hasattr(so, sym)
+    assert so.moe_shmem_uid_size() > 0
 
 
 def test_nvcc_command_targets_sm90a(tmp_path):

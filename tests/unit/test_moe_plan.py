@@ -172,3 +172,21 @@ def test_configs_from_ir():
     (c,) = moe_configs(mod)
     assert (c.ep, c.tp, c.layer0_order, c.layer1_order) == (4, 2, "local_first", "column_pipelined")
     assert c.comm_blocks > 0 and c.tile == (128, 256)
+
+
+def test_layer0_model_comm_blocks():
+    """Fused layer0 model: more comm blocks never move rows slower; the chooser returns the
+    argmin of its own predictions; with the rows on peers (ep > 1) the comm share matters more."""
+    cfg = M.MoEConfig(2048, 4096, 14336, 8, 2)
+    comm = [M.predict_layer0(cfg, "h100", k)["comm_ms"] for k in (4, 8, 16, 32)]
+    assert all(a >= b for a, b in zip(comm, comm[1:]))
+    best, preds = M.choose_comm_blocks(cfg)
+    assert preds[best] == min(preds.values()) and set(preds) == set(M.COMM_BLOCKS)
+    # unfused: route + a read and a write of every dispatched row + GEMM1 (by hand)
+    p0 = M.predict_layer0(cfg, "h100", 0)
+    bw = M.H100.hbm_gbps * 1e9 * M.DEFAULT_CALIB.mem_eff
+    copy_ms = 2 * 2048 * 2 * 4096 * 2 / bw * 1e3
+    assert abs(p0["total_ms"] - (M.DEFAULT_CALIB.route_fused_us * 1e-3 + copy_ms + p0["gemm1_ms"])) < 1e-9
+    ep4 = M.MoEConfig(2048, 4096, 14336, 8, 2, ep=4)
+    e4 = [M.predict_layer0(ep4, "h100", k)["comm_ms"] for k in (4, 32)]
+    assert e4[0] > e4[1]

@@ -79,6 +79,10 @@ class Calib:
     loop_expert_us: float = 90.0  # plain torch layer: host time per active expert (~9 launches);
                                   # the loop is host-bound when this exceeds the expert's GPU time
     route_fused_us: float = 20.0  # our route + dispatch kernels: memset + 3 launches (+ the copy below)
+    swiglu_fused: bool = True     # SwiGLU in GEMM1's epilogue (swiglu_pair): no SwiGLU pass, GEMM1 writes F
+    copy_block_gbps: float = 25.0 # one comm CTA (12 warps, 4 x 16-byte loads in flight per lane) copying
+                                  # rows inside one GPU; lead's loopback fit: 28 GB/s per block
+    fused_fixed_us: float = 8.0   # fused layer0 set-up: flag memset + bases kernel launch
 
 
 CALIBRATION = ("fitted by tools/moe_fit_cost.py to H100 runs 1 and 2 (2026-11-23, benchmarks/RESULTS.md): "
@@ -166,6 +170,8 @@ def predict(cfg: MoEConfig, arch="h100", impl: str = "grouped", comm_ratio: floa
         gemm1 = _gemm_ms(local, 2 * f, h, g, calib, n_sm, eff, False)
     gemm2 = _gemm_ms(local, h, f, g, calib, n_sm, eff, loop)
     swiglu = rows_in * f * B * (3 if not loop else 5) / bw * 1e3
+    if not loop and calib.swiglu_fused:
+        swiglu = 0.0
     permute = rows_out * h * B * 2 / bw * 1e3 + g.launch_us * 1e-3
     combine = (rows_out * h * B * (2 if loop else 1) + cfg.tokens * h * B * (2 if loop else 1)) / bw * 1e3
     # routing: fused route+dispatch kernels (ours) vs softmax/top-k/sort/bincount + a host sync
@@ -215,4 +221,60 @@ def choose_comm_ratio(cfg: MoEConfig, arch="h100", ratios=RATIOS,
         return 0.0, {0.0: predict(cfg, arch, "grouped", 0.0, calib)["total_ms"]}
     preds = {r: predict(cfg, arch, "fused", r, calib)["total_ms"] for r in ratios if r > 0}
     best = min(preds, key=preds.get)
+    return best, preds
+
+
+def _gemm1_tiles(local: np.ndarray, n: int, c: Calib) -> int:
+    return int((np.ceil(np.asarray(local) / c.bm) * math.ceil(n / c.bn)).sum())
+
+
+def predict_layer0(cfg: MoEConfig, arch="h100", comm_blocks: int = 0, calib: Calib = DEFAULT_CALIB,
+                   same_gpu: bool = False) -> dict:
+    """layer0 (route + dispatch + GEMM1 with SwiGLU) per rank, ms. comm_blocks = 0: route with the
+    row copy, then GEMM1 (ep > 1: plus the all-to-all). comm_blocks = k > 0: the fused kernel:
+    k CTAs move the rows (copy rate k * copy_block_gbps inside the GPU, k * per_block_gbps to
+    peers, capped by HBM / link bandwidth) and then join the persistent GEMM. The persistent
+    schedule is static (tile i -> CTA i mod n_sm) and the comm CTAs are the last ones, which own
+    one tile less when tiles mod n_sm != 0: that tile's time is slack that hides the comm; the
+    rest of the comm time delays the end. Fill: the first expert's rows must land before its
+    tiles start."""
+    g = get_arch(arch)
+    counts = cfg.expert_counts()
+    epr = cfg.experts // cfg.ep
+    local = counts[:epr] if cfg.ep > 1 else counts
+    f, h, B = cfg.ffn // cfg.tp, cfg.hidden, cfg.dtype_bytes
+    bw = g.hbm_gbps * 1e9 * calib.mem_eff
+    gemm1 = _gemm_ms(local, 2 * f, h, g, calib, g.n_sm, calib.gemm_eff, False)
+    rows_out = cfg.tokens * cfg.topk
+    row_bytes = h * B
+    local_rows = rows_out / cfg.ep
+    remote_rows = rows_out - local_rows
+    link = g.hbm_gbps * 1e9 * calib.mem_eff / 2 if same_gpu else g.link_gbps * 1e9
+    route = calib.route_fused_us * 1e-3
+    if comm_blocks <= 0:
+        copy = 2 * rows_out * row_bytes / bw * 1e3
+        a2a = remote_rows * row_bytes / link * 1e3 + (g.launch_us * 2e-3 if cfg.ep > 1 else 0.0)
+        return {"total_ms": route + copy + a2a + gemm1, "gemm1_ms": gemm1, "comm_ms": copy + a2a, "exposed_ms": copy + a2a}
+    copy_bw = min(bw, comm_blocks * calib.copy_block_gbps * 1e9)
+    put_bw = min(link, comm_blocks * g.per_block_gbps * 1e9)
+    t_comm = (2 * local_rows * row_bytes / copy_bw + remote_rows * row_bytes / put_bw) * 1e3
+    tiles = _gemm1_tiles(local, 2 * f, calib)
+    t_tile = gemm1 / max(1, math.ceil(tiles / g.n_sm))
+    slack = t_tile if tiles % g.n_sm and comm_blocks <= g.n_sm - tiles % g.n_sm else 0.0
+    first = int(local[np.nonzero(local)[0][0]]) if local.sum() else 0
+    fill = min(first, calib.bm) * 2 * row_bytes / copy_bw * 1e3
+    exposed = max(0.0, t_comm - slack) + fill
+    total = route + calib.fused_fixed_us * 1e-3 + gemm1 + exposed
+    return {"total_ms": total, "gemm1_ms": gemm1, "comm_ms": t_comm, "exposed_ms": exposed}
+
+
+COMM_BLOCKS = (0, 4, 8, 16, 32)
+
+
+def choose_comm_blocks(cfg: MoEConfig, arch="h100", choices=COMM_BLOCKS, calib: Calib = DEFAULT_CALIB,
+                       same_gpu: bool = False) -> tuple[int, dict[int, float]]:
+    """Adaptive comm-block count of the fused layer0 kernel: the choice (from the set the runtime
+    offers) with the lowest predicted layer0 time; ties go to the smaller count."""
+    preds = {k: predict_layer0(cfg, arch, k, calib, same_gpu)["total_ms"] for k in choices}
+    best = min(sorted(preds), key=lambda k: preds[k])
     return best, preds

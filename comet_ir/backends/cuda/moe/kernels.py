@@ -18,9 +18,14 @@ from pathlib import Path
 from comet_ir.errors import CometError
 
 SRC = Path(__file__).with_name("csrc") / "moe_kernels.cu"
-VARIANTS = {"coop_128x256": 0, "pingpong_128x128": 1, "coop_256x128": 2, "coop_128x256_c12": 3,
-            "coop_128x256_c11": 4, "swiglu_evt_128x256": 5}
+SHMEM_SRC = Path(__file__).with_name("csrc") / "moe_shmem.cu"
+# plain: D = A @ B^T (any GEMM); swiglu_pair: GEMM1 over [w1|w3] interleaved in blocks of 8
+# columns with h = silu(gate) * up in the epilogue (D is [rows, F]); the pair variants also run
+# the fused layer0 kernel (comm blocks + readiness flags).
+VARIANTS = {"coop_128x256": 0, "coop_128x256_c12": 1, "coop_128x256_c11": 2,
+            "swiglu_pair_c21": 3, "swiglu_pair_c12": 4, "coop_128x256_c22": 5, "swiglu_pair_c22": 6}
 PLAIN_VARIANTS = [v for v in VARIANTS if not v.startswith("swiglu")]
+PAIR_VARIANTS = [v for v in VARIANTS if v.startswith("swiglu")]
 
 
 def cache_dir() -> Path:
@@ -63,6 +68,80 @@ def build(out: Path | None = None) -> Path:
     return out
 
 
+def nvshmem_root() -> Path | None:
+    from comet_ir.backends.cuda.runtime import nvshmem_root as root
+    return root()
+
+
+def shmem_nvcc_command(out: Path, nvshmem: Path) -> list[str]:
+    return ["nvcc", "-O2", "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", "-Xcompiler", "-fPIC", "-shared",
+            f"-I{nvshmem / 'include'}", str(SHMEM_SRC), "-o", str(out), f"-L{nvshmem / 'lib'}",
+            "-l:libnvshmem_host.so.3", "-Xlinker", "--no-undefined", "-Xlinker", f"-rpath={nvshmem / 'lib'}"]
+
+
+def build_shmem(out: Path | None = None) -> Path:
+    nv = nvshmem_root()
+    if nv is None:
+        raise CometError("moe: NVSHMEM not found (set NVSHMEM_HOME or pip install nvidia-nvshmem-cu13)")
+    if shutil.which("nvcc") is None:
+        raise CometError("moe: nvcc not found; cannot build the NVSHMEM transport")
+    out = out or cache_dir() / "libcomet_moe_shmem.so"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(shmem_nvcc_command(out, nv), capture_output=True, text=True)
+    if r.returncode:
+        raise CometError("moe: nvcc (NVSHMEM transport) failed:\n" + r.stderr[-4000:])
+    return out
+
+
+_SHMEM = None
+
+
+def load_shmem() -> ctypes.CDLL:
+    global _SHMEM
+    if _SHMEM is not None:
+        return _SHMEM
+    nv = nvshmem_root()
+    if nv is None:
+        raise CometError("moe: NVSHMEM not found (set NVSHMEM_HOME or pip install nvidia-nvshmem-cu13)")
+    ctypes.CDLL(str(nv / "lib" / "libnvshmem_host.so.3"), mode=ctypes.RTLD_GLOBAL)
+    path = os.environ.get("COMET_MOE_SHMEM_LIB")
+    p = Path(path) if path else cache_dir() / "libcomet_moe_shmem.so"
+    if not p.exists():
+        p = build_shmem(p)
+    lib = ctypes.CDLL(str(p))
+    vp = ctypes.c_void_p
+    lib.moe_shmem_get_uid.argtypes = [vp]
+    lib.moe_shmem_init.argtypes = [ctypes.c_int, ctypes.c_int, vp]
+    lib.moe_shmem_malloc.argtypes = [ctypes.c_size_t]
+    lib.moe_shmem_malloc.restype = vp
+    lib.moe_shmem_ptr.argtypes = [vp, ctypes.c_int]
+    lib.moe_shmem_ptr.restype = vp
+    lib.moe_shmem_free.argtypes = [vp]
+    _SHMEM = lib
+    return lib
+
+
+P8 = ctypes.c_void_p * 8
+
+
+class CommDesc(ctypes.Structure):
+    """csrc CommDesc: what layer0's comm blocks move where (token rows -> owner's expert buffer)."""
+    _fields_ = [("x", ctypes.c_void_p), ("idx", ctypes.c_void_p), ("perm", ctypes.c_void_p),
+                ("send_off", ctypes.c_void_p), ("abs_base", ctypes.c_void_p), ("grp_base", ctypes.c_void_p),
+                ("peer_xs", P8), ("peer_flags", P8),
+                ("rows", ctypes.c_int), ("vec", ctypes.c_int), ("topk", ctypes.c_int), ("experts", ctypes.c_int),
+                ("ep", ctypes.c_int), ("me", ctypes.c_int), ("max_mt", ctypes.c_int), ("sys_scope", ctypes.c_int)]
+
+
+class EpDesc(ctypes.Structure):
+    """csrc EpDesc: symmetric buffers and counters of the EP transport."""
+    _fields_ = [("peer_counts", P8), ("peer_arrive", P8), ("peer_retcnt", P8), ("peer_ret", P8),
+                ("counts", ctypes.c_void_p), ("counts_local", ctypes.c_void_p), ("arrive", ctypes.c_void_p),
+                ("retcnt", ctypes.c_void_p), ("flags", ctypes.c_void_p), ("seq", ctypes.c_void_p),
+                ("err", ctypes.c_void_p), ("ep", ctypes.c_int), ("me", ctypes.c_int), ("experts", ctypes.c_int),
+                ("nflags", ctypes.c_int), ("timeout_ns", ctypes.c_longlong)]
+
+
 _LIB = None
 
 
@@ -83,10 +162,19 @@ def load() -> ctypes.CDLL:
     lib.moe_route_dispatch.restype = ctypes.c_int
     lib.moe_gg_create.argtypes = [i32, i32, i32, i32, i32, i32, ctypes.POINTER(ctypes.c_int)]
     lib.moe_gg_create.restype = vp
-    lib.moe_gg_run.argtypes = [vp, vp, vp, vp, vp, vp, i64, vp]
+    lib.moe_gg_run.argtypes = [vp, vp, vp, vp, vp, i64, vp]
     lib.moe_gg_destroy.argtypes = [vp]
-    for f in (lib.moe_gather, lib.moe_swiglu, lib.moe_combine, lib.moe_gg_run):
+    lib.moe_layer0_run.argtypes = [vp, vp, vp, vp, vp, ctypes.POINTER(CommDesc), i32, vp, i32, i32, vp,
+                                   ctypes.c_longlong, vp]
+    lib.moe_ep_exchange.argtypes = [ctypes.POINTER(EpDesc), vp, vp, vp, vp, vp, vp]
+    lib.moe_ep_return.argtypes = [ctypes.POINTER(EpDesc), vp, vp, vp, i32, i64, i32, vp]
+    lib.moe_local_bases.argtypes = [vp, i32, vp, vp, vp, i32, vp]
+    for f in (lib.moe_gather, lib.moe_swiglu, lib.moe_combine, lib.moe_gg_run, lib.moe_layer0_run,
+              lib.moe_ep_exchange, lib.moe_ep_return, lib.moe_local_bases, lib.moe_comm_desc_size,
+              lib.moe_ep_desc_size):
         f.restype = ctypes.c_int
+    if lib.moe_comm_desc_size() != ctypes.sizeof(CommDesc) or lib.moe_ep_desc_size() != ctypes.sizeof(EpDesc):
+        raise CometError("moe: the kernel library's descriptor layout does not match kernels.py (stale build?)")
     _LIB = lib
     return lib
 
@@ -112,10 +200,24 @@ class GroupedGemm:
             raise CometError(f"moe: creating the CUTLASS grouped GEMM failed (code {err.value})")
         self.groups, self.n, self.k = groups, n, k
 
-    def run(self, offsets_ptr: int, a_ptr: int, b_ptr: int, d_ptr: int, stream: int, c_ptr: int = 0,
-            b_group_stride: int = 0) -> None:
-        check(self.lib.moe_gg_run(self.h, offsets_ptr, a_ptr, b_ptr, d_ptr, c_ptr or None, b_group_stride, stream),
-              "grouped GEMM")
+        self.variant = variant
+
+    def run(self, offsets_ptr: int, a_ptr: int, b_ptr: int, d_ptr: int, stream: int, b_group_stride: int = 0) -> None:
+        check(self.lib.moe_gg_run(self.h, offsets_ptr, a_ptr, b_ptr, d_ptr, b_group_stride, stream), "grouped GEMM")
+
+    def run_layer0(self, offsets_ptr: int, a_ptr: int, b_ptr: int, d_ptr: int, stream: int, comm: CommDesc | None,
+                   comm_clusters: int, flags_ptr: int, max_mt: int, sys_scope: bool, err_ptr: int,
+                   timeout_ns: int) -> None:
+        """The fused layer0 kernel (pair variants): comm_clusters clusters of comm blocks move rows
+        per `comm` and bump `flags`; the grouped GEMM waits on the flags (bounded; *err_ptr set)."""
+        if self.variant not in PAIR_VARIANTS:
+            raise CometError(f"moe: the fused layer0 kernel needs a swiglu_pair variant, not {self.variant!r}")
+        rc = self.lib.moe_layer0_run(self.h, offsets_ptr, a_ptr, b_ptr, d_ptr,
+                                     ctypes.byref(comm) if comm is not None else None, comm_clusters,
+                                     flags_ptr or None, max_mt, int(sys_scope), err_ptr or None, timeout_ns, stream)
+        if rc == -8:
+            raise CometError(f"moe: {comm_clusters} comm clusters leave no compute blocks")
+        check(rc, "fused layer0")
 
     def __del__(self):
         try:

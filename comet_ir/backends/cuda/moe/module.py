@@ -32,6 +32,12 @@ from comet_ir.backends.cuda.moe.plan import MAX_EXPERTS, MAX_TOPK, check_config
 from comet_ir.errors import CometError
 
 BACKENDS = ("auto", "cutlass", "grouped_mm", "loop")
+TRANSPORTS = ("auto", "torch", "nvshmem")
+# fastest pair in the 2026-11-24 H100 run at T=2048 and 8192 uniform (benchmarks/RESULTS.md)
+DEFAULT_VARIANT = ("swiglu_pair_c12", "coop_128x256")
+# comm-block counts (CTAs, whole 2-CTA clusters) of the fused layer0 kernel that the runtime
+# chooses from; 0 = no fusion (route + dispatch copy, then the GEMM)
+COMM_BLOCKS = (0, 4, 8, 16, 32)
 
 
 def route(logits: torch.Tensor, topk: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,11 +86,22 @@ def reference_moe(x, logits, w1, w3, w2, topk: int, dtype=torch.float32):
 class CometMoE(nn.Module):
     def __init__(self, hidden: int, ffn: int, experts: int, topk: int, *, ep: int = 1, tp: int = 1,
                  group=None, backend: str = "auto", dtype=torch.bfloat16, device=None,
-                 gemm_variant: str = "coop_128x256"):
+                 gemm_variant=DEFAULT_VARIANT, comm_blocks="auto", transport: str = "auto",
+                 max_tokens: int = 8192, timeout_s: float = 10.0):
         super().__init__()
         check_config(1, hidden, ffn, experts, topk, ep, tp)
         if backend not in BACKENDS:
             raise CometError(f"moe: unknown backend {backend!r} (one of {BACKENDS})")
+        if transport not in TRANSPORTS:
+            raise CometError(f"moe: unknown transport {transport!r} (one of {TRANSPORTS})")
+        if comm_blocks != "auto" and comm_blocks not in COMM_BLOCKS:
+            raise CometError(f"moe: comm_blocks must be 'auto' or one of the precompiled ratios {COMM_BLOCKS}, "
+                             f"got {comm_blocks!r}")
+        if max_tokens < 1:
+            raise CometError(f"moe: max_tokens must be positive, got {max_tokens}")
+        self.comm_blocks, self.transport, self.max_tokens, self.timeout_s = comm_blocks, transport, max_tokens, timeout_s
+        self._shmem = None
+        self._scratch = {}
         if dtype != torch.bfloat16 and backend == "cutlass":
             raise CometError("moe: the cutlass backend supports bfloat16 only")
         self.hidden, self.ffn, self.experts, self.topk, self.ep, self.tp = hidden, ffn, experts, topk, ep, tp
@@ -145,12 +162,25 @@ class CometMoE(nn.Module):
         self.w2.copy_(w2[e0:e0 + self.epr, f0:f0 + self.fl, :])
         self._packed = None
 
+    def _variants(self):
+        v = self.gemm_variant
+        return (v, "coop_128x256") if isinstance(v, str) else tuple(v)
+
     def _pack(self):
-        ver = (self.w1._version, self.w3._version, self.w2._version, self.w1.data_ptr())
+        """(w13 [E, 2F, H] for GEMM1, w2t [E, H, F]); for the swiglu_pair GEMM1 the w1 and w3
+        columns are interleaved in blocks of 8 (csrc SwigluPairEpilogue), else concatenated."""
+        pair = self._variants()[0].startswith("swiglu_pair")
+        ver = (self.w1._version, self.w3._version, self.w2._version, self.w1.data_ptr(), pair)
         if self._packed is None or self._packed[0] != ver:
             with torch.no_grad():
-                w13t = torch.cat([self.w1, self.w3], dim=2).transpose(1, 2).contiguous()  # [E, 2F, H]
-                w2t = self.w2.transpose(1, 2).contiguous()                               # [E, H, F]
+                w1t, w3t = self.w1.transpose(1, 2), self.w3.transpose(1, 2)                 # [E, F, H]
+                if pair:
+                    E, Fl, H = w1t.shape
+                    w13t = torch.stack([w1t.reshape(E, Fl // 8, 8, H), w3t.reshape(E, Fl // 8, 8, H)], 2)
+                    w13t = w13t.reshape(E, 2 * Fl, H).contiguous()
+                else:
+                    w13t = torch.cat([w1t, w3t], dim=1).contiguous()                       # [E, 2F, H]
+                w2t = self.w2.transpose(1, 2).contiguous()                                   # [E, H, F]
             self._packed = (ver, w13t, w2t)
         return self._packed[1], self._packed[2]
 
@@ -168,12 +198,6 @@ class CometMoE(nn.Module):
                 pass
         return "grouped_mm" if hasattr(torch, "_grouped_mm") and device.type == "cuda" else "loop"
 
-    def _gemm(self, which, n, k, device):
-        v = self.gemm_variant if isinstance(self.gemm_variant, str) else self.gemm_variant[which]
-        if v.startswith("swiglu"):
-            v = "coop_128x256"
-        return self._gemm_v(v, n, k, device)
-
     def _gemm_v(self, v, n, k, device):
         key = (v, n, k, device.index)
         if key not in self._gemms:
@@ -184,43 +208,55 @@ class CometMoE(nn.Module):
     def experts_forward(self, xs: torch.Tensor, offsets: torch.Tensor, backend: str) -> torch.Tensor:
         """Grouped SwiGLU experts on rows grouped by local expert (offsets [E/ep + 1])."""
         rows = xs.shape[0]
-        w13t, w2t = self._pack()
         if backend == "cutlass":
-            from comet_ir.backends.cuda.moe import kernels
-            lib = kernels.load()
-            s = torch.cuda.current_stream(xs.device).cuda_stream
-            h = torch.empty(rows, self.fl, dtype=xs.dtype, device=xs.device)
-            y = torch.empty(rows, self.hidden, dtype=xs.dtype, device=xs.device)
-            if rows:
-                offs = offsets.contiguous()
-                v1 = self.gemm_variant if isinstance(self.gemm_variant, str) else self.gemm_variant[0]
-                H, Fl = self.hidden, self.fl
-                if v1.startswith("swiglu"):
-                    # up = x @ w3 (plain), then h = silu(x @ w1) * up in the GEMM epilogue
-                    u = torch.empty(rows, Fl, dtype=xs.dtype, device=xs.device)
-                    up = self._gemm_v("coop_128x256", Fl, H, xs.device)
-                    up.run(offs.data_ptr(), xs.data_ptr(), w13t.data_ptr() + Fl * H * w13t.element_size(), u.data_ptr(), s,
-                           b_group_stride=2 * Fl * H)
-                    self._gemm_v(v1, Fl, H, xs.device).run(offs.data_ptr(), xs.data_ptr(), w13t.data_ptr(), h.data_ptr(), s,
-                                                           c_ptr=u.data_ptr(), b_group_stride=2 * Fl * H)
-                else:
-                    g = torch.empty(rows, 2 * Fl, dtype=xs.dtype, device=xs.device)
-                    self._gemm(0, 2 * Fl, H, xs.device).run(offs.data_ptr(), xs.data_ptr(), w13t.data_ptr(), g.data_ptr(), s)
-                    kernels.check(lib.moe_swiglu(g.data_ptr(), h.data_ptr(), rows, Fl, s), "swiglu")
-                self._gemm(1, H, Fl, xs.device).run(offs.data_ptr(), h.data_ptr(), w2t.data_ptr(), y.data_ptr(), s)
-            return y
+            h = self._gemm1_cutlass(xs, offsets, rows)
+            return self._gemm2_cutlass(h, offsets, rows)
+        w1, w3 = self.w1, self.w3
         if backend == "grouped_mm":
+            # torch._grouped_mm wants B column-major ([G, K, N] with stride 1 along K)
+            ver = (w1._version, w3._version, self.w2._version, w1.data_ptr())
+            if self._scratch.get("gm_ver") != ver:
+                with torch.no_grad():
+                    self._scratch["gm"] = tuple(w.transpose(1, 2).contiguous().transpose(1, 2) for w in (w1, w3, self.w2))
+                self._scratch["gm_ver"] = ver
+            g1, g3, g2 = self._scratch["gm"]
             offs = offsets[1:].to(torch.int32)
-            g = torch._grouped_mm(xs, w13t.transpose(1, 2), offs=offs)
-            h = F.silu(g[:, :self.fl]) * g[:, self.fl:]
-            return torch._grouped_mm(h, w2t.transpose(1, 2), offs=offs)
+            h = F.silu(torch._grouped_mm(xs, g1, offs=offs)) * torch._grouped_mm(xs, g3, offs=offs)
+            return torch._grouped_mm(h, g2, offs=offs)
         y = torch.empty(rows, self.hidden, dtype=xs.dtype, device=xs.device)
         off = offsets.tolist()
         for e in range(self.epr):
             a, b = off[e], off[e + 1]
             if a < b:
-                gg = xs[a:b] @ w13t[e].t()
-                y[a:b] = (F.silu(gg[:, :self.fl]) * gg[:, self.fl:]) @ w2t[e].t()
+                y[a:b] = (F.silu(xs[a:b] @ w1[e]) * (xs[a:b] @ w3[e])) @ self.w2[e]
+        return y
+
+    def _gemm1_cutlass(self, xs, offsets, rows, h=None):
+        """h = silu(xs @ w1) * (xs @ w3) per expert group (rows grouped by local expert)."""
+        from comet_ir.backends.cuda.moe import kernels
+        w13t, _ = self._pack()
+        v1 = self._variants()[0]
+        H, Fl, dev = self.hidden, self.fl, xs.device
+        s = torch.cuda.current_stream(dev).cuda_stream
+        h = torch.empty(rows, Fl, dtype=xs.dtype, device=dev) if h is None else h
+        if rows:
+            offs = offsets.contiguous()
+            if v1.startswith("swiglu_pair"):
+                self._gemm_v(v1, 2 * Fl, H, dev).run(offs.data_ptr(), xs.data_ptr(), w13t.data_ptr(), h.data_ptr(), s)
+            else:
+                g = torch.empty(rows, 2 * Fl, dtype=xs.dtype, device=dev)
+                self._gemm_v(v1, 2 * Fl, H, dev).run(offs.data_ptr(), xs.data_ptr(), w13t.data_ptr(), g.data_ptr(), s)
+                kernels.check(kernels.load().moe_swiglu(g.data_ptr(), h.data_ptr(), rows, Fl, s), "swiglu")
+        return h
+
+    def _gemm2_cutlass(self, h, offsets, rows):
+        _, w2t = self._pack()
+        dev = h.device
+        y = torch.empty(rows, self.hidden, dtype=h.dtype, device=dev)
+        if rows:
+            self._gemm_v(self._variants()[1], self.hidden, self.fl, dev).run(
+                offsets.contiguous().data_ptr(), h.data_ptr(), w2t.data_ptr(), y.data_ptr(),
+                torch.cuda.current_stream(dev).cuda_stream)
         return y
 
     # ------------------------------------------------------------------ forward
@@ -246,9 +282,16 @@ class CometMoE(nn.Module):
         backend = self.backend(x.device)
         T = x.shape[0]
         x = x.contiguous()
+        if self.ep > 1 and backend == "cutlass" and self._use_shmem():
+            out = self._ep_forward_shmem(x, router_logits)
+            return self._allreduce_tp(out) if self.tp > 1 else out
         if self.ep == 1 and backend == "cutlass":
-            xs, inv, gates, offsets = self._route_dispatch_fused(x, router_logits)
-            ys = self.experts_forward(xs, offsets, backend)
+            cb = self.choose_comm_blocks(T)
+            if cb:
+                ys, inv, gates = self._layer0_fused_local(x, router_logits, cb)
+            else:
+                xs, inv, gates, offsets = self._route_dispatch_fused(x, router_logits)
+                ys = self.experts_forward(xs, offsets, backend)
         elif self.ep == 1:
             idx, gates = route(router_logits, self.topk)
             perm, inv, counts, offsets = permutation(idx, self.experts)
@@ -261,8 +304,9 @@ class CometMoE(nn.Module):
             out = self._allreduce_tp(out)
         return out
 
-    def _route_dispatch_fused(self, x, logits):
-        """route + permutation + gather in three kernel launches (moe_route_dispatch)."""
+    def _route(self, x, logits, copy: bool):
+        """moe_route_dispatch: (idx, gates, counts int32 [E], offsets, perm, inv, xs or None);
+        copy=False leaves the row movement to the fused layer0 kernel's comm blocks."""
         from comet_ir.backends.cuda.moe import kernels
         T, k, E, dev = x.shape[0], self.topk, self.experts, x.device
         lg = logits.float().contiguous()
@@ -272,12 +316,188 @@ class CometMoE(nn.Module):
         offsets = torch.empty(E + 1, dtype=torch.int64, device=dev)
         perm = torch.empty(T * k, dtype=torch.int64, device=dev)
         inv = torch.empty(T * k, dtype=torch.int64, device=dev)
-        xs = torch.empty(T * k, self.hidden, dtype=x.dtype, device=dev)
+        xs = torch.empty(T * k, self.hidden, dtype=x.dtype, device=dev) if copy else None
         kernels.check(kernels.load().moe_route_dispatch(
             lg.data_ptr(), x.data_ptr(), T, self.hidden, E, k, idx.data_ptr(), gates.data_ptr(), scratch.data_ptr(),
-            offsets.data_ptr(), perm.data_ptr(), inv.data_ptr(), xs.data_ptr(),
+            offsets.data_ptr(), perm.data_ptr(), inv.data_ptr(), xs.data_ptr() if copy else None,
             torch.cuda.current_stream(dev).cuda_stream), "route/dispatch")
+        return idx, gates, scratch[:E], offsets, perm, inv, xs
+
+    def _route_dispatch_fused(self, x, logits):
+        """route + permutation + gather in three kernel launches (moe_route_dispatch)."""
+        idx, gates, _, offsets, perm, inv, xs = self._route(x, logits, copy=True)
         return xs, inv, gates, offsets
+
+    # ------------------------------------------------------------------ fused layer0 (comm blocks)
+    def choose_comm_blocks(self, tokens: int) -> int:
+        """Comm blocks of the fused layer0 kernel for this many tokens: the constructor's value, or
+        (comm_blocks="auto") the cost model's choice among COMM_BLOCKS (0 = unfused)."""
+        if not self._variants()[0].startswith("swiglu_pair"):
+            return 0
+        if self.comm_blocks != "auto":
+            cb = int(self.comm_blocks)
+        else:
+            key = ("cb", tokens)
+            if key not in self._scratch:
+                from comet_ir.backends.cost import moe_model as MM
+                cfg = MM.MoEConfig(tokens, self.hidden, self.ffn, self.experts, self.topk, self.ep, self.tp)
+                self._scratch[key], _ = MM.choose_comm_blocks(cfg, "h100", COMM_BLOCKS, same_gpu=self._same_gpu())
+            cb = self._scratch[key]
+        # with ep > 1 the rows must move: at least the smallest comm share
+        return cb if self.ep == 1 else max(cb, COMM_BLOCKS[1])
+
+    def _same_gpu(self) -> bool:
+        return self.ep * self.tp > 1 and torch.cuda.device_count() < self.ep * self.tp
+
+    def _err_buf(self, dev):
+        if "err" not in self._scratch:
+            self._scratch["err"] = torch.zeros(1, dtype=torch.int32, device=dev)
+        return self._scratch["err"]
+
+    def check_errors(self) -> None:
+        """Raise if a bounded wait of the fused kernels ran out (a peer never signalled). Syncs."""
+        err = self._scratch.get("err")
+        if err is not None:
+            code = int(err.item())
+            if code:
+                err.zero_()
+                what = {1: "a layer0 tile's rows never all arrived", 2: "a peer never sent its expert counts",
+                        3: "a peer never returned its rows"}.get(code, f"code {code}")
+                raise CometError(f"moe: fused EP kernel timed out after {self.timeout_s} s: {what}")
+
+    def _layer0_fused_local(self, x, logits, comm_blocks: int):
+        """ep == 1: route, then ONE kernel in which comm_blocks CTAs gather the token rows into the
+        expert-grouped buffer (setting per-tile flags) while the other CTAs run GEMM1 + SwiGLU,
+        each tile waiting for its rows; then GEMM2. Returns (y grouped, inv, gates)."""
+        from comet_ir.backends.cuda.moe import kernels
+        lib = kernels.load()
+        T, k, E, H, dev = x.shape[0], self.topk, self.experts, self.hidden, x.device
+        s = torch.cuda.current_stream(dev).cuda_stream
+        idx, gates, _, offsets, perm, inv, _ = self._route(x, logits, copy=False)
+        rows = T * k
+        max_mt = -(-rows // 128) + 1
+        flags = torch.empty(E * max_mt, dtype=torch.int32, device=dev)
+        bases = torch.empty(2, E, dtype=torch.int64, device=dev)
+        kernels.check(lib.moe_local_bases(offsets.data_ptr(), E, bases[0].data_ptr(), bases[1].data_ptr(),
+                                          flags.data_ptr(), E * max_mt, s), "layer0 set-up")
+        xs = torch.empty(rows, H, dtype=x.dtype, device=dev)
+        h = torch.empty(rows, self.fl, dtype=x.dtype, device=dev)
+        d = kernels.CommDesc(x=x.data_ptr(), idx=idx.data_ptr(), perm=perm.data_ptr(), send_off=offsets.data_ptr(),
+                             abs_base=bases[0].data_ptr(), grp_base=bases[1].data_ptr(), rows=rows, vec=H // 8,
+                             topk=k, experts=E, ep=1, me=0, max_mt=max_mt, sys_scope=0)
+        d.peer_xs[0], d.peer_flags[0] = xs.data_ptr(), flags.data_ptr()
+        w13t, _ = self._pack()
+        g1 = self._gemm_v(self._variants()[0], 2 * self.fl, H, dev)
+        g1.run_layer0(offsets.data_ptr(), xs.data_ptr(), w13t.data_ptr(), h.data_ptr(), s, d, comm_blocks // 2,
+                      flags.data_ptr(), max_mt, False, self._err_buf(dev).data_ptr(), int(self.timeout_s * 1e9))
+        return self._gemm2_cutlass(h, offsets, rows), inv, gates
+
+    # ------------------------------------------------------------------ EP over NVSHMEM
+    def _use_shmem(self) -> bool:
+        if self.transport == "torch":
+            return False
+        from comet_ir.backends.cuda.moe import kernels
+        ok = kernels.nvshmem_root() is not None and self._variants()[0].startswith("swiglu_pair")
+        if self.transport == "nvshmem" and not ok:
+            raise CometError("moe: transport='nvshmem' needs NVSHMEM (nvidia-nvshmem-cu13) and a swiglu_pair GEMM1")
+        return ok
+
+    def _shmem_setup(self, dev):
+        if self._shmem is not None:
+            return self._shmem
+        import ctypes
+        import torch.distributed as dist
+        from comet_ir.backends.cuda.moe import kernels
+        lib = kernels.load_shmem()
+        world = self.ep * self.tp
+        uid = (ctypes.c_char * lib.moe_shmem_uid_size())()
+        if self.rank == 0 and lib.moe_shmem_get_uid(ctypes.cast(uid, ctypes.c_void_p)):
+            raise CometError("moe: nvshmemx_get_uniqueid failed")
+        obj = [bytes(uid)]
+        src = dist.get_global_rank(self.group, 0) if self.group is not None else 0
+        dist.broadcast_object_list(obj, src=src, group=self.group)
+        ctypes.memmove(uid, obj[0], len(obj[0]))
+        rc = lib.moe_shmem_init(self.rank, world, ctypes.cast(uid, ctypes.c_void_p))
+        if rc not in (0, 1):
+            raise CometError(f"moe: NVSHMEM init failed (code {rc}) for PE {self.rank} of {world}")
+        E, k, H, ep, epr = self.experts, self.topk, self.hidden, self.ep, self.epr
+        cap_send = self.max_tokens * k
+        cap_recv = ep * cap_send
+        max_mt = -(-cap_recv // 128) + 1
+        nflags = epr * max_mt
+        parts, off = {}, 0
+        for name, nbytes in (("xs", cap_recv * H * 2), ("ret", cap_send * H * 2), ("flags", nflags * 4),
+                             ("counts", ep * E * 4), ("arrive", 4), ("retcnt", 4)):
+            parts[name] = off
+            off += -(-nbytes // 256) * 256
+        base = lib.moe_shmem_malloc(off)
+        if not base:
+            raise CometError(f"moe: nvshmem_malloc({off}) failed (raise NVSHMEM_SYMMETRIC_SIZE or lower max_tokens)")
+        peers = []
+        for pe in (p * self.tp + self.tp_rank for p in range(ep)):
+            q = lib.moe_shmem_ptr(base, pe)
+            if not q:
+                raise CometError(f"moe: PE {pe} is not reachable by loads/stores (needs NVLink/P2P peers)")
+            peers.append(q)
+        ed = kernels.EpDesc(ep=ep, me=self.ep_rank, experts=E, nflags=nflags, timeout_ns=int(self.timeout_s * 1e9))
+        for p, q in enumerate(peers):
+            ed.peer_counts[p] = q + parts["counts"]
+            ed.peer_arrive[p] = q + parts["arrive"]
+            ed.peer_retcnt[p] = q + parts["retcnt"]
+            ed.peer_ret[p] = q + parts["ret"]
+        loc = {n: base + o for n, o in parts.items()}
+        counts_local = torch.zeros(ep * E, dtype=torch.int32, device=dev)
+        seq = torch.zeros(2, dtype=torch.int64, device=dev)
+        ed.counts, ed.counts_local, ed.arrive, ed.retcnt = loc["counts"], counts_local.data_ptr(), loc["arrive"], loc["retcnt"]
+        ed.flags, ed.seq, ed.err = loc["flags"], seq.data_ptr(), self._err_buf(dev).data_ptr()
+        self._shmem = dict(lib=lib, base=base, loc=loc, peers=peers, parts=parts, ed=ed, max_mt=max_mt,
+                           cap_recv=cap_recv, keep=(counts_local, seq))
+        return self._shmem
+
+    def _ep_forward_shmem(self, x, logits):
+        """EP > 1 without host syncs: route; exchange per-expert counts (symmetric memory,
+        monotonic counters); ONE layer0 kernel whose comm blocks write every token row straight
+        into the owner's expert buffer (peer mappings of the NVSHMEM heap; own rows first) and
+        bump the owner's tile flags, while the compute blocks run GEMM1 + SwiGLU on tiles whose
+        rows have all arrived; GEMM2; rows returned to their source (layer1's comm); combine.
+        Bounded waits: a peer that never signals -> CometError, not a hang."""
+        import ctypes
+        from comet_ir.backends.cuda.moe import kernels
+        T, k, E, H, dev = x.shape[0], self.topk, self.experts, self.hidden, x.device
+        if T > self.max_tokens:
+            raise CometError(f"moe: {T} tokens exceed max_tokens={self.max_tokens} given at construction "
+                             "(the NVSHMEM buffers are sized by it)")
+        sh = self._shmem_setup(dev)
+        lib = kernels.load()
+        s = torch.cuda.current_stream(dev).cuda_stream
+        ed, ep, epr = sh["ed"], self.ep, self.epr
+        idx, gates, counts, offsets, perm, inv, _ = self._route(x, logits, copy=False)
+        recv_off = torch.empty(epr + 1, dtype=torch.int64, device=dev)
+        bases = torch.empty(2, E, dtype=torch.int64, device=dev)
+        send_off_all = torch.empty(ep * (E + 1), dtype=torch.int64, device=dev)
+        kernels.check(lib.moe_ep_exchange(ctypes.byref(ed), counts.data_ptr(), recv_off.data_ptr(), bases[0].data_ptr(),
+                                          bases[1].data_ptr(), send_off_all.data_ptr(), s), "EP count exchange")
+        d = kernels.CommDesc(x=x.data_ptr(), idx=idx.data_ptr(), perm=perm.data_ptr(), send_off=offsets.data_ptr(),
+                             abs_base=bases[0].data_ptr(), grp_base=bases[1].data_ptr(), rows=T * k, vec=H // 8,
+                             topk=k, experts=E, ep=ep, me=self.ep_rank, max_mt=sh["max_mt"], sys_scope=1)
+        for p, q in enumerate(sh["peers"]):
+            d.peer_xs[p] = q + sh["parts"]["xs"]
+            d.peer_flags[p] = q + sh["parts"]["flags"]
+        cap = sh["cap_recv"]
+        h = torch.empty(cap, self.fl, dtype=x.dtype, device=dev)
+        w13t, _ = self._pack()
+        cb = self.choose_comm_blocks(T)
+        g1 = self._gemm_v(self._variants()[0], 2 * self.fl, H, dev)
+        g1.run_layer0(recv_off.data_ptr(), sh["loc"]["xs"], w13t.data_ptr(), h.data_ptr(), s, d, cb // 2,
+                      sh["loc"]["flags"], sh["max_mt"], True, ed.err, int(self.timeout_s * 1e9))
+        y = self._gemm2_cutlass(h, recv_off, cap)
+        kernels.check(lib.moe_ep_return(ctypes.byref(ed), y.data_ptr(), recv_off.data_ptr(), send_off_all.data_ptr(),
+                                        H, T * k, 132, s), "EP return")
+        out = torch.empty(T, H, dtype=x.dtype, device=dev)
+        kernels.check(lib.moe_combine(sh["loc"]["ret"], inv.data_ptr(), gates.data_ptr(), out.data_ptr(), T, H, k, s),
+                      "combine")
+        self.check_errors()
+        return out
 
     def _gather(self, x, perm, backend):
         if backend == "cutlass":

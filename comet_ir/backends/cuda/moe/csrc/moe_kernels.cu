@@ -21,6 +21,7 @@
 #include "cutlass/gemm/device/gemm_universal_adapter.h"
 #include "cutlass/gemm/kernel/gemm_universal.hpp"
 #include "cutlass/util/packed_stride.hpp"
+#include "cutlass/epilogue/thread/linear_combination.h"
 
 using namespace cute;
 
@@ -119,7 +120,8 @@ extern "C" int moe_combine(const void* y, const int64_t* inv, const float* gates
 //                        counts[e] += 1 (atomics)
 //   moe_scan_kernel      offsets = exclusive prefix sum of counts, cursors = 0
 //   moe_dispatch_kernel  one warp per token: row = offsets[e] + atomicAdd(cursor[e]); perm/inv;
-//                        the token's row is copied into the expert-grouped buffer at `row`.
+//                        the token's row is copied into the expert-grouped buffer at `row`
+//                        (xs == nullptr: no copy; the fused layer0 kernel moves the rows).
 // Row order inside an expert follows the atomics (not stable), which does not change any
 // result: every GEMM output row depends on its own input row only.
 template <int EPL>  // experts per lane (E <= 32 * EPL)
@@ -191,6 +193,7 @@ __global__ void moe_dispatch_kernel(const uint4* __restrict__ x, const int64_t* 
       perm[row] = flat; inv[flat] = row;
     }
     row = __shfl_sync(0xffffffff, row, 0);
+    if (xs == nullptr) continue;  // route only: the fused layer0 kernel's comm blocks move the rows
     uint4* dst = xs + row * vec_per_row;
     for (int i = lane; i < vec_per_row; i += 32) dst[i] = src[i];
   }
@@ -213,6 +216,47 @@ extern "C" int moe_route_dispatch(const float* logits, const void* x, int tokens
   return (int)cudaGetLastError();
 }
 
+// ------------------------------------------------------------------ readiness flags
+// The wrapper kernel copies its FlagCtx into shared memory; the mainloop's producer warp waits,
+// before the first TMA load of tile (group g, row block m), until flags[g * max_mt + m] counts
+// every row of the tile (min(128, M_g - 128 m)). A wait longer than timeout_ns sets *err and
+// goes on (garbage in, an error reported by the host, never a hang).
+struct FlagCtx {
+  int* flags;
+  int* err;
+  int max_mt;
+  int sys_scope;
+  long long timeout_ns;
+};
+
+__device__ __forceinline__ long long globaltimer_ns() {
+  long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+__device__ __forceinline__ int ld_acquire(const int* p, int sys) {
+  int v;
+  if (sys) asm volatile("ld.acquire.sys.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  else asm volatile("ld.acquire.gpu.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ void red_release_add(int* p, int v, int sys) {
+  if (sys) asm volatile("red.release.sys.global.add.s32 [%0], %1;" :: "l"(p), "r"(v) : "memory");
+  else asm volatile("red.release.gpu.global.add.s32 [%0], %1;" :: "l"(p), "r"(v) : "memory");
+}
+__device__ bool wait_at_least(const int* p, int need, int sys, long long timeout_ns, int* err, int code) {
+  if (ld_acquire(p, sys) >= need) return true;
+  long long t0 = globaltimer_ns();
+  while (ld_acquire(p, sys) < need) {
+    __nanosleep(64);
+    if (globaltimer_ns() - t0 > timeout_ns) {
+      if (err) atomicMax(err, code);
+      return false;
+    }
+  }
+  return true;
+}
+
 // ------------------------------------------------------------------ grouped GEMM (compute role)
 #if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
 using ProblemShape = cutlass::gemm::GroupProblemShape<Shape<int, int, int>>;
@@ -220,7 +264,126 @@ using Element = cutlass::bfloat16_t;
 using LayoutA = cutlass::layout::RowMajor;      // activations [M, K]
 using LayoutB = cutlass::layout::ColumnMajor;   // weights stored [N, K] (K contiguous)
 using LayoutD = cutlass::layout::RowMajor;      // output [M, N]
+using StrideDPtr = cutlass::detail::TagToStrideC_t<LayoutD*>;
 constexpr int kAlign = 8;
+constexpr int kTileM = 128;
+__shared__ FlagCtx s_fctx;
+
+template <class Base>
+struct FlaggedMainloop : Base {
+  using Base::Base;
+  int flag_group_ = 0;
+  int flag_rows_ = 0;
+
+  template <class Storage, class P, class TM, class PS>
+  CUTLASS_DEVICE void tensormaps_perform_update(Storage& s, P const& p, TM const& tm, PS ps, int32_t next_batch) {
+    flag_group_ = next_batch;
+    flag_rows_ = int(get<0>(ps));
+    Base::tensormaps_perform_update(s, p, tm, ps, next_batch);
+  }
+
+  template <class P, class Pipe, class State, class LI, class TM, class BC, class KI, class Storage>
+  CUTLASS_DEVICE void load(P const& mp, Pipe pipeline, State st, LI const& li, TM const& tm, BC const& bc,
+                           KI k_iter, int k_count, int thread_idx, uint32_t rank, Storage& ts) {
+    if (s_fctx.flags != nullptr) {
+      int m = int(get<0>(bc));
+      if (cute::elect_one_sync()) {
+        int need = min(kTileM, flag_rows_ - m * kTileM);
+        wait_at_least(s_fctx.flags + (int64_t)flag_group_ * s_fctx.max_mt + m, need, s_fctx.sys_scope,
+                      s_fctx.timeout_ns, s_fctx.err, 1);
+        // rows were written by ordinary stores (generic proxy); the TMA engine reads them next
+        asm volatile("fence.proxy.async.global;" ::: "memory");
+      }
+      __syncwarp();
+    }
+    Base::load(mp, pipeline, st, li, tm, bc, k_iter, k_count, thread_idx, rank, ts);
+  }
+};
+
+// ---- GEMM1 epilogue with the SwiGLU fused ---------------------------------------------------
+// B's rows (the N dimension) are [w1 | w3] interleaved in blocks of 8: block 2b = w1 columns
+// 8b..8b+7, block 2b+1 = the same w3 columns. In the wgmma accumulator layout a thread holds
+// columns {2q, 2q+1} + 8j, so a gate value (j even) and its up value (j + 1) sit in one thread's
+// registers: h = silu(gate) * up is computed there and written at half width (bf16x2 stores),
+// so GEMM1 writes [rows, F] instead of [rows, 2F] and no separate SwiGLU pass runs.
+struct SwigluPairEpilogue {
+  using EpilogueSchedule = cutlass::epilogue::PtrArrayNoSmemWarpSpecialized;
+  using DispatchPolicy = EpilogueSchedule;
+  using ElementC = Element;
+  using ElementD = Element;
+  using ElementAccumulator = float;
+  using ElementCompute = float;
+  using ElementScalar = float;
+  using ElementOutput = Element;
+  // only named by the device adapter's type aliases; the pair epilogue computes its own output
+  using ThreadEpilogueOp = cutlass::epilogue::thread::LinearCombination<Element, 1, float, float>;
+  using StrideC = StrideDPtr;
+  using StrideD = StrideDPtr;
+  using InternalStrideC = cute::remove_pointer_t<StrideC>;
+  using InternalStrideD = cute::remove_pointer_t<StrideD>;
+  using GmemTiledCopyC = void;
+  using GmemTiledCopyD = void;
+  struct SharedStorage {};
+  using TensorMapStorage = SharedStorage;
+  struct Arguments {
+    Element** ptr_D = nullptr;   // per group: h rows of the group, row stride ldd
+    int64_t ldd = 0;             // F (half of GEMM1's N)
+  };
+  using Params = Arguments;
+
+  template <class PS> static constexpr Params to_underlying_arguments(PS const&, Arguments const& a, void*) { return a; }
+  template <class PS> static size_t get_workspace_size(PS const&, Arguments const&, int) { return 0; }
+  template <class PS>
+  static cutlass::Status initialize_workspace(PS const&, Arguments const&, void*, cudaStream_t, cutlass::CudaHostAdapter* = nullptr) {
+    return cutlass::Status::kSuccess;
+  }
+  template <class PS> static bool can_implement(PS const&, Arguments const& a) { return a.ldd % 2 == 0; }
+
+  CUTLASS_HOST_DEVICE SwigluPairEpilogue(Params const& p) : params(p) {}
+  CUTLASS_DEVICE bool is_source_needed() { return false; }
+
+  template <class PS, class BS, class BC, class FE, class FL, class TiledMma, class Res>
+  CUTLASS_DEVICE void operator()(PS problem_shape_mnkl, BS blk_shape, BC blk_coord, cute::Tensor<FE, FL> const& acc,
+                                 TiledMma tiled_mma, Res, int thread_idx, char*) {
+    static_assert(decltype(size<0, 0>(acc))::value == 2 && decltype(size<0, 1>(acc))::value == 2,
+                  "expects the wgmma accumulator layout ((2,2,N/8), MMA_M, MMA_N)");
+    constexpr int NJ = decltype(size<0, 2>(acc))::value;
+    static_assert(NJ % 2 == 0, "tile N must be a multiple of 16");
+    const int M = int(get<0>(problem_shape_mnkl)), N = int(get<1>(problem_shape_mnkl));
+    auto [m_coord, n_coord, k_coord, l_coord] = blk_coord;
+    const int m0 = int(m_coord) * int(size<0>(blk_shape)), n0 = int(n_coord) * int(size<1>(blk_shape));
+    __nv_bfloat16* D = reinterpret_cast<__nv_bfloat16*>(params.ptr_D[l_coord]);
+    auto thr = tiled_mma.get_thread_slice(thread_idx);
+    Tensor cD = make_identity_tensor(take<0, 2>(blk_shape));
+    Tensor tC = thr.partition_C(cD);
+    CUTLASS_PRAGMA_UNROLL
+    for (int mm = 0; mm < size<1>(acc); ++mm) {
+      CUTLASS_PRAGMA_UNROLL
+      for (int mn = 0; mn < size<2>(acc); ++mn) {
+        CUTLASS_PRAGMA_UNROLL
+        for (int j = 0; j < NJ; j += 2) {
+          CUTLASS_PRAGMA_UNROLL
+          for (int r = 0; r < 2; ++r) {
+            auto c0 = make_coord(make_coord(0, r, j), mm, mn);
+            auto c1 = make_coord(make_coord(1, r, j), mm, mn);
+            auto u0 = make_coord(make_coord(0, r, j + 1), mm, mn);
+            auto u1 = make_coord(make_coord(1, r, j + 1), mm, mn);
+            int row = m0 + int(get<0>(tC(c0))), col = n0 + int(get<1>(tC(c0)));
+            if (row < M && col < N) {
+              float g0 = acc(c0), g1 = acc(c1);
+              float h0 = g0 / (1.f + __expf(-g0)) * acc(u0);
+              float h1 = g1 / (1.f + __expf(-g1)) * acc(u1);
+              int64_t oc = (col >> 4) * 8 + (col & 7);
+              *reinterpret_cast<__nv_bfloat162*>(D + (int64_t)row * params.ldd + oc) = __floats2bfloat162_rn(h0, h1);
+            }
+          }
+        }
+      }
+    }
+  }
+
+  Params params;
+};
 
 template <class TileShape_, class ClusterShape_, class KernelSchedule_, class EpilogueSchedule_>
 struct GroupedGemm {
@@ -236,89 +399,174 @@ struct GroupedGemm {
       KernelSchedule_>::CollectiveOp;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+  static constexpr bool kPair = false;
+  static constexpr int kClusterSize = size(ClusterShape_{});
 };
 
-// variants: 0 coop 128x256x64 cluster 2x1; 1 pingpong 128x128x64 cluster 2x1;
-//           2 coop 256x128x64 cluster 2x1; 3 coop 128x256x64 cluster 1x2; 4 coop 128x256x64 cluster 1x1
-using Coop = GroupedGemm<Shape<_128, _256, _64>, Shape<_2, _1, _1>,
-                         cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative,
-                         cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative>;
-using Ping = GroupedGemm<Shape<_128, _128, _64>, Shape<_2, _1, _1>,
-                         cutlass::gemm::KernelPtrArrayTmaWarpSpecializedPingpong,
-                         cutlass::epilogue::PtrArrayTmaWarpSpecializedPingpong>;
-
-// GEMM1 with the SwiGLU fused into the epilogue: D = silu(acc) * C, C = x @ w3 (the "up" GEMM,
-// computed first by a plain variant), acc = x @ w1. Epilogue visitor tree (EVT).
-using namespace cutlass::epilogue::fusion;
-using SwigluEVT = Sm90EVT<Sm90Compute<cutlass::multiplies, Element, float, cutlass::FloatRoundStyle::round_to_nearest>,
-                          Sm90EVT<Sm90Compute<cutlass::epilogue::thread::SiLu, float, float, cutlass::FloatRoundStyle::round_to_nearest>,
-                                  Sm90AccFetch>,
-                          Sm90SrcFetch<Element>>;
-struct GroupedGemmSwiglu {
+// GEMM1 + SwiGLU (pair epilogue) with the flag-waiting mainloop: the layer0 compute role.
+template <class ClusterShape_>
+struct PairGemm {
   using TileShape_ = Shape<_128, _256, _64>;
-  using ClusterShape_ = Shape<_2, _1, _1>;
-  using CollectiveEpilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape_, ClusterShape_,
-      cutlass::epilogue::collective::EpilogueTileAuto, float, float,
-      Element, LayoutD*, kAlign, Element, LayoutD*, kAlign,
-      cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative, SwigluEVT>::CollectiveOp;
-  using CollectiveMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+  using CollectiveEpilogue = cutlass::epilogue::collective::detail::Sm90TmaWarpSpecializedAdapter<SwigluPairEpilogue>;
+  using BaseMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Element, LayoutA*, kAlign, Element, LayoutB*, kAlign,
       float, TileShape_, ClusterShape_,
       cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename CollectiveEpilogue::SharedStorage))>,
       cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative>::CollectiveOp;
+  using CollectiveMainloop = FlaggedMainloop<BaseMainloop>;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+  static constexpr bool kPair = true;
+  static constexpr int kClusterSize = size(ClusterShape_{});
 };
 
-using Coop256 = GroupedGemm<Shape<_256, _128, _64>, Shape<_2, _1, _1>,
-                            cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative,
-                            cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative>;
+using Coop = GroupedGemm<Shape<_128, _256, _64>, Shape<_2, _1, _1>,
+                         cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative,
+                         cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative>;
 using CoopC12 = GroupedGemm<Shape<_128, _256, _64>, Shape<_1, _2, _1>,
                             cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative,
                             cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative>;
 using CoopC11 = GroupedGemm<Shape<_128, _256, _64>, Shape<_1, _1, _1>,
                             cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative,
                             cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative>;
+using CoopC22 = GroupedGemm<Shape<_128, _256, _64>, Shape<_2, _2, _1>,
+                            cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative,
+                            cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative>;
+using Pair21 = PairGemm<Shape<_2, _1, _1>>;
+using Pair12 = PairGemm<Shape<_1, _2, _1>>;
+using Pair22 = PairGemm<Shape<_2, _2, _1>>;  // A and B both multicast: half the L2->SMEM traffic per CTA
+
+// ---- layer0 comm role (thread-block isolation) ---------------------------------------------
+// The last comm_clusters clusters of the launch are comm blocks: before joining the grouped
+// GEMM they move token rows, at token granularity, from x into the expert-input buffer of the
+// PE owning the expert (peer pointers of an NVSHMEM symmetric buffer; the own buffer when
+// ep == 1) and add the number of rows landed to that tile's readiness flag (release). Rows
+// whose destination is this PE go first (local-first), then the other PEs in ring order.
+struct CommDesc {
+  const uint4* x;              // [T, H/8] this PE's tokens
+  const int64_t* idx;          // [T, k] global expert of each (token, slot)
+  const int64_t* perm;         // send row -> flat slot (token * k + s); send rows grouped by expert
+  const int64_t* send_off;     // [E + 1] send-layout offsets
+  const int64_t* abs_base;     // [E] first row of this PE's rows for expert e in the owner's buffer
+  const int64_t* grp_base;     // [E] same, counted from the start of the owner's group
+  uint4* peer_xs[8];           // expert-input buffer of each PE
+  int* peer_flags[8];          // tile flags of each PE, [epr * max_mt]
+  int rows, vec, topk, experts, ep, me, max_mt, sys_scope;
+};
+
+__device__ void comm_role(CommDesc const& c, int cta, int ctas) {
+  constexpr int kChunk = 4;  // rows per warp between flag updates
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  const int epr = c.experts / c.ep;
+  const int64_t start = c.send_off[c.me * epr];  // local-first: rotate the send rows
+  const int64_t nchunks = (c.rows + kChunk - 1) / kChunk;
+  for (int64_t ch = (int64_t)cta * nwarps + warp; ch < nchunks; ch += (int64_t)ctas * nwarps) {
+    int* fl[kChunk];
+    int nf = 0;
+#pragma unroll
+    for (int q = 0; q < kChunk; ++q) {
+      fl[q] = nullptr;
+      int64_t rr = ch * kChunk + q;
+      if (rr >= c.rows) break;
+      int64_t r = (rr + start) % c.rows;
+      int64_t flat = c.perm[r];
+      int e = (int)c.idx[flat];
+      int p = e / epr, j = e - p * epr;
+      int64_t i = r - c.send_off[e];
+      const uint4* src = c.x + (flat / c.topk) * (int64_t)c.vec;
+      uint4* dst = c.peer_xs[p] + (c.abs_base[e] + i) * (int64_t)c.vec;
+      for (int v = lane; v < c.vec; v += 128) {
+        uint4 a0 = src[v], a1, a2, a3;
+        if (v + 32 < c.vec) a1 = src[v + 32];
+        if (v + 64 < c.vec) a2 = src[v + 64];
+        if (v + 96 < c.vec) a3 = src[v + 96];
+        dst[v] = a0;
+        if (v + 32 < c.vec) dst[v + 32] = a1;
+        if (v + 64 < c.vec) dst[v + 64] = a2;
+        if (v + 96 < c.vec) dst[v + 96] = a3;
+      }
+      fl[q] = c.peer_flags[p] + (int64_t)j * c.max_mt + (c.grp_base[e] + i) / kTileM;
+      nf = q + 1;
+    }
+    __syncwarp();
+    if (lane == 0) {
+      // every lane's stores are ordered before the flag by the warp barrier + the release
+      if (c.sys_scope) __threadfence_system(); else __threadfence();
+      for (int q = 0; q < nf;) {
+        int n = 1;
+        while (q + n < nf && fl[q + n] == fl[q]) ++n;
+        red_release_add(fl[q], n, c.sys_scope);
+        q += n;
+      }
+    }
+    __syncwarp();
+  }
+}
+
+template <class GemmKernel>
+__global__ void __launch_bounds__(GemmKernel::MaxThreadsPerBlock, GemmKernel::MinBlocksPerMultiprocessor)
+moe_layer0_kernel(CUTLASS_GRID_CONSTANT typename GemmKernel::Params const params, CommDesc const comm,
+                  FlagCtx const fctx, int comm_clusters) {
+  // dynamic smem after the 32-byte static FlagCtx: keep CUTLASS's 128-byte (TMA/swizzle) alignment
+  extern __shared__ __align__(1024) char smem[];
+  if (threadIdx.x == 0) s_fctx = fctx;
+  if (comm_clusters > 0) {
+    // cluster index over the grid; clusters never mix roles
+    dim3 cs = cute::cluster_shape();
+    int csize = cs.x * cs.y * cs.z;
+    int cl = blockIdx.x / cs.x + (blockIdx.y / cs.y) * (gridDim.x / cs.x);
+    // the LAST clusters: the static persistent schedule gives them one tile fewer whenever the
+    // tile count is not a multiple of the grid, so part of the comm time is slack
+    int first_comm = int(gridDim.x * gridDim.y) / csize - comm_clusters;
+    if (cl >= first_comm) {
+      int rank = cute::block_rank_in_cluster();
+      comm_role(comm, (cl - first_comm) * csize + rank, comm_clusters * csize);
+    }
+  }
+  __syncthreads();
+  GemmKernel op;
+  op(params, smem);
+}
 
 __global__ void moe_group_args_kernel(int groups, const int64_t* offsets, int n, int k,
                                       typename ProblemShape::UnderlyingProblemShape* shapes,
-                                      const Element** pa, const Element** pb, Element** pd, const Element** pc,
-                                      const Element* a, const Element* b, Element* d, const Element* c,
-                                      int64_t b_gstride) {
+                                      const Element** pa, const Element** pb, Element** pd,
+                                      const Element* a, const Element* b, Element* d,
+                                      int64_t b_gstride, int64_t d_ld) {
   int g = blockIdx.x * blockDim.x + threadIdx.x;
   if (g >= groups) return;
   int64_t r0 = offsets[g], m = offsets[g + 1] - r0;
   shapes[g] = make_shape(int(m), n, k);
   pa[g] = a + r0 * k;
   pb[g] = b + (int64_t)g * b_gstride;
-  pd[g] = d + r0 * n;
-  if (pc) pc[g] = c + r0 * n;
+  pd[g] = d + r0 * d_ld;
 }
 
 struct GGBase {
   virtual ~GGBase() {}
-  virtual int run(const int64_t*, const void*, const void*, void*, const void*, int64_t, void*) = 0;
+  virtual int run(const int64_t*, const void*, const void*, void*, int64_t, void*, const CommDesc*, int,
+                  const FlagCtx*) = 0;
 };
 
-template <class G, bool kSwiglu = false>
+template <class G>
 struct GG : GGBase {
   using Gemm = typename G::Gemm;
-  using SA = typename Gemm::GemmKernel::InternalStrideA;
-  using SB = typename Gemm::GemmKernel::InternalStrideB;
-  using SD = typename Gemm::GemmKernel::InternalStrideD;
-  int groups, n, k;
+  using Kernel = typename Gemm::GemmKernel;
+  using SA = typename Kernel::InternalStrideA;
+  using SB = typename Kernel::InternalStrideB;
+  using SD = typename Kernel::InternalStrideD;
+  int groups, n, k, out_n;
   typename ProblemShape::UnderlyingProblemShape* shapes = nullptr;
-  const Element** pa = nullptr; const Element** pb = nullptr; Element** pd = nullptr; const Element** pc = nullptr;
+  const Element** pa = nullptr; const Element** pb = nullptr; Element** pd = nullptr;
   SA* sa = nullptr; SB* sb = nullptr; SD* sd = nullptr;
   void* workspace = nullptr;
   Gemm gemm;
   int err = 0;
 
   GG(int groups_, int n_, int k_, int device, int sm_count) : groups(groups_), n(n_), k(k_) {
+    out_n = G::kPair ? n / 2 : n;
     cudaMalloc(&shapes, sizeof(*shapes) * groups);
     cudaMalloc(&pa, sizeof(void*) * groups); cudaMalloc(&pb, sizeof(void*) * groups); cudaMalloc(&pd, sizeof(void*) * groups);
-    if (kSwiglu) cudaMalloc(&pc, sizeof(void*) * groups);
     cudaMalloc(&sa, sizeof(SA) * groups); cudaMalloc(&sb, sizeof(SB) * groups); cudaMalloc(&sd, sizeof(SD) * groups);
     // strides of row-major [M,K], [N,K] (K contiguous) and [M,N] do not depend on M
     SA ha = cutlass::make_cute_packed_stride(SA{}, {1, k, 1});
@@ -329,63 +577,94 @@ struct GG : GGBase {
       cudaMemcpy(sb + g, &hb, sizeof(SB), cudaMemcpyHostToDevice);
       cudaMemcpy(sd + g, &hd, sizeof(SD), cudaMemcpyHostToDevice);
     }
-    cutlass::KernelHardwareInfo hw = cutlass::KernelHardwareInfo::make_kernel_hardware_info<typename Gemm::GemmKernel>(device);
+    cutlass::KernelHardwareInfo hw = cutlass::KernelHardwareInfo::make_kernel_hardware_info<Kernel>(device);
     // compute role on fewer SMs when comm blocks take the rest (thread-block isolation ratio)
     if (sm_count > 0 && sm_count < hw.sm_count) hw.sm_count = sm_count;
     typename Gemm::Arguments args;
-    decltype(args.epilogue.thread) fusion{};
-    if constexpr (!kSwiglu) {
+    if constexpr (G::kPair) {
+      typename G::CollectiveEpilogue::Arguments ea{pd, (int64_t)out_n};
+      args = typename Gemm::Arguments{cutlass::gemm::GemmUniversalMode::kGrouped, {groups, shapes, nullptr},
+                                      {pa, sa, pb, sb}, ea, hw};
+    } else {
+      decltype(args.epilogue.thread) fusion{};
       fusion.alpha = 1.f; fusion.beta = 0.f;
       fusion.alpha_ptr = nullptr; fusion.beta_ptr = nullptr;
       fusion.alpha_ptr_array = nullptr; fusion.beta_ptr_array = nullptr;
       fusion.dAlpha = {cute::_0{}, cute::_0{}, 0}; fusion.dBeta = {cute::_0{}, cute::_0{}, 0};
-      args = typename Gemm::Arguments{cutlass::gemm::GemmUniversalMode::kGrouped,
-                                      {groups, shapes, nullptr},
-                                      {pa, sa, pb, sb},
-                                      {fusion, nullptr, sd, pd, sd},
-                                      hw};
-    } else {
-      args = typename Gemm::Arguments{cutlass::gemm::GemmUniversalMode::kGrouped,
-                                      {groups, shapes, nullptr},
-                                      {pa, sa, pb, sb},
-                                      {fusion, pc, sd, pd, sd},
-                                      hw};
+      args = typename Gemm::Arguments{cutlass::gemm::GemmUniversalMode::kGrouped, {groups, shapes, nullptr},
+                                      {pa, sa, pb, sb}, {fusion, nullptr, sd, pd, sd}, hw};
     }
     size_t ws = Gemm::get_workspace_size(args);
     if (ws) cudaMalloc(&workspace, ws);
     if (gemm.can_implement(args) != cutlass::Status::kSuccess) { err = -3; return; }
     if (gemm.initialize(args, workspace) != cutlass::Status::kSuccess) { err = -4; return; }
+    if constexpr (G::kPair) {
+      err = (int)cudaFuncSetAttribute(moe_layer0_kernel<Kernel>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      int(Kernel::SharedStorageSize));
+      if (err) return;
+    }
     err = (int)cudaDeviceSynchronize();
   }
   ~GG() {
     cudaFree(shapes); cudaFree(pa); cudaFree(pb); cudaFree(pd); cudaFree(sa); cudaFree(sb); cudaFree(sd);
-    if (pc) cudaFree(pc);
     if (workspace) cudaFree(workspace);
   }
-  int run(const int64_t* offsets, const void* a, const void* b, void* d, const void* c, int64_t b_gstride,
-          void* stream) override {
+
+  int launch_pair(cudaStream_t s, const CommDesc* comm, int comm_clusters, const FlagCtx* fctx) {
+    auto const& params = gemm.params();
+    dim3 grid = Kernel::get_grid_shape(params), block = Kernel::get_block_shape();
+    int grid_clusters = int(grid.x * grid.y * grid.z) / G::kClusterSize;
+    if (comm_clusters < 0 || comm_clusters >= grid_clusters) return -8;
+    CommDesc c{};
+    if (comm) c = *comm;
+    FlagCtx f{};
+    if (fctx) f = *fctx;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid; cfg.blockDim = block;
+    cfg.dynamicSmemBytes = Kernel::SharedStorageSize;  // + the static FlagCtx (and its 1 KB alignment pad)
+    cfg.stream = s;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    auto cs = typename Kernel::ClusterShape{};
+    attr[0].val.clusterDim.x = size<0>(cs); attr[0].val.clusterDim.y = size<1>(cs); attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr; cfg.numAttrs = 1;
+    return (int)cudaLaunchKernelEx(&cfg, moe_layer0_kernel<Kernel>, params, c, f, comm_clusters);
+  }
+
+  int run(const int64_t* offsets, const void* a, const void* b, void* d, int64_t b_gstride, void* stream,
+          const CommDesc* comm, int comm_clusters, const FlagCtx* fctx) override {
     auto s = (cudaStream_t)stream;
-    if (kSwiglu && !c) return -7;
-    moe_group_args_kernel<<<(groups + 127) / 128, 128, 0, s>>>(groups, offsets, n, k, shapes, pa, pb, pd, pc,
-        (const Element*)a, (const Element*)b, (Element*)d, (const Element*)c, b_gstride > 0 ? b_gstride : (int64_t)n * k);
+    moe_group_args_kernel<<<(groups + 127) / 128, 128, 0, s>>>(groups, offsets, n, k, shapes, pa, pb, pd,
+        (const Element*)a, (const Element*)b, (Element*)d, b_gstride > 0 ? b_gstride : (int64_t)n * k, out_n);
     int e = (int)cudaGetLastError();
     if (e) return e;
-    if (gemm.run(s) != cutlass::Status::kSuccess) return -5;
+    if constexpr (G::kPair) {
+      e = launch_pair(s, comm, comm_clusters, fctx);
+      if (e) return e;
+    } else {
+      if (comm_clusters || fctx) return -9;
+      if (gemm.run(s) != cutlass::Status::kSuccess) return -5;
+    }
     return (int)cudaGetLastError();
   }
 };
 #endif
 
+// variants: 0 coop 128x256x64 cluster 2x1; 1 cluster 1x2; 2 cluster 1x1 (plain epilogue, any GEMM);
+//           3 GEMM1 + SwiGLU pair epilogue cluster 2x1; 4 same, cluster 1x2 (N = 2F interleaved
+//           [w1|w3] in blocks of 8 columns; D is [rows, F]); 5 plain cluster 2x2; 6 pair cluster 2x2.
+//           The pair variants (3, 4, 6) also run the fused layer0.
 extern "C" void* moe_gg_create(int variant, int groups, int n, int k, int device, int sm_count, int* err) {
 #if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
   GGBase* h = nullptr; int e = 0;
   switch (variant) {
     case 0: { auto* p = new GG<Coop>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
-    case 1: { auto* p = new GG<Ping>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
-    case 2: { auto* p = new GG<Coop256>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
-    case 3: { auto* p = new GG<CoopC12>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
-    case 4: { auto* p = new GG<CoopC11>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
-    case 5: { auto* p = new GG<GroupedGemmSwiglu, true>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
+    case 1: { auto* p = new GG<CoopC12>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
+    case 2: { auto* p = new GG<CoopC11>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
+    case 3: { auto* p = new GG<Pair21>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
+    case 4: { auto* p = new GG<Pair12>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
+    case 5: { auto* p = new GG<CoopC22>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
+    case 6: { auto* p = new GG<Pair22>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
     default: *err = -6; return nullptr;
   }
   *err = e;
@@ -396,12 +675,25 @@ extern "C" void* moe_gg_create(int variant, int groups, int n, int k, int device
 #endif
 }
 
-// D[rows of g] = A[rows of g] @ B[g]^T  (variant 5: D = silu(A @ B[g]^T) * C[rows of g]);
-// B[g] starts at b + g * b_gstride elements (0: packed [G, N, K]).
-extern "C" int moe_gg_run(void* h, const int64_t* offsets, const void* a, const void* b, void* d, const void* c,
+// D[rows of g] = A[rows of g] @ B[g]^T; B[g] starts at b + g * b_gstride elements (0: packed [G, N, K]).
+extern "C" int moe_gg_run(void* h, const int64_t* offsets, const void* a, const void* b, void* d,
                           int64_t b_gstride, void* stream) {
 #if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
-  return static_cast<GGBase*>(h)->run(offsets, a, b, d, c, b_gstride, stream);
+  return static_cast<GGBase*>(h)->run(offsets, a, b, d, b_gstride, stream, nullptr, 0, nullptr);
+#else
+  return -1;
+#endif
+}
+
+// layer0 in one kernel: comm_clusters clusters move rows (CommDesc) and set flags, the GEMM waits
+// on them (FlagCtx). Variants 3 and 4 only.
+extern "C" int moe_layer0_run(void* h, const int64_t* offsets, const void* a, const void* b, void* d,
+                              const CommDesc* comm, int comm_clusters, int* flags, int max_mt, int sys_scope,
+                              int* err, long long timeout_ns, void* stream) {
+#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
+  FlagCtx f{flags, err, max_mt, sys_scope, timeout_ns};
+  return static_cast<GGBase*>(h)->run(offsets, a, b, d, 0, stream, comm_clusters ? comm : nullptr, comm_clusters,
+                                      flags ? &f : nullptr);
 #else
   return -1;
 #endif
@@ -411,4 +703,178 @@ extern "C" void moe_gg_destroy(void* h) {
 #if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
   delete static_cast<GGBase*>(h);
 #endif
+}
+
+extern "C" int moe_comm_desc_size() { return (int)sizeof(CommDesc); }
+
+// ------------------------------------------------------------------ EP > 1 transport
+// Symmetric buffers (NVSHMEM heap, same layout on every PE; peers reached through nvshmem_ptr
+// mappings, so the kernels here need no NVSHMEM device library):
+//   xs      [cap_recv, H]  expert input rows, grouped by local expert, sources local-first
+//   ret     [cap_send, H]  rows returned to their source after GEMM2 (send layout)
+//   flags   [epr * max_mt] rows landed per layer0 tile
+//   counts  [ep, E]        counts_in[s][e]: rows PE s sends to expert e (this call)
+//   arrive, ret_cnt        monotonic counters (ep per call / rows returned)
+// Every PE calls the layer the same number of times; the counters never reset, the waits
+// compare them with per-call targets kept in local device memory (seq).
+struct EpDesc {
+  int* peer_counts[8];
+  int* peer_arrive[8];
+  int* peer_retcnt[8];
+  uint4* peer_ret[8];
+  int* counts;      // own [ep * E] (symmetric: peers write it)
+  int* counts_local;  // local copy taken after the wait, read by the return kernel
+  int* arrive;      // own
+  int* retcnt;      // own
+  int* flags;       // own [nflags]
+  int64_t* seq;     // local [2]: calls so far, rows expected back so far
+  int* err;         // local
+  int ep, me, experts, nflags;
+  long long timeout_ns;
+};
+
+// One block. Zero this PE's tile flags, publish its per-expert counts to every PE, wait for
+// everyone's, then derive (a) the receive layout of this PE's local experts (group offsets for
+// the grouped GEMM) and (b) where this PE's rows for each expert land on the owner.
+__global__ void moe_ep_exchange_kernel(EpDesc d, const int* __restrict__ my_counts, int64_t* __restrict__ recv_off,
+                                       int64_t* __restrict__ abs_base, int64_t* __restrict__ grp_base,
+                                       int64_t* __restrict__ send_off_all /* [ep, E+1] */) {
+  const int E = d.experts, ep = d.ep, me = d.me, epr = E / ep;
+  for (int i = threadIdx.x; i < d.nflags; i += blockDim.x) d.flags[i] = 0;
+  __syncthreads();
+  if (threadIdx.x == 0) __threadfence_system();
+  __syncthreads();
+  for (int i = threadIdx.x; i < ep * E; i += blockDim.x) {
+    int p = i / E, e = i - p * E;
+    d.peer_counts[p][me * E + e] = my_counts[e];
+  }
+  __syncthreads();
+  __shared__ int ok;
+  if (threadIdx.x == 0) {
+    __threadfence_system();
+    for (int p = 0; p < ep; ++p) red_release_add(d.peer_arrive[p], 1, 1);
+    int64_t s = ++d.seq[0];
+    ok = wait_at_least(d.arrive, int(s * ep), 1, d.timeout_ns, d.err, 2);
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < ep * E; i += blockDim.x) d.counts_local[i] = d.counts[i];
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const int* C = d.counts_local;  // C[s * E + e]
+    if (!ok) {
+      for (int j = 0; j <= epr; ++j) recv_off[j] = 0;  // no rows: the GEMMs do nothing
+    } else {
+      recv_off[0] = 0;
+      for (int j = 0; j < epr; ++j) {
+        int64_t t = 0;
+        for (int s = 0; s < ep; ++s) t += C[s * E + me * epr + j];
+        recv_off[j + 1] = recv_off[j] + t;
+      }
+    }
+    for (int s = 0; s < ep; ++s) {
+      int64_t a = 0;
+      for (int e = 0; e < E; ++e) { send_off_all[s * (E + 1) + e] = a; a += C[s * E + e]; }
+      send_off_all[s * (E + 1) + E] = a;
+    }
+    for (int p = 0; p < ep; ++p) {
+      int64_t g = 0;  // owner p's group offset of local expert j
+      for (int j = 0; j < epr; ++j) {
+        int e = p * epr + j;
+        int64_t seg = 0;  // sources before me in p's order p, p+1, ... (local-first on the owner)
+        for (int dd = 0; dd < ep; ++dd) {
+          int s = (p + dd) % ep;
+          if (s == me) break;
+          seg += C[s * E + e];
+        }
+        abs_base[e] = g + seg;
+        grp_base[e] = seg;
+        for (int s = 0; s < ep; ++s) g += C[s * E + e];
+      }
+    }
+  }
+}
+
+// layer1's return: received row R (local expert j, from source s, i-th of s's rows for the
+// expert) goes back to s's ret buffer at s's send row; a flag-free count per chunk.
+__global__ void moe_ep_return_kernel(EpDesc d, const uint4* __restrict__ y, const int64_t* __restrict__ recv_off,
+                                     const int64_t* __restrict__ send_off_all, int vec) {
+  constexpr int kChunk = 4;
+  const int E = d.experts, ep = d.ep, me = d.me, epr = E / ep;
+  const int lane = threadIdx.x & 31;
+  const int64_t rows = recv_off[epr];
+  const int64_t nchunks = (rows + kChunk - 1) / kChunk;
+  const int64_t gw = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) >> 5, nw = ((int64_t)gridDim.x * blockDim.x) >> 5;
+  for (int64_t ch = gw; ch < nchunks; ch += nw) {
+    int dest[kChunk];
+    int nf = 0;
+    for (int q = 0; q < kChunk; ++q) {
+      int64_t R = ch * kChunk + q;
+      if (R >= rows) break;
+      int j = 0;
+      while (recv_off[j + 1] <= R) ++j;
+      int e = me * epr + j;
+      int64_t i = R - recv_off[j];
+      int s = me;
+      for (int dd = 0; dd < ep; ++dd) {
+        s = (me + dd) % ep;
+        int64_t c = d.counts_local[s * E + e];
+        if (i < c) break;
+        i -= c;
+      }
+      uint4* dst = d.peer_ret[s] + (send_off_all[s * (E + 1) + e] + i) * (int64_t)vec;
+      const uint4* src = y + R * (int64_t)vec;
+      for (int v = lane; v < vec; v += 32) dst[v] = src[v];
+      dest[q] = s;
+      nf = q + 1;
+    }
+    __syncwarp();
+    if (lane == 0) {
+      __threadfence_system();
+      for (int q = 0; q < nf;) {
+        int n = 1;
+        while (q + n < nf && dest[q + n] == dest[q]) ++n;
+        red_release_add(d.peer_retcnt[dest[q]], n, 1);
+        q += n;
+      }
+    }
+    __syncwarp();
+  }
+}
+
+__global__ void moe_ep_wait_return_kernel(EpDesc d, int64_t my_rows) {
+  if (threadIdx.x == 0) {
+    int64_t want = (d.seq[1] += my_rows);
+    wait_at_least(d.retcnt, int(want), 1, d.timeout_ns, d.err, 3);
+  }
+}
+
+extern "C" int moe_ep_desc_size() { return (int)sizeof(EpDesc); }
+
+extern "C" int moe_ep_exchange(const EpDesc* d, const int* my_counts, int64_t* recv_off, int64_t* abs_base,
+                               int64_t* grp_base, int64_t* send_off_all, void* stream) {
+  if (d->ep > 8 || d->experts % d->ep) return -2;
+  moe_ep_exchange_kernel<<<1, 256, 0, (cudaStream_t)stream>>>(*d, my_counts, recv_off, abs_base, grp_base, send_off_all);
+  return (int)cudaGetLastError();
+}
+
+extern "C" int moe_ep_return(const EpDesc* d, const void* y, const int64_t* recv_off, const int64_t* send_off_all,
+                             int hidden, int64_t my_rows, int blocks, void* stream) {
+  if (hidden % 8) return -2;
+  auto s = (cudaStream_t)stream;
+  moe_ep_return_kernel<<<blocks, 256, 0, s>>>(*d, (const uint4*)y, recv_off, send_off_all, hidden / 8);
+  moe_ep_wait_return_kernel<<<1, 32, 0, s>>>(*d, my_rows);
+  return (int)cudaGetLastError();
+}
+
+// EP = 1 layer0 support: tile flags of the local expert buffer, abs/grp bases from the offsets.
+__global__ void moe_local_bases_kernel(const int64_t* offsets, int experts, int64_t* abs_base, int64_t* grp_base) {
+  int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e < experts) { abs_base[e] = offsets[e]; grp_base[e] = 0; }
+}
+extern "C" int moe_local_bases(const int64_t* offsets, int experts, int64_t* abs_base, int64_t* grp_base, int* flags,
+                               int nflags, void* stream) {
+  auto s = (cudaStream_t)stream;
+  if (flags) cudaMemsetAsync(flags, 0, sizeof(int) * nflags, s);
+  moe_local_bases_kernel<<<(experts + 127) / 128, 128, 0, s>>>(offsets, experts, abs_base, grp_base);
+  return (int)cudaGetLastError();
 }
