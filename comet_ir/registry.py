@@ -43,15 +43,15 @@ TARGETS: dict[str, str] = {
 # Named pipelines (the paper's strategies and common flows): name -> pipeline string.
 PIPELINES: dict[str, str] = {
     # the paper's strategies (docs/passes.md)
-    "unfused": "comet-decompose,comet-tile,comet-distribute{simd_dims=M,N},comet-insert-collectives,comet-verify-capacity",
-    "fused-distsm": "comet-decompose,comet-tile,comet-fuse{level=partial},comet-distribute,comet-insert-collectives{strategy=dist},comet-verify-capacity",
-    "fused-gemm-distsm": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute,comet-insert-collectives{strategy=dist},comet-verify-capacity",
-    "fused-gemm-distln": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute,comet-insert-collectives{strategy=dist},comet-verify-capacity",
-    "fused-sm": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute,comet-insert-collectives{strategy=single level=OB},comet-verify-capacity",
-    "fused-ln": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute,comet-insert-collectives{strategy=single level=OB},comet-verify-capacity",
-    "flash-attention": "comet-decompose{flash=true},comet-tile,comet-fuse{level=full},comet-distribute{dims=B,M},comet-online-softmax,comet-insert-collectives,comet-verify-capacity",
-    "partially-fused-attention": "comet-decompose,comet-tile,comet-fuse{level=partial},comet-distribute{dims=B,M},comet-insert-collectives,comet-verify-capacity",
-    "unfused-attention": "comet-decompose,comet-tile,comet-distribute{dims=B,M},comet-insert-collectives,comet-verify-capacity",
+    "unfused": "comet-decompose,comet-tile,comet-distribute{simd_dims=M,N idle=true},comet-insert-collectives,comet-verify-capacity",
+    "fused-distsm": "comet-decompose,comet-tile,comet-fuse{level=partial},comet-distribute{idle=true},comet-insert-collectives{strategy=dist},comet-verify-capacity",
+    "fused-gemm-distsm": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute{idle=true},comet-insert-collectives{strategy=dist},comet-verify-capacity",
+    "fused-gemm-distln": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute{idle=true},comet-insert-collectives{strategy=dist},comet-verify-capacity",
+    "fused-sm": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute{idle=true},comet-insert-collectives{strategy=single level=OB},comet-verify-capacity",
+    "fused-ln": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute{idle=true},comet-insert-collectives{strategy=single level=OB},comet-verify-capacity",
+    "flash-attention": "comet-decompose{flash=true},comet-tile,comet-fuse{level=full},comet-distribute{dims=B,M idle=true},comet-online-softmax,comet-insert-collectives,comet-verify-capacity",
+    "partially-fused-attention": "comet-decompose,comet-tile,comet-fuse{level=partial},comet-distribute{dims=B,M idle=true},comet-insert-collectives,comet-verify-capacity",
+    "unfused-attention": "comet-decompose,comet-tile,comet-distribute{dims=B,M idle=true},comet-insert-collectives,comet-verify-capacity",
 }
 
 

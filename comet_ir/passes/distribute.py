@@ -10,7 +10,9 @@ mesh divides, vector operations along the first of `simd_dims` (default: `dims`)
 core-level temporal factor (or, for dimensions tiled only at DRAM such as batch/heads, out of
 the DRAM factor); a factor that the mesh does not divide is a located error. Spreading a
 row reduction's reduced dimension makes the reduction cross units: comet-insert-collectives
-then adds the collectives.
+then adds the collectives. `idle=true` accepts a spread over fewer units than the mesh has
+when the operation's loops run out (e.g. 8 heads on 16 clusters: half the clusters idle)
+instead of the error; the spread always divides the mesh.
 """
 from __future__ import annotations
 
@@ -57,7 +59,7 @@ def _iterations(t: TileNode, d: str) -> int:
 
 def _spread_op(program: MappedProgram, comp: ComputeNode, dims: tuple[str, ...], parts: int,
                divided: dict[int, dict[str, int]], dram: str | None,
-               shared_ok: bool) -> dict[str, int]:
+               shared_ok: bool, idle: bool = False) -> dict[str, int]:
     """Spread op `comp` over `parts` units: returns {dim: units} with product `parts`.
 
     Shares already taken out of a tile that `comp` runs inside (a fused tile divided for an
@@ -108,6 +110,8 @@ def _spread_op(program: MappedProgram, comp: ComputeNode, dims: tuple[str, ...],
                for t in o.tensors for r in t.projection for x in r}
     if left == parts and not indexed & set(dims):
         return {}  # indexes none of `dims` (a per-row scalar op): every unit runs it whole
+    if left != 1 and idle:
+        return got  # the loops are used up: the remaining units stay idle
     if left != 1:
         loops = {d: math.prod(t.factors[0].get(d, [1] * len(t.tensors))[i[0]] for t, i in own)
                  for d in dims}
@@ -132,7 +136,7 @@ def _mesh_split(spread: dict[str, int], mesh: tuple[int, int]) -> dict[str, tupl
 
 
 def distribute(program: MappedProgram, arch: ArchView, dims: tuple[str, ...],
-               simd_dims: tuple[str, ...], mesh: str) -> MappedProgram:
+               simd_dims: tuple[str, ...], mesh: str, idle: bool = False) -> MappedProgram:
     for d in tuple(dims) + tuple(simd_dims):
         if d not in program.problem.dims:
             raise CometError(f"comet-distribute: unknown dimension '{d}' (the mapping has "
@@ -159,7 +163,7 @@ def distribute(program: MappedProgram, arch: ArchView, dims: tuple[str, ...],
         divided: dict[int, dict[str, int]] = {}
         for c in comps:
             spread_ops[c.name] = _mesh_split(
-                _spread_op(program, c, dims_for(c), cx * cy, divided, None, True), (cx, cy))
+                _spread_op(program, c, dims_for(c), cx * cy, divided, None, True, idle), (cx, cy))
         for node, parents in list(walk(program.root)):
             # one cluster spread per path: at the outermost DRAM loop (a private DRAM loop
             # nested in a fused one runs inside each cluster)
@@ -183,7 +187,8 @@ def distribute(program: MappedProgram, arch: ArchView, dims: tuple[str, ...],
                 if isinstance(k, TileNode) and k.kind == "temporal" and k.body and \
                         all(isinstance(b, ComputeNode) for b in k.body):
                     comp = k.body[0]
-                    got = _spread_op(program, comp, dims_for(comp), px * py, {}, arch.dram, False)
+                    got = _spread_op(program, comp, dims_for(comp), px * py, {}, arch.dram, False,
+                                     idle)
                     sp = {d: {i: xy for i in range(len(k.tensors))}
                           for d, xy in _mesh_split(got, (px, py)).items()}
                     s = spatial(k, [arch.gb] * len(k.tensors), list(k.targets), sp)
@@ -208,6 +213,7 @@ class DistributePass(ModulePass):
     dims: tuple[str, ...] = ("N",)
     simd_dims: tuple[str, ...] = ()
     mesh: str = "all"
+    idle: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         from comet_ir.passes._mapping import located_at
@@ -221,7 +227,7 @@ class DistributePass(ModulePass):
         m, prog = require_mapped(op, "comet-distribute")
         try:
             replace_mapping(m, distribute(prog, arch_of(op, prog), tuple(self.dims),
-                                          tuple(self.simd_dims), self.mesh))
+                                          tuple(self.simd_dims), self.mesh, self.idle))
         except CometError as e:
             e.op = m
             raise

@@ -26,3 +26,8 @@ builtin.module attributes {comet.arch = "edge"} {
 // FORM: {{.*}}.mlir:6:3: error: func.func: comet-distribute: expects the mapped form (one comet.mapping), found a workload func.func; run comet-tile first
 // MESH: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: comet.mapping: comet-distribute: mesh 'ring' is not one of all, clusters, cores
 // NODIV: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: comet.mapping: comet-distribute: GEMM cannot be spread over 4 spatial units along N
+
+// idle=true: a loop that runs out leaves units idle instead of failing (the spread divides the mesh).
+// RUN: comet-opt %s -p 'comet-decompose,comet-tile{level=DRAM factors=N32},comet-distribute{idle=true}' | filecheck %s --check-prefix=IDLE
+// IDLE:      comet.tile spatial tensors [A, B, C] at [DRAM, DRAM, DRAM] child [GB, GB, GB] precision [8, 8, 16] factors [{M = [1, 1, 1], K = [1, 1, 1], N = [2, 2, 2]}, {M = [1, 1, 1], K = [1, 1, 1], N = [2, 2, 2]}]
+// IDLE:      comet.tile spatial tensors [A, B, C] at [GB, GB, GB] child [IB, WB, OB] precision [8, 8, 16] factors [{M = [1, 1, 1], K = [1, 1, 1], N = [1, 1, 1]}, {M = [1, 1, 1], K = [1, 1, 1], N = [1, 1, 1]}]
