@@ -141,6 +141,8 @@ class Walker:
         self.kids: dict[int, list] = {}
         self.bindings: dict[int, list[str]] = {}
         self._index(program.root, None)
+        root = program.root
+        self.top = {id(root)} if isinstance(root, TileNode) else set(id(c) for c in self.kids.get(id(root), []))
         self.loop: dict[int, Loop] = {}
         self.dm: dict[int, list[list[Mov]]] = {}
         self.reuse: dict[int, dict] = {}
@@ -164,9 +166,11 @@ class Walker:
         self.order[id(n)] = len(self.order)
         self.parent[id(n)] = parent
         self.byid[id(n)] = n
-        if isinstance(n, TileNode):
+        if isinstance(n, TileNode) or (parent is None and isinstance(n, BindingNode)):
+            # a root binding (several top-level tiles run one after another) is a container
+            body = n.body if isinstance(n, TileNode) else [n]
             kids, binds = [], []
-            for c in n.body:
+            for c in body:
                 if isinstance(c, BindingNode):
                     if c.children and all(isinstance(g, BindingNode) for g in c.children):
                         for g in c.children:
@@ -257,6 +261,10 @@ class Walker:
         if isinstance(n, ColOpNode):
             self._colop_sizes(n)  # sizes as produced so far in the bottom-up walk
             return
+        if isinstance(n, BindingNode):
+            for c in self.kids[id(n)]:
+                self._loops(c)
+            return
         for c in self.kids[id(n)]:
             self._loops(c)
         tile: TileNode = n
@@ -297,7 +305,10 @@ class Walker:
 
     def build_movement(self, n=None) -> None:
         n = n or self.p.root
-        if isinstance(n, TileNode):
+        if isinstance(n, BindingNode):
+            for c in self.kids.get(id(n), []):
+                self.build_movement(c)
+        elif isinstance(n, TileNode):
             L = self.loop[id(n)]
             if n.kind == "temporal":
                 self.dm[id(n)] = [self._temporal_moves(L, i) for i in range(len(n.tensors))]
@@ -636,6 +647,14 @@ class Walker:
     def visit(self, n) -> None:
         if isinstance(n, ColOpNode):
             self._visit_colop(n)
+            return
+        if isinstance(n, BindingNode) and id(n) in self.kids:  # root container
+            for c in self.kids[id(n)]:
+                self.visit(c)
+            binds = self.bindings[id(n)]
+            costs = {id(c): self.cost[id(c)] for c in self.kids[id(n)]}
+            self.cost[id(n)] = (sum(costs.values()) & U32) if all(b == "sequential" for b in binds) \
+                else self._bound(n, binds, costs)
             return
         if not isinstance(n, TileNode):
             return
@@ -1020,13 +1039,17 @@ def _left_tids(w: Walker, n) -> list[int]:
 
 
 def _energy(w: Walker, n, nsp: dict, icm: dict) -> None:
+    if isinstance(n, BindingNode) and id(n) in w.kids:  # root container: independent programs
+        for c in w.kids[id(n)]:
+            _energy(w, c, {}, {})
+        return
     if not isinstance(n, TileNode):
         return
     L = w.loop[id(n)]
     cur: dict = {}
     leaf = w._is_leaf(n)
     if L.spatial or leaf:
-        root_child = w.parent[id(n)] is w.p.root
+        root_child = id(w.parent[id(n)]) in w.top
         arch_e: dict[str, float] = {}
         noc_e: dict[str, float] = {}
         by_t: dict[str, float] = {}
