@@ -49,6 +49,9 @@ PIPELINES: dict[str, str] = {
     "fused-gemm-distln": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute{idle=true},comet-insert-collectives{strategy=dist},comet-verify-capacity",
     "fused-sm": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute{idle=true},comet-insert-collectives{strategy=single level=OB},comet-verify-capacity",
     "fused-ln": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute{idle=true},comet-insert-collectives{strategy=single level=OB},comet-verify-capacity",
+    # SM / LN with the vector work spread over rows (each unit gathers whole rows)
+    "fused-sm-rows": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute{idle=true},comet-insert-collectives{strategy=single level=OB rows=true},comet-verify-capacity",
+    "fused-ln-rows": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute{idle=true},comet-insert-collectives{strategy=single level=OB rows=true},comet-verify-capacity",
     "flash-attention": "comet-decompose{flash=true},comet-tile,comet-fuse{level=full},comet-distribute{dims=B,M idle=true},comet-online-softmax,comet-insert-collectives,comet-verify-capacity",
     "partially-fused-attention": "comet-decompose,comet-tile,comet-fuse{level=partial},comet-distribute{dims=B,M idle=true},comet-insert-collectives,comet-verify-capacity",
     "unfused-attention": "comet-decompose,comet-tile,comet-distribute{dims=B,M idle=true},comet-insert-collectives,comet-verify-capacity",

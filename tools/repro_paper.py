@@ -37,8 +37,9 @@ ARCHS = ("edge", "cloud")
 
 # workload -> (baseline strategy, fused strategies in the paper's order, shape fields)
 STRATEGIES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
-    "gemm_softmax": ("unfused", ("fused-distsm", "fused-gemm-distsm", "fused-sm"), ("M", "N", "K")),
-    "gemm_layernorm": ("unfused", ("fused-gemm-distln", "fused-ln"), ("M", "N", "K")),
+    "gemm_softmax": ("unfused", ("fused-distsm", "fused-gemm-distsm", "fused-sm", "fused-sm-rows"),
+                     ("M", "N", "K")),
+    "gemm_layernorm": ("unfused", ("fused-gemm-distln", "fused-ln", "fused-ln-rows"), ("M", "N", "K")),
     "attention": ("unfused-attention", ("partially-fused-attention", "flash-attention"),
                   ("B", "H", "S", "D")),
 }

@@ -13,12 +13,16 @@ mean) whose reduced dimension is spread:
   spatial factors folded back into their own loops) and one `gather` of the GEMM output they
   consume is inserted before the first of them; `level=OB` gathers into the output buffer
   (src [GB, OB] -> dest [OB], the reference example), `level=GB` into the global buffer.
+  With `rows=true` the vector operations stay on as many units as before but spread over
+  their rows instead of a row's columns (each unit holds whole rows after the gather; an op
+  whose row loop the units do not divide is folded onto one unit as above).
 
 Collectives the workload already has (tensor-parallel `comet.collective`, mapped by
 comet-tile) are kept.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -83,7 +87,55 @@ def _fold_back(program: MappedProgram, comp: ComputeNode, d: str) -> None:
             core.factors[0].setdefault(d, [1] * len(core.tensors))[i] *= s
 
 
-def insert_collectives(program: MappedProgram, arch, strategy: str, level: str) -> MappedProgram:
+def _respread_rows(program: MappedProgram, comp: ComputeNode, d: str) -> bool:
+    """Move op `comp`'s spread from d (a row's columns) to its row dimension: as many of the
+    same units as the op's own row loop can feed (gcd), each now holding whole rows (the
+    paper's SM: no row crosses units); the rest of the spread is folded into the op's loops.
+    False (nothing changed) when not one unit's worth of rows can move."""
+    s = spread_of(program, comp, d)
+    out_dims = [x for o in program.problem.ops if o.name == comp.name for t in o.tensors
+                if t.name == comp.tensors[-1] for r in t.projection for x in r]
+    rows = [x for x in out_dims if x != d]
+    if not rows:
+        return False
+    r = rows[-1]
+    path = [p for p in _path(program, comp) if isinstance(p, TileNode)]
+    core = path[-1]
+    own = [i for i, g in enumerate(core.tags) if g == comp.name]
+    if core.kind != "temporal" or not own:
+        return False
+    g = math.gcd(core.factors[0].get(r, [1] * len(core.tensors))[own[0]], s)
+    if g == 1:
+        return False
+    # the share spread by tiles this op has pairs in; the rest (a fused cluster tile that
+    # spreads the GEMM) is implicit: each of those units runs the op on its own rows
+    own_total = 1
+    for p in path:
+        if p.kind == "spatial":
+            for lvl in p.factors:
+                i = next((k for k, t in enumerate(p.tags) if t == comp.name), None)
+                if i is not None:
+                    own_total *= lvl.get(d, [1] * len(p.tensors))[i]
+    g_own = g // math.gcd(g, s // own_total)
+    for p in path:
+        if p.kind == "spatial":
+            for lvl in p.factors:
+                idx = [k for k, t in enumerate(p.tags) if t == comp.name]
+                if not idx or d not in lvl:
+                    continue
+                take = math.gcd(lvl[d][idx[0]], g_own)
+                g_own //= take
+                for i in idx:
+                    lvl.setdefault(r, [1] * len(p.tensors))
+                    lvl[r][i], lvl[d][i] = lvl[r][i] * take, 1
+    for i in own:
+        core.factors[0].setdefault(d, [1] * len(core.tensors))[i] *= s
+        core.factors[0][r][i] //= g
+    return True
+
+
+def insert_collectives(program: MappedProgram, arch, strategy: str, level: str,
+                       respread: bool = False) -> MappedProgram:
     comps = [n for n, _ in walk(program.root) if isinstance(n, ComputeNode)]
     by_out = {c.tensors[-1]: c for c in comps}
     prec = {}
@@ -120,7 +172,8 @@ def insert_collectives(program: MappedProgram, arch, strategy: str, level: str) 
     src_t = next((t for c in simd for t in c.tensors[:-1]
                   if t in by_out and by_out[t].op_type == "GEMM"), first.tensors[0])
     for c in simd:
-        _fold_back(program, c, d)
+        if not (respread and _respread_rows(program, c, d)):
+            _fold_back(program, c, d)
     src, dest = ([arch.gb, arch.ob], [arch.ob]) if level == arch.ob else ([arch.ob], [arch.gb])
     col = ColOpNode(type="gather", tensor_in=src_t, tensor_out=src_t, dimension=d, src=src,
                     dest=dest, target=level, child=level, precision=prec.get(src_t, 16),
@@ -137,6 +190,7 @@ class InsertCollectivesPass(ModulePass):
     name = "comet-insert-collectives"
     strategy: str = "dist"
     level: str | None = None
+    rows: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         from comet_ir.passes._mapping import located_at
@@ -155,7 +209,7 @@ class InsertCollectivesPass(ModulePass):
             raise CometError(f"comet-insert-collectives: level '{level}' must be the global buffer "
                              f"({arch.gb}) or the output buffer ({arch.ob}) of '{arch.name}'")
         try:
-            replace_mapping(m, insert_collectives(prog, arch, self.strategy, level))
+            replace_mapping(m, insert_collectives(prog, arch, self.strategy, level, self.rows))
         except CometError as e:
             e.op = m
             raise

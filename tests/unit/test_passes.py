@@ -226,3 +226,26 @@ def test_k_split_at_dram_when_full_k_overflows_gb():
     for n, _ in walk(prog.root):
         if isinstance(n, TileNode) and n.factors[0].get("K") and max(n.factors[0]["K"]) > 1:
             assert set(n.tags) == {"GEMM"}, n.tags
+
+
+def test_single_rows_keeps_vector_ops_spread_over_rows():
+    """strategy=single rows=true: the vector ops use the same cores, each on whole rows:
+    their core spatial tile spreads M (not N), their core loop covers all of N, and the gathered
+    rows of a 1024-wide GEMM fit OB (folding onto one core does not: 0.5 MiB > 128 KiB)."""
+    shape = (1024, 1024, 1024)
+    with pytest.raises(CometError, match="comet-verify-capacity"):
+        run_pipeline(w.gemm_softmax(*shape, arch="edge"), "fused-sm")
+    prog = _tree(run_pipeline(w.gemm_softmax(*shape, arch="edge"), "fused-sm-rows"))
+    for c in _nodes(prog, ComputeNode):
+        if c.op_type == "GEMM":
+            continue
+        for n, parents in walk(prog.root):
+            if n is c:
+                sp = [p for p in parents if isinstance(p, TileNode) and p.kind == "spatial"
+                      and c.name in p.tags][-1]
+                i = sp.tags.index(c.name)
+                assert math.prod(l["N"][i] for l in sp.factors) == 1, c.name
+                assert math.prod(l["M"][i] for l in sp.factors) == 4, c.name  # 2x2 cores
+                core = parents[-1]
+                j = core.tags.index(c.name)
+                assert core.factors[0]["N"][j] * c.tile_steps[c.tensors[-1]]["N"] == 1024

@@ -34,3 +34,10 @@ builtin.module attributes {comet.arch = "edge"} {
 
 // BAD: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: {{(func.func|comet.mapping): }}comet-insert-collectives: strategy 'ring' is not one of dist, single
 // MONO: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: comet.mapping: comet-insert-collectives: SOFTMAX is a monolithic Softmax spread over several units; run comet-decompose first
+
+// rows=true (the paper's SM with the vector work spread): the gather, then each vector op's
+// core spatial tile spreads rows M over the 2x2 cores, N whole per core.
+// RUN: comet-opt %s -p fused-sm-rows | filecheck %s --check-prefix=ROWS
+// ROWS:      comet.colop gather tensor C out C dim N src [GB, OB] dest [OB] at OB child OB
+// ROWS-NEXT: comet.tile spatial tensors [C, D] at [GB, GB] child [OB, OB] precision [16, 16] factors [{M = [2, 2], K = [1, 1], N = [1, 1]}, {M = [2, 2], K = [1, 1], N = [1, 1]}]
+// ROWS-NEXT: comet.tile temporal tensors [C, D] at [OB, OB] child [SE, SE] precision [16, 16] factors [{M = [{{[0-9]+}}, {{[0-9]+}}], K = [1, 1], N = [32, 32]}]
