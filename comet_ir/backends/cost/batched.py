@@ -1,0 +1,240 @@
+"""Batched cost evaluation: many tilings / loop orders of one mapped program at once.
+
+`evaluate_batch(program, values, orders, accel)` prices B candidates of one program template
+(the slots of `comet_ir.schedule.factors.FactorSpace`: temporal tile factors and compute tile
+steps, plus one loop order per temporal tile) and returns per-candidate latency (cycles) and
+energy (pJ) equal to `estimate_program` on the candidate's program -- the same steady-state
+walk (steady_state.Walker) runs, with three exact shortcuts that make a batch cheap:
+
+* a temporal tile's per-iteration moves are a closed form: iteration k moves a new tile of a
+  tensor iff k is a multiple of P, the product of the radices of the loops inside the
+  innermost loop (with more than one iteration) over a dimension that indexes the tensor
+  (P = all iterations when there is none) -- the digit-carry walk of `_temporal_moves`;
+* the time of one move depends only on (unique tiles, tile size, fan-out, tensor attributes,
+  levels), so it is computed once per batch for each distinct key;
+* a leaf tile (a temporal tile around one compute) depends only on its own loop nest, loop
+  order and compute primitive, not on anything above it; candidates sharing a leaf
+  configuration share its walk result (copied, since the energy walk scales access counts).
+
+Candidates that repeat in the batch are priced once (numpy.unique over the rows). A candidate
+the single path rejects (a tile that does not fit its buffer, ...) gets NaN and valid=False.
+The rest of the tree (spatial tiles, bindings, collectives, energy bookkeeping) runs the
+scalar walk per distinct candidate; its iteration counts are small (the loops above the
+leaves), so the leaves' closed forms and sharing carry the batch.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+from comet_ir.backends.cost.steady_state import Mov, Walker, estimate_energy
+from comet_ir.errors import CometError
+from comet_ir.spec.mapping_tree import ColOpNode, ComputeNode, MappedProgram, TileNode
+
+
+@dataclass
+class BatchResult:
+    latency: np.ndarray  # cycles (float64; NaN where invalid)
+    energy: np.ndarray  # pJ, including NoC energy (float64; NaN where invalid)
+    valid: np.ndarray  # bool: False where the single path raises CometError
+    errors: dict[int, str]  # candidate row -> the single path's error message
+
+
+def _preorder(node) -> list:
+    from comet_ir.schedule.graph import preorder
+
+    return preorder(node)
+
+
+class _FastWalker(Walker):
+    """Walker with the batch's shared caches (results are those of the plain Walker)."""
+
+    def __init__(self, program: MappedProgram, arch, ev: "BatchEvaluator"):
+        super().__init__(program, arch)
+        self._ev = ev
+        self._pre = {id(n): i for i, n in enumerate(ev.nodes)}
+
+    def _temporal_moves(self, L, i):
+        tile = L.node
+        t, tag = tile.tensors[i], tile.tags[i]
+        desc = L.desc[i][-1]
+        order = [d for d in L.order if d in desc] + [d for d in desc if d not in L.order]
+        key = ("mv", t, tag, tuple(order), tuple(sorted(desc.items())), L.iters[i])
+        hit = self._ev._moves.get(key)
+        if hit is not None:
+            return hit
+        proj = self.proj(t, tag)
+        proj_dims = {d for r in proj for d in r}
+        radix = [desc[d][0] // max(desc[d][1], 1) if desc[d][1] else 1 for d in order]
+        size = self._proj_size(proj, {d: s for d, (_, s) in desc.items()})
+        n = L.iters[i]
+        # the carry chain of iteration k reaches digit p iff k is a multiple of the product of
+        # the radices below p; the first projected digit with radix > 1 decides reuse
+        period = n
+        prod = 1
+        for d, r in zip(order, radix):
+            if r > 1 and d in proj_dims:
+                period = prod
+                break
+            prod *= r
+        period = max(period, 1)
+        new, old = Mov(size, 1, 1), Mov(size, 0, 1)
+        out = [new if k % period == 0 else old for k in range(n)] or [new]
+        # Mov objects are never mutated by the walk, so sharing them is safe
+        self._ev._moves[key] = out
+        return out
+
+    def _move_time(self, mv, L, i, target, child):
+        tile = L.node
+        key = (mv.unique, mv.size, mv.count, L.rw[i], tile.rmw[i], tile.precision[i], target, child)
+        hit = self._ev._mt.get(key)
+        if hit is None:
+            hit = self._ev._mt[key] = super()._move_time(mv, L, i, target, child)
+        return hit
+
+    def _visit_leaf(self, n: TileNode, L) -> None:
+        op: ComputeNode = self.kids[id(n)][0]
+        key = ("leaf", self._pre[id(n)], n.order, tuple(L.iters), tuple(L.rts), tuple(L.rw), tuple(L.tids),
+               repr(L.desc), tuple(sorted(op.tile_primitive.items())), tuple(op.reduction_dims),
+               tuple(op.reduction_factors), op.rmw, op.specd, op.unit, tuple(n.child_levels))
+        hit = self._ev._leaves.get(key)
+        if hit is None:
+            super()._visit_leaf(n, L)
+            hit = (self.cost[id(n)], self.arch_cost[id(n)][id(op)], self.level_cost[id(n)][id(op)],
+                   [copy.copy(a) for a in self.access[id(n)]], dict(self.rampup.get(id(n), {})),
+                   dict(self.rampdown.get(id(n), {})), self.comp_time[op.name])
+            self._ev._leaves[key] = hit
+            return
+        cost, ac, nlc, acc, ru, rd, ct = hit
+        self.cost[id(n)] = cost
+        self.arch_cost[id(n)] = {id(op): ac}
+        self.level_cost[id(n)] = {id(op): nlc}
+        self.access[id(n)] = [copy.copy(a) for a in acc]
+        if ru:
+            self.rampup[id(n)] = dict(ru)
+        if rd:
+            self.rampdown[id(n)] = dict(rd)
+        self.comp_time[op.name] = ct
+
+
+def _totals(w: Walker, program: MappedProgram) -> tuple[float, float]:
+    """latency_cycles and energy_pj exactly as estimate_program sums them."""
+    from comet_ir.backends.cost.model import _row
+
+    total = 0
+    energy = 0.0
+    for n in _preorder(program.root):
+        if isinstance(n, (TileNode, ColOpNode)):
+            energy += sum(w.energy.get(id(n), {}).values()) + sum(w.noc.get(id(n), {}).values())
+        leaf = isinstance(n, TileNode) and w._is_leaf(n)
+        if not (isinstance(n, ColOpNode) or (isinstance(n, TileNode) and (n.kind == "spatial" or leaf))):
+            continue
+        its = w.parent_iters.get(id(n), 1)
+        for nlc in w.level_cost.get(id(n), {}).values():
+            cs, os_, ct, _ = _row(w, n, nlc)
+            total += (cs + os_) * its
+            if leaf:
+                total += ct * its
+    return float(total), energy
+
+
+class BatchEvaluator:
+    """Prices candidates of one program template; caches live as long as the evaluator.
+
+    `space` is a FactorSpace of `program` (built when omitted); a candidate is one value per
+    slot (`space.slots`) and one loop order per temporal tile (`self.tiles`, pre-order)."""
+
+    def __init__(self, program: MappedProgram, accel, space=None, per_op: bool = False):
+        from comet_ir.backends.cost.model import _check_units
+        from comet_ir.schedule.factors import FactorSpace
+
+        if space is None:
+            space = FactorSpace(program, accel, per_op=per_op)
+        self.space, self.accel = space, accel
+        self.program = copy.deepcopy(space.program)
+        self.nodes = _preorder(self.program.root)
+        self.tiles = [i for i, n in enumerate(self.nodes) if getattr(n, "kind", "") == "temporal"]
+        self.template_orders = tuple(self.nodes[i].order for i in self.tiles)
+        self.template_values = tuple(s.value for s in space.slots)
+        # compute slots rewrite steps relative to the template: keep pristine copies
+        self._pristine = {i: (copy.deepcopy(n.tile_steps), dict(n.tile_primitive), list(n.reduction_factors))
+                          for i, n in enumerate(self.nodes) if isinstance(n, ComputeNode)}
+        self._moves: dict = {}
+        self._mt: dict = {}
+        self._leaves: dict = {}
+        _check_units(self.program, accel)
+
+    def _apply(self, values, orders) -> None:
+        for i, (st, prim, red) in self._pristine.items():
+            n = self.nodes[i]
+            n.tile_steps, n.tile_primitive, n.reduction_factors = copy.deepcopy(st), dict(prim), list(red)
+        for s, v in zip(self.space.slots, values):
+            n = self.nodes[s.node_index]
+            v = int(v)
+            if s.is_compute:
+                for st in n.tile_steps.values():
+                    if s.dim in st:
+                        st[s.dim] = v
+                if s.dim in n.tile_primitive:
+                    n.tile_primitive[s.dim] = v
+                for k, d in enumerate(n.reduction_dims):
+                    if d == s.dim and n.reduction_factors[k] == s.value:
+                        n.reduction_factors[k] = v
+            else:
+                for i in s.members:
+                    n.factors[0][s.dim][i] = v
+        for i, o in zip(self.tiles, orders):
+            self.nodes[i].order = o
+
+    def one(self, values, orders) -> tuple[float, float]:
+        """Latency and energy of one candidate (raises CometError as the single path does)."""
+        from comet_ir.backends.cost.model import _check_fits
+
+        self._apply(values, orders)
+        _check_fits(self.program, self.accel)
+        w = _FastWalker(self.program, self.accel, self)
+        w.build_loops()
+        w.build_movement()
+        w.visit(self.program.root)
+        estimate_energy(w)
+        return _totals(w, self.program)
+
+    def evaluate(self, values, orders=None) -> BatchResult:
+        vals = np.asarray(values, dtype=np.int64)
+        if vals.ndim != 2 or vals.shape[1] != len(self.space.slots):
+            raise CometError(f"evaluate_batch: values must be (candidates, {len(self.space.slots)} slots), "
+                             f"got shape {vals.shape}")
+        b = vals.shape[0]
+        if orders is None:
+            ords = np.zeros((b, 0), dtype=np.int64)
+            table = [self.template_orders]
+        else:
+            rows = [tuple(o) for o in orders]
+            if len(rows) != b or any(len(r) != len(self.tiles) for r in rows):
+                raise CometError(f"evaluate_batch: orders must be (candidates, {len(self.tiles)} temporal tiles)")
+            table = sorted(set(rows))
+            pos = {r: k for k, r in enumerate(table)}
+            ords = np.array([[pos[r]] for r in rows], dtype=np.int64)
+        keys = np.concatenate([vals, ords], axis=1)
+        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+        lat = np.full(len(uniq), np.nan)
+        en = np.full(len(uniq), np.nan)
+        errs: dict[int, str] = {}
+        ns = vals.shape[1]
+        for u, row in enumerate(uniq):
+            o = table[int(row[ns])] if orders is not None else table[0]
+            try:
+                lat[u], en[u] = self.one(row[:ns], o)
+            except CometError as e:
+                errs[u] = str(e)
+        inverse = inverse.reshape(-1)
+        latency, energy = lat[inverse], en[inverse]
+        errors = {int(i): errs[int(u)] for i, u in enumerate(inverse) if int(u) in errs}
+        return BatchResult(latency, energy, ~np.isnan(latency), errors)
+
+
+def evaluate_batch(program: MappedProgram, values, orders=None, accel=None, space=None) -> BatchResult:
+    """Latency and energy of B candidates of `program` on `accel` (see BatchEvaluator)."""
+    return BatchEvaluator(program, accel, space=space).evaluate(values, orders)
