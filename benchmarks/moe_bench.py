@@ -124,6 +124,10 @@ def case(T, skew, w1, w3, w2, wr, dev):
     mods = {"ours": m}
     for cb in COMM_BLOCKS:
         mods[f"cb{cb}"] = share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=cb))
+    v1 = m._variants()[0]
+    mods["comb"] = share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, gemm_variant=(v1, "combine_c21")))
+    mods["comb_cb32"] = share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, gemm_variant=(v1, "combine_c21"),
+                                       comm_blocks=32))
     mg = share(CometMoE(H, FF, E, K, backend="grouped_mm", device=dev))
     # correctness of every layer variant at this shape (fp32 reference at T=2048 only: slow)
     if T == 2048:
@@ -255,7 +259,8 @@ if __name__ == "__main__":
     save()
     print("\n== summary (ms, median over rounds)")
     for n, c in RES["cases"].items():
-        keys = ["torch_loop", "ours_graph", "ours_eager", "grouped_mm", "gemm1_pair", "gemm2", "route_dispatch"]
+        keys = ["torch_loop", "ours_graph", "ours_eager", "comb_graph", "comb_cb32_graph", "grouped_mm", "gemm1_pair",
+                "gemm2", "route_dispatch"]
         print(n, {k: round(c[k]["ms"], 3) for k in keys if k in c},
               "speedup graph/eager", round(c.get("speedup_graph", 0), 3), round(c.get("speedup_eager", 0), 3))
         ex = {k: (round(v["ms"], 3), round(v["tflops"])) for k, v in c.items() if k.startswith("experts_") and isinstance(v, dict)}
@@ -264,5 +269,8 @@ if __name__ == "__main__":
               "chosen", c.get("chosen_comm_blocks"), "best", c.get("measured_best_comm_blocks"),
               "model err %", {k: round(v, 1) for k, v in c.get("model_err_pct", {}).items()})
         print("  relerr", {k: round(v, 5) for k, v in c.items() if k.startswith("relerr")})
+        if "comb_graph" in c:
+            print("  speedup comb graph", round(c["torch_loop"]["ms"] / c["comb_graph"]["ms"], 3),
+                  "comb_cb32", round(c["torch_loop"]["ms"] / c.get("comb_cb32_graph", {"ms": 1e9})["ms"], 3))
     print("errors:", RES["errors"])
     sys.exit(0)

@@ -180,7 +180,8 @@ def test_fused_route_dispatch(e, k):
 
 @pytest.mark.parametrize("variant", [("swiglu_pair_c21", "coop_128x256"), ("swiglu_pair_c12", "coop_128x256_c12"),
                                      ("swiglu_pair_c21", "coop_128x256_c11"), ("coop_128x256", "coop_128x256"),
-                                     ("coop_128x256_c12", "coop_128x256_c11"), ("swiglu_pair_c22", "coop_128x256_c22")])
+                                     ("coop_128x256_c12", "coop_128x256_c11"), ("swiglu_pair_c22", "coop_128x256_c22"),
+                                     ("swiglu_pair_c12", "combine_c21")])
 @pytest.mark.parametrize("case", ["zipf", "empty_expert"])
 def test_gemm_variants(variant, case):
     if "cutlass" not in backends():
@@ -375,3 +376,24 @@ def test_ep_nvshmem_peer_never_signals():
         pytest.skip("NVSHMEM not installed")
     res = _spawn(_shmem_worker, 2, 2, 1, "uniform", "timeout")
     assert res == {0: "timeout", 1: "timeout"}, res
+
+
+@pytest.mark.parametrize("k,e,comm_blocks,case", [(2, 8, 0, "uniform"), (1, 8, 0, "zipf"), (2, 8, 16, "one_expert"),
+                                                  (2, 16, 0, "odd_tokens"), (4, 8, 0, "uniform")])
+def test_combine_in_gemm2_epilogue(k, e, comm_blocks, case):
+    """GEMM2 with the gate-weighted combine in its epilogue (bf16x2 atomics, top-k <= 2; top-k 4
+    takes the separate combine): matches the reference, and repeated calls give identical bits
+    (two adds per output element commute)."""
+    if "cutlass" not in backends():
+        pytest.skip("needs sm_90")
+    dev = torch.device("cuda")
+    gen = torch.Generator(device=dev).manual_seed(k * 100 + e)
+    t = 333 if case == "odd_tokens" else 640
+    m = CometMoE(1024, 1536, e, k, backend="cutlass", device=dev, comm_blocks=comm_blocks,
+                 gemm_variant=("swiglu_pair_c12", "combine_c21"))
+    assert m._fused_combine() == (k <= 2)
+    x = torch.randn(t, 1024, generator=gen, device=dev).bfloat16()
+    lg = logits_for(case, t, e, gen, dev)
+    y1, y2 = m(x, lg), m(x, lg)
+    assert torch.equal(y1, y2)
+    assert rel(y1, reference_moe(x, lg, m.w1.detach(), m.w3.detach(), m.w2.detach(), k)) < TOL

@@ -23,8 +23,11 @@ SHMEM_SRC = Path(__file__).with_name("csrc") / "moe_shmem.cu"
 # columns with h = silu(gate) * up in the epilogue (D is [rows, F]); the pair variants also run
 # the fused layer0 kernel (comm blocks + readiness flags).
 VARIANTS = {"coop_128x256": 0, "coop_128x256_c12": 1, "coop_128x256_c11": 2,
-            "swiglu_pair_c21": 3, "swiglu_pair_c12": 4, "coop_128x256_c22": 5, "swiglu_pair_c22": 6}
-PLAIN_VARIANTS = [v for v in VARIANTS if not v.startswith("swiglu")]
+            "swiglu_pair_c21": 3, "swiglu_pair_c12": 4, "coop_128x256_c22": 5, "swiglu_pair_c22": 6,
+            "combine_c21": 7}
+# combine_c21: GEMM2 with the gate-weighted combine in its epilogue (bf16x2 atomics into the
+# layer output; top-k <= 2, ep == 1)
+PLAIN_VARIANTS = [v for v in VARIANTS if not v.startswith(("swiglu", "combine"))]
 PAIR_VARIANTS = [v for v in VARIANTS if v.startswith("swiglu")]
 
 
@@ -164,12 +167,13 @@ def load() -> ctypes.CDLL:
     lib.moe_gg_create.restype = vp
     lib.moe_gg_run.argtypes = [vp, vp, vp, vp, vp, i64, vp]
     lib.moe_gg_destroy.argtypes = [vp]
+    lib.moe_gg_run_combine.argtypes = [vp, vp, vp, vp, vp, vp, vp, i32, i32, vp]
     lib.moe_layer0_run.argtypes = [vp, vp, vp, vp, vp, ctypes.POINTER(CommDesc), i32, vp, i32, i32, vp,
                                    ctypes.c_longlong, vp]
     lib.moe_ep_exchange.argtypes = [ctypes.POINTER(EpDesc), vp, vp, vp, vp, vp, vp]
     lib.moe_ep_return.argtypes = [ctypes.POINTER(EpDesc), vp, vp, vp, i32, i64, i32, vp]
     lib.moe_local_bases.argtypes = [vp, i32, vp, vp, vp, i32, vp]
-    for f in (lib.moe_gather, lib.moe_swiglu, lib.moe_combine, lib.moe_gg_run, lib.moe_layer0_run,
+    for f in (lib.moe_gather, lib.moe_swiglu, lib.moe_combine, lib.moe_gg_run, lib.moe_layer0_run, lib.moe_gg_run_combine,
               lib.moe_ep_exchange, lib.moe_ep_return, lib.moe_local_bases, lib.moe_comm_desc_size,
               lib.moe_ep_desc_size):
         f.restype = ctypes.c_int
@@ -204,6 +208,12 @@ class GroupedGemm:
 
     def run(self, offsets_ptr: int, a_ptr: int, b_ptr: int, d_ptr: int, stream: int, b_group_stride: int = 0) -> None:
         check(self.lib.moe_gg_run(self.h, offsets_ptr, a_ptr, b_ptr, d_ptr, b_group_stride, stream), "grouped GEMM")
+
+    def run_combine(self, offsets_ptr: int, a_ptr: int, b_ptr: int, out_ptr: int, perm_ptr: int, gates_ptr: int,
+                    tokens: int, topk: int, stream: int) -> None:
+        """combine_c21: out[tokens, N] = sum_s gate * (A @ B^T)[row of (token, s)] (zeroed first)."""
+        check(self.lib.moe_gg_run_combine(self.h, offsets_ptr, a_ptr, b_ptr, out_ptr, perm_ptr, gates_ptr, tokens,
+                                          topk, stream), "grouped GEMM + combine")
 
     def run_layer0(self, offsets_ptr: int, a_ptr: int, b_ptr: int, d_ptr: int, stream: int, comm: CommDesc | None,
                    comm_clusters: int, flags_ptr: int, max_mt: int, sys_scope: bool, err_ptr: int,

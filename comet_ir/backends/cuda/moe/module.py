@@ -254,7 +254,8 @@ class CometMoE(nn.Module):
         dev = h.device
         y = torch.empty(rows, self.hidden, dtype=h.dtype, device=dev)
         if rows:
-            self._gemm_v(self._variants()[1], self.hidden, self.fl, dev).run(
+            v2 = self._variants()[1]
+            self._gemm_v("coop_128x256" if v2 == "combine_c21" else v2, self.hidden, self.fl, dev).run(
                 offsets.contiguous().data_ptr(), h.data_ptr(), w2t.data_ptr(), y.data_ptr(),
                 torch.cuda.current_stream(dev).cuda_stream)
         return y
@@ -287,6 +288,18 @@ class CometMoE(nn.Module):
             return self._allreduce_tp(out) if self.tp > 1 else out
         if self.ep == 1 and backend == "cutlass":
             cb = self.choose_comm_blocks(T)
+            if self._fused_combine():
+                if cb:
+                    h, offsets, perm, gates = self._layer0_fused_local(x, router_logits, cb, gemm2=False)
+                else:
+                    _, gates, _, offsets, perm, _, xs = self._route(x, router_logits, copy=True)
+                    h = self._gemm1_cutlass(xs, offsets, xs.shape[0])
+                out = torch.empty(T, self.hidden, dtype=x.dtype, device=x.device)
+                _, w2t = self._pack()
+                self._gemm_v("combine_c21", self.hidden, self.fl, x.device).run_combine(
+                    offsets.data_ptr(), h.data_ptr(), w2t.data_ptr(), out.data_ptr(), perm.data_ptr(),
+                    gates.data_ptr(), T, self.topk, torch.cuda.current_stream(x.device).cuda_stream)
+                return self._allreduce_tp(out) if self.tp > 1 else out
             if cb:
                 ys, inv, gates = self._layer0_fused_local(x, router_logits, cb)
             else:
@@ -365,7 +378,11 @@ class CometMoE(nn.Module):
                         3: "a peer never returned its rows"}.get(code, f"code {code}")
                 raise CometError(f"moe: fused EP kernel timed out after {self.timeout_s} s: {what}")
 
-    def _layer0_fused_local(self, x, logits, comm_blocks: int):
+    def _fused_combine(self) -> bool:
+        """GEMM2 with the combine in its epilogue: variant combine_c21, top-k <= 2, ep == 1."""
+        return self._variants()[1] == "combine_c21" and self.topk <= 2 and self.ep == 1
+
+    def _layer0_fused_local(self, x, logits, comm_blocks: int, gemm2: bool = True):
         """ep == 1: route, then ONE kernel in which comm_blocks CTAs gather the token rows into the
         expert-grouped buffer (setting per-tile flags) while the other CTAs run GEMM1 + SwiGLU,
         each tile waiting for its rows; then GEMM2. Returns (y grouped, inv, gates)."""
@@ -390,6 +407,8 @@ class CometMoE(nn.Module):
         g1 = self._gemm_v(self._variants()[0], 2 * self.fl, H, dev)
         g1.run_layer0(offsets.data_ptr(), xs.data_ptr(), w13t.data_ptr(), h.data_ptr(), s, d, comm_blocks // 2,
                       flags.data_ptr(), max_mt, False, self._err_buf(dev).data_ptr(), int(self.timeout_s * 1e9))
+        if not gemm2:
+            return h, offsets, perm, gates
         return self._gemm2_cutlass(h, offsets, rows), inv, gates
 
     # ------------------------------------------------------------------ EP over NVSHMEM

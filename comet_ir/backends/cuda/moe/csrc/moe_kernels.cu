@@ -385,6 +385,99 @@ struct SwigluPairEpilogue {
   Params params;
 };
 
+// ---- GEMM2 epilogue with the combine fused (top-k <= 2) -------------------------------------
+// Row r of group g is send row R = offsets[g] + r, the (token, slot) flat = perm[R]; the
+// epilogue adds gate[flat] * y into out[flat / k] with bf16x2 atomics (red.add.noftz.bf16x2),
+// so y never reaches memory and no combine pass runs. With k <= 2 a token gets two adds, the
+// first onto zero (exact), and bf16 addition commutes: the result does not depend on order.
+struct CombineArgs {
+  __nv_bfloat16* out;
+  const int64_t* perm;
+  const float* gates;
+  const int64_t* offsets;
+  int64_t ldo;
+  int topk;
+};
+
+struct CombineEpilogue {
+  using EpilogueSchedule = cutlass::epilogue::PtrArrayNoSmemWarpSpecialized;
+  using DispatchPolicy = EpilogueSchedule;
+  using ElementC = Element;
+  using ElementD = Element;
+  using ElementAccumulator = float;
+  using ElementCompute = float;
+  using ElementScalar = float;
+  using ElementOutput = Element;
+  using ThreadEpilogueOp = cutlass::epilogue::thread::LinearCombination<Element, 1, float, float>;
+  using StrideC = StrideDPtr;
+  using StrideD = StrideDPtr;
+  using InternalStrideC = cute::remove_pointer_t<StrideC>;
+  using InternalStrideD = cute::remove_pointer_t<StrideD>;
+  using GmemTiledCopyC = void;
+  using GmemTiledCopyD = void;
+  struct SharedStorage {};
+  using TensorMapStorage = SharedStorage;
+  struct Arguments {
+    const CombineArgs* args = nullptr;  // device memory, rewritten before each call (graph-safe)
+  };
+  using Params = Arguments;
+
+  template <class PS> static constexpr Params to_underlying_arguments(PS const&, Arguments const& a, void*) { return a; }
+  template <class PS> static size_t get_workspace_size(PS const&, Arguments const&, int) { return 0; }
+  template <class PS>
+  static cutlass::Status initialize_workspace(PS const&, Arguments const&, void*, cudaStream_t, cutlass::CudaHostAdapter* = nullptr) {
+    return cutlass::Status::kSuccess;
+  }
+  template <class PS> static bool can_implement(PS const&, Arguments const& a) { return a.args != nullptr; }
+
+  CUTLASS_HOST_DEVICE CombineEpilogue(Params const& p) : params(p) {}
+  CUTLASS_DEVICE bool is_source_needed() { return false; }
+
+  template <class PS, class BS, class BC, class FE, class FL, class TiledMma, class Res>
+  CUTLASS_DEVICE void operator()(PS problem_shape_mnkl, BS blk_shape, BC blk_coord, cute::Tensor<FE, FL> const& acc,
+                                 TiledMma tiled_mma, Res, int thread_idx, char*) {
+    static_assert(decltype(size<0, 0>(acc))::value == 2 && decltype(size<0, 1>(acc))::value == 2,
+                  "expects the wgmma accumulator layout ((2,2,N/8), MMA_M, MMA_N)");
+    constexpr int NJ = decltype(size<0, 2>(acc))::value;
+    const CombineArgs a = *params.args;
+    const int M = int(get<0>(problem_shape_mnkl)), N = int(get<1>(problem_shape_mnkl));
+    auto [m_coord, n_coord, k_coord, l_coord] = blk_coord;
+    const int m0 = int(m_coord) * int(size<0>(blk_shape)), n0 = int(n_coord) * int(size<1>(blk_shape));
+    const int64_t r0 = a.offsets[l_coord];
+    auto thr = tiled_mma.get_thread_slice(thread_idx);
+    Tensor cD = make_identity_tensor(take<0, 2>(blk_shape));
+    Tensor tC = thr.partition_C(cD);
+    CUTLASS_PRAGMA_UNROLL
+    for (int mm = 0; mm < size<1>(acc); ++mm) {
+      CUTLASS_PRAGMA_UNROLL
+      for (int r = 0; r < 2; ++r) {
+        auto c00 = make_coord(make_coord(0, r, 0), mm, 0);
+        int row = m0 + int(get<0>(tC(c00)));
+        if (row >= M) continue;
+        int64_t flat = a.perm[r0 + row];
+        float g = a.gates[flat];
+        __nv_bfloat16* orow = a.out + (flat / a.topk) * a.ldo;
+        CUTLASS_PRAGMA_UNROLL
+        for (int mn = 0; mn < size<2>(acc); ++mn) {
+          CUTLASS_PRAGMA_UNROLL
+          for (int j = 0; j < NJ; ++j) {
+            auto c0 = make_coord(make_coord(0, r, j), mm, mn);
+            auto c1 = make_coord(make_coord(1, r, j), mm, mn);
+            int col = n0 + int(get<1>(tC(c0)));
+            if (col < N) {
+              __nv_bfloat162 v = __floats2bfloat162_rn(g * acc(c0), g * acc(c1));
+              asm volatile("red.global.add.noftz.bf16x2 [%0], %1;" ::"l"(orow + col),
+                           "r"(*reinterpret_cast<uint32_t*>(&v)) : "memory");
+            }
+          }
+        }
+      }
+    }
+  }
+
+  Params params;
+};
+
 template <class TileShape_, class ClusterShape_, class KernelSchedule_, class EpilogueSchedule_>
 struct GroupedGemm {
   using CollectiveEpilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
@@ -400,6 +493,24 @@ struct GroupedGemm {
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
   static constexpr bool kPair = false;
+  static constexpr bool kCombine = false;
+  static constexpr int kClusterSize = size(ClusterShape_{});
+};
+
+// GEMM2 + combine (CombineEpilogue), plain mainloop.
+template <class ClusterShape_>
+struct CombGemm {
+  using TileShape_ = Shape<_128, _256, _64>;
+  using CollectiveEpilogue = cutlass::epilogue::collective::detail::Sm90TmaWarpSpecializedAdapter<CombineEpilogue>;
+  using CollectiveMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Element, LayoutA*, kAlign, Element, LayoutB*, kAlign,
+      float, TileShape_, ClusterShape_,
+      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename CollectiveEpilogue::SharedStorage))>,
+      cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative>::CollectiveOp;
+  using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
+  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+  static constexpr bool kPair = false;
+  static constexpr bool kCombine = true;
   static constexpr int kClusterSize = size(ClusterShape_{});
 };
 
@@ -417,6 +528,7 @@ struct PairGemm {
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
   static constexpr bool kPair = true;
+  static constexpr bool kCombine = false;
   static constexpr int kClusterSize = size(ClusterShape_{});
 };
 
@@ -435,6 +547,7 @@ using CoopC22 = GroupedGemm<Shape<_128, _256, _64>, Shape<_2, _2, _1>,
 using Pair21 = PairGemm<Shape<_2, _1, _1>>;
 using Pair12 = PairGemm<Shape<_1, _2, _1>>;
 using Pair22 = PairGemm<Shape<_2, _2, _1>>;  // A and B both multicast: half the L2->SMEM traffic per CTA
+using Comb21 = CombGemm<Shape<_2, _1, _1>>;
 
 // ---- layer0 comm role (thread-block isolation) ---------------------------------------------
 // The last comm_clusters clusters of the launch are comm blocks: before joining the grouped
@@ -542,8 +655,11 @@ __global__ void moe_group_args_kernel(int groups, const int64_t* offsets, int n,
   pd[g] = d + r0 * d_ld;
 }
 
+__global__ void moe_set_combine_args_kernel(CombineArgs* dst, CombineArgs v) { *dst = v; }
+
 struct GGBase {
-  virtual ~GGBase() {}
+  CombineArgs* cargs = nullptr;
+  virtual ~GGBase() { if (cargs) cudaFree(cargs); }
   virtual int run(const int64_t*, const void*, const void*, void*, int64_t, void*, const CommDesc*, int,
                   const FlagCtx*) = 0;
 };
@@ -581,7 +697,13 @@ struct GG : GGBase {
     // compute role on fewer SMs when comm blocks take the rest (thread-block isolation ratio)
     if (sm_count > 0 && sm_count < hw.sm_count) hw.sm_count = sm_count;
     typename Gemm::Arguments args;
-    if constexpr (G::kPair) {
+    if constexpr (G::kCombine) {
+      cudaMalloc(&cargs, sizeof(CombineArgs));
+      cudaMemset(cargs, 0, sizeof(CombineArgs));
+      typename G::CollectiveEpilogue::Arguments ea{cargs};
+      args = typename Gemm::Arguments{cutlass::gemm::GemmUniversalMode::kGrouped, {groups, shapes, nullptr},
+                                      {pa, sa, pb, sb}, ea, hw};
+    } else if constexpr (G::kPair) {
       typename G::CollectiveEpilogue::Arguments ea{pd, (int64_t)out_n};
       args = typename Gemm::Arguments{cutlass::gemm::GemmUniversalMode::kGrouped, {groups, shapes, nullptr},
                                       {pa, sa, pb, sb}, ea, hw};
@@ -665,6 +787,7 @@ extern "C" void* moe_gg_create(int variant, int groups, int n, int k, int device
     case 4: { auto* p = new GG<Pair12>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
     case 5: { auto* p = new GG<CoopC22>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
     case 6: { auto* p = new GG<Pair22>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
+    case 7: { auto* p = new GG<Comb21>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
     default: *err = -6; return nullptr;
   }
   *err = e;
@@ -694,6 +817,25 @@ extern "C" int moe_layer0_run(void* h, const int64_t* offsets, const void* a, co
   FlagCtx f{flags, err, max_mt, sys_scope, timeout_ns};
   return static_cast<GGBase*>(h)->run(offsets, a, b, d, 0, stream, comm_clusters ? comm : nullptr, comm_clusters,
                                       flags ? &f : nullptr);
+#else
+  return -1;
+#endif
+}
+
+// GEMM2 with the combine in its epilogue (variant 7): out [tokens, N] = sum over the k <= 2 slots
+// of gate * (A @ B^T) rows; out is zeroed here first.
+extern "C" int moe_gg_run_combine(void* h, const int64_t* offsets, const void* a, const void* b, void* out,
+                                  const int64_t* perm, const float* gates, int tokens, int topk, void* stream) {
+#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
+  auto* g = static_cast<GGBase*>(h);
+  if (!g->cargs) return -10;
+  if (topk > 2) return -11;
+  auto s = (cudaStream_t)stream;
+  int n = static_cast<GG<Comb21>*>(g)->n;
+  cudaMemsetAsync(out, 0, sizeof(__nv_bfloat16) * (size_t)tokens * n, s);
+  CombineArgs v{(__nv_bfloat16*)out, perm, gates, offsets, (int64_t)n, topk};
+  moe_set_combine_args_kernel<<<1, 1, 0, s>>>(g->cargs, v);
+  return g->run(offsets, a, b, out, 0, stream, nullptr, 0, nullptr);
 #else
   return -1;
 #endif
