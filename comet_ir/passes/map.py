@@ -110,6 +110,7 @@ class _Result:
     latency: float
     energy: float
     module: ModuleOp
+    t: float = 0.0  # seconds into the search when it was priced (time to solution)
 
 
 def _map_workload(ctx: Context, module: ModuleOp, objective: str, prog: _Progress, arch) -> list[_Result]:
@@ -129,7 +130,8 @@ def _map_workload(ctx: Context, module: ModuleOp, objective: str, prog: _Progres
         except Exception:  # noqa: BLE001 - a candidate the model cannot price is skipped
             continue
         n += 1
-        results.append(_Result(label, _score(rep, objective), rep.latency_cycles, rep.energy_pj, cand))
+        results.append(_Result(label, _score(rep, objective), rep.latency_cycles, rep.energy_pj, cand,
+                               time.monotonic() - prog.t0))
         prog.tick(n, min(r.score for r in results))
     return results
 
@@ -178,7 +180,8 @@ class _Evaluator:
         if score is None:
             self.failed += 1
             return self.cache[key]
-        r = _Result(label or f"candidate {len(self.results) + 1}", score, rep.latency_cycles, rep.energy_pj, None)
+        r = _Result(label or f"candidate {len(self.results) + 1}", score, rep.latency_cycles, rep.energy_pj, None,
+                    time.monotonic() - self.prog.t0)
         self.results.append(r)
         if self.best is None or score < self.best.score:
             self.best, self.best_key = r, key
