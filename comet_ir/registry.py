@@ -52,9 +52,9 @@ PIPELINES: dict[str, str] = {
     # SM / LN with the vector work spread over rows (each unit gathers whole rows)
     "fused-sm-rows": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute{idle=true},comet-insert-collectives{strategy=single level=OB rows=true},comet-verify-capacity",
     "fused-ln-rows": "comet-decompose,comet-tile,comet-fuse{level=full},comet-distribute{idle=true},comet-insert-collectives{strategy=single level=OB rows=true},comet-verify-capacity",
-    "flash-attention": "comet-decompose{flash=true},comet-tile,comet-fuse{level=full},comet-distribute{dims=B,M idle=true},comet-online-softmax,comet-insert-collectives,comet-verify-capacity",
-    "partially-fused-attention": "comet-decompose,comet-tile,comet-fuse{level=partial},comet-distribute{dims=B,M idle=true},comet-insert-collectives,comet-verify-capacity",
-    "unfused-attention": "comet-decompose,comet-tile,comet-distribute{dims=B,M idle=true},comet-insert-collectives,comet-verify-capacity",
+    "flash-attention": "comet-decompose{flash=true},comet-tile{kv_loop=true},comet-fuse{level=full},comet-distribute{dims=B,M idle=true},comet-online-softmax,comet-insert-collectives,comet-verify-capacity",
+    "partially-fused-attention": "comet-decompose,comet-tile{col_split=true},comet-fuse{level=partial},comet-distribute{dims=B,M idle=true},comet-insert-collectives,comet-verify-capacity",
+    "unfused-attention": "comet-decompose,comet-tile{col_split=true},comet-distribute{dims=B,M idle=true},comet-insert-collectives,comet-verify-capacity",
 }
 
 

@@ -154,9 +154,17 @@ def fuse_program(program: MappedProgram, level: str) -> MappedProgram:
         else:
             gb_of = {n.tags[0]: gb for n, gb in zip(g, gbs)}
             shared_f = {}
+            reduced = {d for gb in gbs for c, _ in walk(gb) if hasattr(c, "reduction_dims")
+                       and c.op_type in ("rowmax", "rowsum") for d in c.reduction_dims}
             for d in dims:
                 vals = {gb.factors[0].get(d, [1])[0] for gb in gbs}
                 shared_f[d] = vals.pop() if len(vals) == 1 else 1
+                if d in reduced and shared_f[d] > 1:
+                    # a shared loop over a row-reduced dim would use partial row statistics
+                    raise CometError(f"comet-fuse: cannot fully fuse: {d} is tiled at GB "
+                                     f"({shared_f[d]} iterations) and a row reduction sums over "
+                                     "it; keep rows whole (comet-tile without col_split) or "
+                                     "use comet-online-softmax on the flash form")
             gb_nodes = [gb_of[n.tags[i]] for n, i in pairs]
             shared = _shared_tile(pairs, gb_nodes, dims, lambda n, i: gb_of[n.tags[i]].targets[0],
                                   lambda n, i: gb_of[n.tags[i]].child_levels[gb_of[n.tags[i]].tensors.index(n.tensors[i])],

@@ -17,6 +17,13 @@ when a GEMM's operands would not fit the core buffers otherwise, and to the DRAM
 when not even the smallest row block's operands (full K) fit the global buffer (the GEMM's
 output then stays in the global buffer while the K chunks stream through it).
 
+`col_split=true` also allows splitting the column dimension N at GB when a whole row's tiles
+do not fit the core buffers (unfused / partially fused attention at long sequences: each
+operation's own GB loop over N, a row reduction accumulating over it; `comet-fuse{level=full}`
+refuses to share such a loop, flash attention uses comet-online-softmax instead).
+`kv_loop=true` sizes the row blocks as if N were split that way but leaves N whole: the flash
+pipeline's comet-online-softmax then makes the split a KV loop with online-softmax rescaling.
+
 Options: `level` (DRAM, GB or core) with `factors` (`M4,K2` or `"M:4","K:2"`: loop factors of that level,
 for every op that has the dimension) and `order` (loop order inner -> outer of that level).
 """
@@ -100,7 +107,8 @@ def _bytes(w: Workload, t: str, ext: dict[str, int]) -> int:
 
 
 def plan(w: Workload, arch: ArchView, level: str | None = None,
-         factors: dict[str, int] | None = None, order: str | None = None) -> Plan:
+         factors: dict[str, int] | None = None, order: str | None = None,
+         col_split: bool = False, kv_loop: bool = False) -> Plan:
     mr = w.rows[-1] if w.rows else None
     batch = w.rows[:-1]
     nd = "N" if "N" in w.dims else None
@@ -109,7 +117,10 @@ def plan(w: Workload, arch: ArchView, level: str | None = None,
     compute_ops = [o for o in w.ops if o.engine != "collective"]
 
     def spread(d: str, parts: int) -> int:
-        return w.dims[d] // parts if d == nd and w.dims[d] % parts == 0 else w.dims[d]
+        # N is spread over the units unless a later GEMM sums over it (attention's key
+        # sequence: comet-distribute spreads heads and rows there)
+        ok = d == nd and d not in w.contraction and w.dims[d] % parts == 0
+        return w.dims[d] // parts if ok else w.dims[d]
 
     # tile steps (the compute primitive)
     steps: dict[str, dict[str, int]] = {}
@@ -145,9 +156,11 @@ def plan(w: Workload, arch: ArchView, level: str | None = None,
             raise CometError(f"comet-tile: factors: unknown dimension '{d}' "
                              f"(the workload has {', '.join(w.dims)})")
 
-    def fits_core(rows_c: int, kf: int) -> str | None:
+    def fits_core(rows_c: int, kf: int, nf: int = 1) -> str | None:
         for o in compute_ops:
             ext = {d: spread(d, P) for d in w.dims}
+            if nf > 1:
+                ext[nd] = w.dims[nd] // nf
             if mr:
                 ext[mr] = rows_c
             for b in batch:
@@ -167,18 +180,28 @@ def plan(w: Workload, arch: ArchView, level: str | None = None,
     chosen = None
     kcands = divisors(w.dims[kdim] // largest_divisor_le(w.dims[kdim], arch.gemm_primitive[2])) if kdim else [1]
     why = None
-    for kf in kcands:
-        for rc in sorted(divisors(rows_total), reverse=True):
-            why_c = fits_core(rc, kf)
-            if why_c is None:
-                chosen = (rc, kf)
+    # col_split: N may also be split at GB (every op's own loop; a row reduction then
+    # accumulates over the GB iterations), tried only when nothing fits with whole rows
+    nsteps = math.gcd(*[w.dims[nd] // steps[o.name][nd] for o in compute_ops
+                        if nd in op_dims(w, o)]) if nd else 1
+    ncands = divisors(nsteps) if (col_split or kv_loop) and nd else [1]
+    for nf in ncands:
+        for kf in kcands:
+            for rc in sorted(divisors(rows_total), reverse=True):
+                why_c = fits_core(rc, kf, nf)
+                if why_c is None:
+                    chosen = (rc, kf, nf)
+                    break
+                why = why_c  # the last (smallest) candidate: what even that needs
+            if chosen:
                 break
-            why = why or why_c
         if chosen:
             break
     if chosen is None:
         raise CometError(f"comet-tile: no tiling fits the core buffers of '{arch.name}': {why}")
-    rows_c, kf = chosen
+    rows_c, kf, nf = chosen
+    if not col_split:
+        nf = 1  # kv_loop: the row block is sized for N chunks comet-online-softmax will make
     # GB row block: all tensors of the problem, N spread over clusters; K whole, or (when not
     # even the core row block fits) split at DRAM into kd chunks, each chunk filling the
     # global buffer once (the GEMM's K loop then runs partly at DRAM).
@@ -192,7 +215,7 @@ def plan(w: Workload, arch: ArchView, level: str | None = None,
             ext[b] = 1
         if kdim:
             ext[kdim] = w.dims[kdim] // kd
-        return 2 * sum(_bytes(w, t, ext) for t in w.tensors)
+        return 2 * sum(_bytes(w, t, ext) for t in w.tensors)  # whole rows (N) in GB
 
     rows_g, kd = rows_c, 1
     found = False
@@ -223,6 +246,9 @@ def plan(w: Workload, arch: ArchView, level: str | None = None,
                 lv["DRAM"][d] = rows_total // rows_g
                 lv["GB"][d] = rows_g // rows_c
                 lv["core"][d] = rows_c // st[d]
+            elif d == nd and nf > 1:
+                lv["GB"][d] = nf
+                lv["core"][d] = w.dims[d] // (nf * st[d])
             elif o.engine == "mac" and d in w.contraction and d == kdim:
                 lv["DRAM"][d] = kd
                 lv["GB"][d] = kf // kd
@@ -311,13 +337,14 @@ def emit(w: Workload, arch: ArchView, p: Plan) -> MappedProgram:
     return MappedProgram(name=w.name, arch=w.arch, problem=problem_of(w), root=root)
 
 
-def tile_module(module: ModuleOp, level=None, factors=None, order=None) -> MappedProgram:
+def tile_module(module: ModuleOp, level=None, factors=None, order=None,
+                col_split: bool = False, kv_loop: bool = False) -> MappedProgram:
     for o in module.walk():
         if o.name in ("comet.attention", "comet.moe"):
             raise CometError(f"{o.name}: composite op; run comet-decompose before comet-tile")
     w = analyse(module)
     arch = arch_view(w.arch)
-    return emit(w, arch, plan(w, arch, level, factors, order))
+    return emit(w, arch, plan(w, arch, level, factors, order, col_split, kv_loop))
 
 
 @dataclass(frozen=True)
@@ -328,6 +355,8 @@ class TilePass(ModulePass):
     level: str | None = None
     factors: tuple[str, ...] = ()
     order: str | None = None
+    col_split: bool = False
+    kv_loop: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         from comet_ir.passes._mapping import located_at
@@ -343,7 +372,8 @@ class TilePass(ModulePass):
         lvl = self.level
         if lvl in ("IB", "WB", "OB"):
             lvl = "core"
-        prog = tile_module(op, lvl, parse_factors(self.factors), self.order)
+        prog = tile_module(op, lvl, parse_factors(self.factors), self.order, self.col_split,
+                           self.kv_loop)
         funcs = [o for o in op.walk() if isinstance(o, func.FuncOp)]
         mapping = tree_to_ir(prog)
         block = funcs[0].parent_block()

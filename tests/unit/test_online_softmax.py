@@ -16,7 +16,7 @@ from comet_ir.passes.verify_capacity import check_capacity
 from comet_ir.spec import workloads as w
 from comet_ir.spec.mapping_tree import BindingNode, ComputeNode, TileNode
 
-_BASE = "comet-decompose{flash=true},comet-tile,comet-fuse{level=full},comet-distribute{dims=B,M}"
+_BASE = "comet-decompose{flash=true},comet-tile{kv_loop=true},comet-fuse{level=full},comet-distribute{dims=B,M}"
 
 
 def _mapped(shape, causal, tail):
@@ -86,5 +86,15 @@ def test_flash_attention_pipeline_maps_long_sequences_on_edge():
     # without the KV loop S >= 128 overflowed the 32 KiB weight buffer (unfused too from 256)
     for s in (128, 256, 512, 1024):
         run_pipeline(w.attention(1, 8, s, 64, arch="edge"), "flash-attention")
-    with pytest.raises(CometError, match="comet-verify-capacity"):
-        run_pipeline(w.attention(1, 8, 256, 64, arch="edge"), "unfused-attention")
+    # whole rows (plain comet-tile) do not fit the core buffers from S = 256 on
+    with pytest.raises(CometError, match="comet-tile: no tiling fits the core buffers"):
+        run_pipeline(w.attention(1, 8, 256, 64, arch="edge"), "comet-decompose,comet-tile")
+
+
+def test_fuse_full_refuses_a_shared_loop_over_a_reduced_dim():
+    """col_split tiles N at GB; sharing that loop would normalise with partial row statistics."""
+    with pytest.raises(CometError, match="cannot fully fuse: N is tiled at GB"):
+        run_pipeline(w.attention(1, 8, 256, 64, arch="edge"),
+                     "comet-decompose,comet-tile{col_split=true},comet-fuse{level=full}")
+    # partial fusion keeps each op's own GB loop: allowed
+    run_pipeline(w.attention(1, 8, 256, 64, arch="edge"), "partially-fused-attention")

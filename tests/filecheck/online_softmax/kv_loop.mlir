@@ -1,10 +1,10 @@
-// RUN: comet-opt %s -p 'comet-decompose{flash=true},comet-tile,comet-fuse{level=full},comet-distribute{dims=B,M}' | filecheck %s --check-prefix=BEFORE
-// RUN: comet-opt %s -p 'comet-decompose{flash=true},comet-tile,comet-fuse{level=full},comet-distribute{dims=B,M},comet-online-softmax{chunks=4}' | filecheck %s
+// RUN: comet-opt %s -p 'comet-decompose{flash=true},comet-tile{kv_loop=true},comet-fuse{level=full},comet-distribute{dims=B,M}' | filecheck %s --check-prefix=BEFORE
+// RUN: comet-opt %s -p 'comet-decompose{flash=true},comet-tile{kv_loop=true},comet-fuse{level=full},comet-distribute{dims=B,M},comet-online-softmax{chunks=4}' | filecheck %s
 // RUN: comet-opt %s -p 'flash-attention' | filecheck %s --check-prefix=AUTO
 // RUN: not comet-opt %s -p comet-online-softmax 2>&1 | filecheck %s --check-prefix=FORM
-// RUN: not comet-opt %s -p 'comet-decompose,comet-tile,comet-fuse{level=full},comet-online-softmax{chunks=2}' 2>&1 | filecheck %s --check-prefix=NOTFLASH
-// RUN: not comet-opt %s -p 'comet-decompose{flash=true},comet-tile,comet-online-softmax{chunks=2}' 2>&1 | filecheck %s --check-prefix=UNFUSED
-// RUN: not comet-opt %s -p 'comet-decompose{flash=true},comet-tile,comet-fuse{level=full},comet-online-softmax{chunks=3}' 2>&1 | filecheck %s --check-prefix=NODIV
+// RUN: not comet-opt %s -p 'comet-decompose,comet-tile{kv_loop=true},comet-fuse{level=full},comet-online-softmax{chunks=2}' 2>&1 | filecheck %s --check-prefix=NOTFLASH
+// RUN: not comet-opt %s -p 'comet-decompose{flash=true},comet-tile{kv_loop=true},comet-online-softmax{chunks=2}' 2>&1 | filecheck %s --check-prefix=UNFUSED
+// RUN: not comet-opt %s -p 'comet-decompose{flash=true},comet-tile{kv_loop=true},comet-fuse{level=full},comet-online-softmax{chunks=3}' 2>&1 | filecheck %s --check-prefix=NODIV
 
 // 8 heads, 1024 keys of 64 (f16) on edge: the scores of a row block and K, V at full
 // sequence length overflow the 32 KiB weight buffer, so flash-attention needs the KV loop.
