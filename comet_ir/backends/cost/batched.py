@@ -169,7 +169,8 @@ class BatchEvaluator:
     def _apply(self, values, orders) -> None:
         for i, (st, prim, red) in self._pristine.items():
             n = self.nodes[i]
-            n.tile_steps, n.tile_primitive, n.reduction_factors = copy.deepcopy(st), dict(prim), list(red)
+            n.tile_steps = {t: dict(v) for t, v in st.items()}
+            n.tile_primitive, n.reduction_factors = dict(prim), list(red)
         for s, v in zip(self.space.slots, values):
             n = self.nodes[s.node_index]
             v = int(v)
