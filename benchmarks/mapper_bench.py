@@ -74,13 +74,13 @@ class _Track:
 
 
 def run_map(make, budget):
-    from comet_ir.passes.map import MapPass, _map_workload, _Progress
+    from comet_ir.passes.map import _map_workload, _Progress, refine_strategies
     from xdsl.context import Context
 
     prog = _Progress(budget)
     mod = make()
     res = _map_workload(Context(), mod, "latency", prog, None)
-    res = MapPass(budget=budget)._refine_best(Context(), mod, res, prog)
+    res = refine_strategies(res, prog, "latency")
     prog.done()
     if not res:
         return None, 0.0, 0
@@ -130,13 +130,61 @@ def run_grid(make, budget):
     return tr.best, tr.t_best, tr.n
 
 
+REF = "/work/shared/reference/iterative_mapper"
+
+
+def throughput(n: int = 300, seed: int = 0) -> tuple[float, float, int]:
+    """Candidates/s of comet-map's evaluator, single path vs batched evaluator, on the same n
+    candidates (enumerated factorizations x random loop orders) of the imported reference edge
+    program (GEMM -> decomposed softmax, M=N=256 K=128); asserts both give the same scores."""
+    from comet_ir.passes.map import _Evaluator, _Progress
+    from comet_ir.schedule.factors import FactorSpace, order_choices
+    from comet_ir.schedule.graph import preorder
+    from comet_ir.spec.reference import import_reference
+
+    accel, prog = import_reference(REF, f"{REF}/arch.yaml", f"{REF}/edge_M256N256K128_const.yaml")
+    space = FactorSpace(prog, accel)
+    rng = random.Random(seed)
+    sols = space.enumerate_solutions(cap=n, time_limit=10.0)
+    nodes = preorder(prog.root)
+    tiles = [i for i, x in enumerate(nodes) if getattr(x, "kind", "") == "temporal"]
+    cands = [(v, tuple(rng.choice(order_choices(nodes[i])) for i in tiles)) for v in sols]
+    rates, scores = [], []
+    for batched in (False, True):
+        ev = _Evaluator(space, accel, "latency", _Progress(1e9), batched=batched)
+        t = time.perf_counter()
+        got = [ev(v, o)[0] for v, o in cands]
+        rates.append(len(cands) / (time.perf_counter() - t))
+        ev.prog.done()
+        scores.append(got)
+    assert scores[0] == scores[1], "batched and single-path scores differ"
+    return rates[0], rates[1], len(cands)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--budget", type=float, default=8.0)
     ap.add_argument("--append", action="store_true")
+    ap.add_argument("--cases", default="", help="comma-separated workload names (default: all)")
+    ap.add_argument("--throughput", action="store_true",
+                    help="only compare the evaluator's candidates/s, single path vs batched")
     args = ap.parse_args(argv)
+    if args.throughput:
+        single, batched, n = throughput()
+        line = (f"comet-map evaluator on the imported reference edge program, {n} candidates: "
+                f"single path {single:,.1f} candidates/s, batched evaluator {batched:,.1f} candidates/s "
+                f"({batched / single:.1f}x), same scores")
+        print(line)
+        if args.append:
+            with open("benchmarks/RESULTS.md", "a") as f:
+                f.write(f"\n## comet-map evaluator throughput — {datetime.date.today().isoformat()}, "
+                        f"{platform.machine()} 2 cores (loaded)\n\n`python benchmarks/mapper_bench.py "
+                        f"--throughput --append`: {line}.\n")
+        return 0
     rows = []
     for (wl, arch), make in CASES.items():
+        if args.cases and wl not in args.cases.split(","):
+            continue
         r = {"case": f"{wl} / {arch}"}
         for name, fn in (("comet-map", run_map), ("random", run_random), ("grid", run_grid)):
             try:

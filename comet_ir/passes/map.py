@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -99,8 +100,19 @@ def _workload_candidates(module: ModuleOp):
     for strat in _STRATEGIES[kind]:
         base = registry.PIPELINES[strat]
         for f in dram_rows:
-            tile = "comet-tile" if f is None else f"comet-tile{{level=DRAM factors=M{f}}}"
-            yield f"{strat}" + ("" if f is None else f" (DRAM M={f})"), base.replace("comet-tile", tile, 1)
+            yield f"{strat}" + ("" if f is None else f" (DRAM M={f})"), _with_dram_rows(base, f)
+
+
+def _with_dram_rows(pipeline: str, f: int | None) -> str:
+    """The strategy's pipeline with `level=DRAM factors=M<f>` merged into its comet-tile options
+    (a strategy may already pass comet-tile options, e.g. attention's col_split / kv_loop)."""
+    if f is None:
+        return pipeline
+    m = re.search(r"comet-tile(\{([^}]*)\})?(?=,|$)", pipeline)
+    if m is None:
+        return pipeline
+    opts = " ".join(o for o in [(m.group(2) or "").strip(), f"level=DRAM factors=M{f}"] if o)
+    return pipeline[: m.start()] + f"comet-tile{{{opts}}}" + pipeline[m.end():]
 
 
 @dataclass
@@ -142,10 +154,21 @@ def _map_workload(ctx: Context, module: ModuleOp, objective: str, prog: _Progres
 class _Evaluator:
     """Prices candidates (factor vector, loop orders) once each; keeps every result."""
 
-    def __init__(self, space, accel, objective: str, prog: _Progress):
+    def __init__(self, space, accel, objective: str, prog: _Progress, batched: bool = True):
         from comet_ir.schedule.graph import preorder
 
         self.space, self.accel, self.objective, self.prog = space, accel, objective, prog
+        # every candidate of one space shares the tree structure: the batched evaluator's
+        # shared move times and leaf walks make each one cheaper (same numbers as the single path)
+        self.batch = None
+        if batched:
+            try:
+                from comet_ir.backends.cost.batched import BatchEvaluator
+
+                self.batch = BatchEvaluator(space.program, accel, space=space)
+            except CometError:
+                self.batch = None
+        self._bounds: dict = {}
         self.cache: dict = {}
         self.results: list[_Result] = []
         self.failed = 0
@@ -170,7 +193,11 @@ class _Evaluator:
         if key in self.cache:
             return self.cache[key]
         try:
-            rep = estimate_program(self.program(values, orders), self.accel)
+            if self.batch is not None:
+                lat, en = self.batch.one(values, orders)
+                rep = _Totals(lat, en)
+            else:
+                rep = estimate_program(self.program(values, orders), self.accel)
             score = _score(rep, self.objective)
         except CometError:
             rep, score = None, None
@@ -189,6 +216,25 @@ class _Evaluator:
         return self.cache[key]
 
 
+@dataclass
+class _Totals:
+    latency_cycles: float
+    energy_pj: float
+
+
+def _ideal_compute(ev: _Evaluator, values, orders) -> float | None:
+    """Sum of the ops' ideal compute cycles (no loop order changes it), once per factorization."""
+    from comet_ir.backends.cost.model import estimate_program
+
+    if values not in ev._bounds:
+        try:
+            ev._bounds[values] = sum(estimate_program(ev.program(values, orders), ev.accel)
+                                     .ideal_compute_cycles.values())
+        except Exception:  # noqa: BLE001 - no bound: no pruning
+            ev._bounds[values] = None
+    return ev._bounds[values]
+
+
 def _order_descent(ev: _Evaluator, values, orders):
     """Try every loop order of one tile at a time; keep improvements. Orders change only
     transfers, so when the candidate's ideal compute (a latency lower bound that no order
@@ -199,9 +245,9 @@ def _order_descent(ev: _Evaluator, values, orders):
     score, rep = ev(values, orders)
     if score is None:
         return orders, score
-    if ev.objective == "latency" and rep is not None:
-        lb = sum(rep.ideal_compute_cycles.values())
-        if lb <= score and ev.best is not None and lb >= ev.best.score and ev.best_key != (values, orders):
+    if ev.objective == "latency" and ev.best is not None and ev.best_key != (values, orders):
+        lb = _ideal_compute(ev, values, orders)
+        if lb is not None and lb <= score and lb >= ev.best.score:
             return orders, score
     nodes = preorder(ev.program(values, orders).root)
     improved = True
@@ -219,7 +265,7 @@ def _order_descent(ev: _Evaluator, values, orders):
 
 
 def _search_space(ev: _Evaluator, start_values, start_orders, rng: random.Random, exhaustive_limit: int,
-                  max_radius: int = 8):
+                  max_radius: int = 8, n_samples: int = 8):
     """Exhaustive when the space is small; otherwise first-improvement local search in CP-SAT
     neighbourhoods (radius 2 = one prime factor moved between loop levels, widened to 8 when
     stuck), order descent after every improvement, random restarts from the best."""
@@ -229,7 +275,9 @@ def _search_space(ev: _Evaluator, start_values, start_orders, rng: random.Random
     from comet_ir.schedule.graph import preorder
 
     space = ev.space
-    every = space.enumerate_solutions(cap=exhaustive_limit + 1, time_limit=5.0)
+    # enumeration is CP-SAT time taken from the candidates: at most a quarter of what is left
+    left = ev.prog.total - (time.monotonic() - ev.prog.t0)
+    every = space.enumerate_solutions(cap=exhaustive_limit + 1, time_limit=max(0.5, min(5.0, left / 4)))
     if len(every) <= exhaustive_limit:
         combos = []
         for v in every:
@@ -245,7 +293,16 @@ def _search_space(ev: _Evaluator, start_values, start_orders, rng: random.Random
                     ev(v, tuple(o))
             return
     ev.exhaustive = False
-    values, orders = start_values, start_orders
+    # a few random points of the space before descending: the given mapping can sit in a poor
+    # basin that a handful of samples already beats (random search did, on attention)
+    nodes = preorder(space.apply(start_values).root)
+    choices = [order_choices(nodes[i]) for i in ev.tiles]
+    for v in rng.sample(every, min(n_samples, len(every))):
+        if ev.prog.expired():
+            return
+        ev(v, start_orders)
+        ev(v, tuple(rng.choice(c) for c in choices))
+    values, orders = ev.best_key if ev.best_key is not None else (start_values, start_orders)
     orders, score = _order_descent(ev, values, orders)
     radius, restarts = 2, 0
     while not ev.prog.expired():
@@ -303,9 +360,8 @@ def _map_mapped(ctx: Context, module: ModuleOp, objective: str, prog: _Progress,
     return results + [r for r in more if r.label != best.label or r.module is not None]
 
 
-def _refine(base, accel, objective: str, prog: _Progress, seed: int, exhaustive_limit: int,
-            attributes=None, label: str = "given mapping", per_op: bool = False) -> list[_Result]:
-    from comet_ir.ir_tree import program_module
+def _new_evaluator(base, accel, objective: str, prog: _Progress, label: str, per_op: bool = False) -> _Evaluator:
+    """An evaluator over `base`'s tiling space, with the given mapping priced first."""
     from comet_ir.schedule.factors import FactorSpace
     from comet_ir.schedule.graph import preorder
 
@@ -314,8 +370,15 @@ def _refine(base, accel, objective: str, prog: _Progress, seed: int, exhaustive_
     given = tuple(s.value for s in space.slots)
     nodes = preorder(base.root)
     orders = tuple(nodes[i].order for i in ev.tiles)
+    ev.start = (given, orders)
     ev(given, orders, label)
-    _search_space(ev, given, orders, random.Random(seed), exhaustive_limit, 4 if per_op else 8)
+    return ev
+
+
+def _finish(ev: _Evaluator, attributes=None) -> list[_Result]:
+    """The evaluator's results, its best one carrying the IR of its program."""
+    from comet_ir.ir_tree import program_module
+
     if ev.best is None:
         return []
     ev.best.module = program_module(ev.program(*ev.best_key))
@@ -323,6 +386,14 @@ def _refine(base, accel, objective: str, prog: _Progress, seed: int, exhaustive_
         ev.best.module.attributes.update(attributes)
     ev.best.exhaustive = getattr(ev, "exhaustive", False)
     return ev.results
+
+
+def _refine(base, accel, objective: str, prog: _Progress, seed: int, exhaustive_limit: int,
+            attributes=None, label: str = "given mapping", per_op: bool = False) -> list[_Result]:
+    ev = _new_evaluator(base, accel, objective, prog, label, per_op)
+    given, orders = ev.start
+    _search_space(ev, given, orders, random.Random(seed), exhaustive_limit, 4 if per_op else 8)
+    return _finish(ev, attributes)
 
 
 @dataclass(frozen=True)
@@ -386,20 +457,76 @@ class MapPass(ModulePass):
                          seed=self.seed, arch=self.arch).apply(ctx, op)
 
     def _refine_best(self, ctx, op, results, prog):
-        """Tiling / loop-order search (the mapped-form space) on the best strategies."""
-        from comet_ir.backends.cost_targets import resolve_arch
-        from comet_ir.ir_tree import ir_to_tree, single_mapping
+        return refine_strategies(results, prog, self.objective, self.seed, self.arch or None)
 
-        out = list(results)
-        for r in sorted([r for r in results if r.module is not None], key=lambda r: r.score)[:2]:
+
+def refine_strategies(results: list[_Result], prog: _Progress, objective: str, seed: int = 0,
+                      arch=None, probe_share: float = 0.3) -> list[_Result]:
+    """Tiling / loop-order search (the mapped-form space) on EVERY lowered candidate (each
+    strategy x DRAM row tiling is its own tree, so its own space). Two phases:
+    probe: each lowering gets a few random points of its space (random loop orders too), at most
+    `probe_share` of the remaining budget; its promise is the best probe score (the score before
+    tiling misleads: on attention the worst lowering before tiling, flash with DRAM M=8, is the
+    best after);
+    refine: neighbourhood search on the lowerings in order of promise, the remaining budget split
+    in proportion to (leader/promise)^2; what a search does not use (its space was exhausted)
+    rolls over to the next."""
+    from comet_ir.backends.cost_targets import resolve_arch
+    from comet_ir.ir_tree import ir_to_tree, single_mapping
+
+    out = list(results)
+    heads = sorted([r for r in results if r.module is not None], key=lambda r: r.score)
+    if not heads:
+        return out
+    rng = random.Random(seed)
+    total = prog.total
+    probe_end = (time.monotonic() - prog.t0) + probe_share * max(total - (time.monotonic() - prog.t0), 0)
+    probes = []
+    try:
+        prog.total = probe_end
+        for r in heads:
             if prog.expired():
                 break
             base = ir_to_tree(single_mapping(r.module))
-            accel = resolve_arch(r.module, self.arch or None, base.arch)
-            more = _refine(base, accel, self.objective, prog, self.seed, 2000, r.module.attributes,
-                           label=r.label)
+            accel = resolve_arch(r.module, arch, base.arch)
+            ev = _new_evaluator(base, accel, objective, prog, r.label)
+            _probe(ev, rng)
+            probes.append((ev.best.score if ev.best else r.score, r, base, accel, ev))
+        prog.total = total
+        probes.sort(key=lambda x: x[0])
+        leader = probes[0][0] if probes else 0
+        weights = [max((leader / p[0]) ** 2 if p[0] > 0 else 1.0, 0.02) for p in probes]
+        for i, (_, r, base, accel, ev) in enumerate(probes):
+            left = total - (time.monotonic() - prog.t0)
+            if left > 0.2:
+                share = left * weights[i] / sum(weights[i:])
+                prog.total = (time.monotonic() - prog.t0) + share
+                given, orders = ev.start
+                _search_space(ev, given, orders, rng, 2000)
+                prog.total = total
+            more = _finish(ev, r.module.attributes)
             for m in more:
                 if m.label.startswith("candidate"):
                     m.label = f"{r.label} + tiling {m.label.split()[-1]}"
             out += [m for m in more if m.label != r.label]
-        return out
+        if not probes or not all(getattr(p[4], "exhaustive", False) for p in probes):
+            for m in out:  # optimal only when every lowering's space was exhausted
+                m.exhaustive = False
+    finally:
+        prog.total = total
+    return out
+
+
+def _probe(ev: _Evaluator, rng: random.Random, n: int = 4, cap: int = 60) -> None:
+    from comet_ir.schedule.factors import order_choices
+    from comet_ir.schedule.graph import preorder
+
+    given, orders = ev.start
+    sols = ev.space.enumerate_solutions(cap=cap, time_limit=0.5)
+    nodes = preorder(ev.space.apply(given).root)
+    choices = [order_choices(nodes[i]) for i in ev.tiles]
+    for v in rng.sample(sols, min(n, len(sols))):
+        if ev.prog.expired():
+            return
+        ev(v, orders)
+        ev(v, tuple(rng.choice(c) for c in choices))
