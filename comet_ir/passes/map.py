@@ -335,13 +335,53 @@ def _search_space(ev: _Evaluator, start_values, start_orders, rng: random.Random
         radius = 2
 
 
+def _structures(base, accel, objective: str, prog: _Progress, attributes) -> list[_Result]:
+    """The given mapping and its structural variants (comet_ir.schedule.structure) that price."""
+    from comet_ir.backends.cost.model import estimate_program
+    from comet_ir.ir_tree import program_module
+    from comet_ir.schedule.structure import structural_variants
+
+    out = []
+    for label, p in [("given mapping", base)] + structural_variants(base, accel):
+        try:
+            rep = estimate_program(p, accel)
+        except Exception:  # noqa: BLE001 - a variant that does not fit or price is skipped
+            continue
+        m = program_module(p)
+        if attributes:
+            m.attributes.update(attributes)
+        out.append(_Result(label, _score(rep, objective), rep.latency_cycles, rep.energy_pj, m,
+                           time.monotonic() - prog.t0))
+    return out
+
+
 def _map_mapped(ctx: Context, module: ModuleOp, objective: str, prog: _Progress, arch,
-                seed: int, exhaustive_limit: int = 2000) -> list[_Result]:
+                seed: int, exhaustive_limit: int = 2000, refine: bool = True) -> list[_Result]:
     from comet_ir.backends.cost_targets import resolve_arch
     from comet_ir.ir_tree import ir_to_tree, program_module, single_mapping
 
     base = ir_to_tree(single_mapping(module))
     accel = resolve_arch(module, arch, base.arch)
+    heads = _structures(base, accel, objective, prog, module.attributes)
+    if len(heads) > 1 or (heads and heads[0].label != "given mapping") or not refine:
+        # collective type / placement and spatial split: each structure's tiling space is
+        # searched (budget split by promise), then per-op factors from the best
+        if not refine:
+            return heads
+        total = prog.total
+        prog.total = total * 0.6
+        results = refine_strategies(heads, prog, objective, seed, arch)
+        prog.total = total
+        best = min((r for r in results if r.module is not None), key=lambda r: r.score, default=None)
+        if best is None or prog.expired():
+            return results
+        more = _refine(ir_to_tree(single_mapping(best.module)), accel, objective, prog, seed, 0,
+                       module.attributes, label=best.label, per_op=True)
+        for r in more:
+            if r.label.startswith("candidate"):
+                r.label = f"{best.label} + per-op {r.label}"
+            r.exhaustive = False
+        return results + [r for r in more if r.label != best.label or r.module is not None]
     # first the tied space (tensors of a tile that share a factor keep sharing it: small
     # neighbourhoods, fast descent), then per-op factors (ops fused in one tile may loop differently) from the best
     total = prog.total
@@ -420,7 +460,8 @@ class MapPass(ModulePass):
         mapped = bool(find_mappings(op))
         try:
             if mapped:
-                results = _map_mapped(ctx, op, self.objective, prog, self.arch or None, self.seed)
+                results = _map_mapped(ctx, op, self.objective, prog, self.arch or None, self.seed,
+                                      refine=self.refine)
             else:
                 results = _map_workload(ctx, op, self.objective, prog, self.arch or None)
                 if self.refine and results and not prog.expired():
