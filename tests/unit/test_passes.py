@@ -195,7 +195,9 @@ _WORK_CASES = [("gemm_softmax", (256, 256, 128), s) for s in
               [("gemm_softmax", (256, 1024, 4096), s) for s in
                ("unfused", "fused-distsm", "fused-gemm-distsm")] + \
               [("attention", sh, s) for sh in ((1, 16, 128, 32), (1, 8, 64, 64))
-               for s in ("unfused-attention", "partially-fused-attention", "flash-attention")]
+               for s in ("unfused-attention", "partially-fused-attention", "flash-attention")] + \
+              [("attention", (1, 8, 1024, 64), s) for s in
+               ("unfused-attention", "partially-fused-attention", "flash-attention")]
 
 
 @pytest.mark.parametrize("wl,shape,pipe", _WORK_CASES)
