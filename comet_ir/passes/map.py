@@ -278,7 +278,7 @@ def _search_space(ev: _Evaluator, start_values, start_orders, rng: random.Random
     # enumeration is CP-SAT time taken from the candidates: at most a quarter of what is left
     left = ev.prog.total - (time.monotonic() - ev.prog.t0)
     every = space.enumerate_solutions(cap=exhaustive_limit + 1, time_limit=max(0.5, min(5.0, left / 4)))
-    if len(every) <= exhaustive_limit:
+    if len(every) <= exhaustive_limit and getattr(space, "last_complete", False):
         combos = []
         for v in every:
             nodes = preorder(space.apply(v).root)

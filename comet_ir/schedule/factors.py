@@ -177,7 +177,10 @@ class FactorSpace:
         solver.parameters.enumerate_all_solutions = True
         solver.parameters.num_workers = 1
         solver.parameters.max_time_in_seconds = time_limit
-        solver.solve(m, Collect())
+        status = solver.solve(m, Collect())
+        # complete: every solution was seen (not cut by the cap or the time limit); only then may
+        # a search over `out` call itself exhaustive
+        self.last_complete = status in (cp_model.OPTIMAL, cp_model.INFEASIBLE) and len(out) < cap
         return out
 
     def apply(self, values: tuple[int, ...]) -> MappedProgram:
