@@ -19,3 +19,17 @@ builtin.module attributes {comet.arch = "edge"} {
 
 // ATT:      comet.causal_mask
 // ATT-NEXT: comet.softmax %{{.*}} axis 3
+
+// flash=true: deferred normalisation, the division after the second GEMM (what the KV loop of
+// comet-online-softmax needs); the row sum is taken from the exp, not used before the GEMM.
+// RUN: comet-opt %s -p 'comet-decompose{flash=true}' | filecheck %s --check-prefix=FLASH
+// FLASH:      %[[S:.*]] = comet.gemm %q, %k batch 2 transpose_b true
+// FLASH-NEXT: %[[SC:.*]] = comet.scale {{.*}} %[[S]]
+// FLASH-NEXT: %[[MK:.*]] = comet.causal_mask %[[SC]]
+// FLASH-NEXT: %[[M:.*]] = comet.reduce max %[[MK]] axis 3
+// FLASH-NEXT: %[[D:.*]] = comet.sub %[[MK]], %[[M]]
+// FLASH-NEXT: %[[E:.*]] = comet.exp %[[D]]
+// FLASH-NEXT: %[[U:.*]] = comet.gemm %[[E]], %v batch 2
+// FLASH-NEXT: %[[L:.*]] = comet.reduce add %[[E]] axis 3
+// FLASH-NEXT: %[[O:.*]] = comet.div %[[U]], %[[L]]
+// FLASH-NEXT: func.return %[[O]]

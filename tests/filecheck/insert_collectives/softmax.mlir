@@ -41,3 +41,7 @@ builtin.module attributes {comet.arch = "edge"} {
 // ROWS:      comet.colop gather tensor C out C dim N src [GB, OB] dest [OB] at OB child OB
 // ROWS-NEXT: comet.tile spatial tensors [C, D] at [GB, GB] child [OB, OB] precision [16, 16] factors [{M = [2, 2], K = [1, 1], N = [1, 1]}, {M = [2, 2], K = [1, 1], N = [1, 1]}]
 // ROWS-NEXT: comet.tile temporal tensors [C, D] at [OB, OB] child [SE, SE] precision [16, 16] factors [{M = [{{[0-9]+}}, {{[0-9]+}}], K = [1, 1], N = [32, 32]}]
+
+// a level that is neither the global nor the output buffer
+// RUN: not comet-opt %s -p 'comet-decompose,comet-tile,comet-distribute,comet-insert-collectives{level=DRAM}' 2>&1 | filecheck %s --check-prefix=LEVEL
+// LEVEL: {{.*}}.mlir:{{[0-9]+}}:{{[0-9]+}}: error: comet.mapping: comet-insert-collectives: level 'DRAM' must be the global buffer (GB) or the output buffer (OB) of 'edge'
