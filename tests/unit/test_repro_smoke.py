@@ -48,7 +48,7 @@ def test_every_case_reported(run):
     """No (workload, arch, strategy) is silently dropped: each has a row with a status."""
     rp, _, rows = run
     want = {(wl, arch, st) for wl, (base, fused, _) in rp.STRATEGIES.items()
-            for arch in rp.ARCHS for st in (base, *fused, rp.SEARCHED)}
+            for arch in rp.ARCHS for st in (base, *fused, rp.TUNED, rp.SEARCHED)}
     got = {(r["workload"], r["arch"], r["strategy"]) for r in rows}
     assert got == want and len(rows) == len(want)
     for r in rows:
@@ -98,3 +98,14 @@ def test_searched_is_a_mapping_the_mapper_picked(run):
         if same is not None and same["status"] == "ok" and "(DRAM" not in r["reason"]:
             assert math.isclose(float(same["latency_cycles"]), float(r["latency_cycles"]),
                                 rel_tol=1e-9)
+
+
+def test_tuned_baseline_is_never_slower_than_the_default(run):
+    """unfused-tuned tries the default tiling among its candidates: never above unfused."""
+    rp, _, rows = run
+    for r in rows:
+        if r["strategy"] == rp.TUNED and r["status"] == "ok":
+            base = next(x for x in rows if (x["workload"], x["arch"], x["shape"], x["strategy"])
+                        == (r["workload"], r["arch"], r["shape"], r["baseline"]))
+            assert float(r["latency_cycles"]) <= float(base["latency_cycles"])
+            assert r["reason"].startswith("best DRAM row tiling: ")
