@@ -306,7 +306,11 @@ struct FlaggedMainloop : Base {
 // columns {2q, 2q+1} + 8j, so a gate value (j even) and its up value (j + 1) sit in one thread's
 // registers: h = silu(gate) * up is computed there and written at half width (bf16x2 stores),
 // so GEMM1 writes [rows, F] instead of [rows, 2F] and no separate SwiGLU pass runs.
-struct SwigluPairEpilogue {
+// What CUTLASS's grouped (ptr-array) GEMM kernel asks of a collective epilogue that works from
+// the accumulator registers only (no SMEM, no workspace, no source C); `Args` is the epilogue's
+// own argument block, passed to the device unchanged.
+template <class Args>
+struct RegisterEpilogue {
   using EpilogueSchedule = cutlass::epilogue::PtrArrayNoSmemWarpSpecialized;
   using DispatchPolicy = EpilogueSchedule;
   using ElementC = Element;
@@ -315,7 +319,7 @@ struct SwigluPairEpilogue {
   using ElementCompute = float;
   using ElementScalar = float;
   using ElementOutput = Element;
-  // only named by the device adapter's type aliases; the pair epilogue computes its own output
+  // only named by the device adapter's type aliases; these epilogues compute their own output
   using ThreadEpilogueOp = cutlass::epilogue::thread::LinearCombination<Element, 1, float, float>;
   using StrideC = StrideDPtr;
   using StrideD = StrideDPtr;
@@ -325,10 +329,7 @@ struct SwigluPairEpilogue {
   using GmemTiledCopyD = void;
   struct SharedStorage {};
   using TensorMapStorage = SharedStorage;
-  struct Arguments {
-    Element** ptr_D = nullptr;   // per group: h rows of the group, row stride ldd
-    int64_t ldd = 0;             // F (half of GEMM1's N)
-  };
+  using Arguments = Args;
   using Params = Arguments;
 
   template <class PS> static constexpr Params to_underlying_arguments(PS const&, Arguments const& a, void*) { return a; }
@@ -337,10 +338,21 @@ struct SwigluPairEpilogue {
   static cutlass::Status initialize_workspace(PS const&, Arguments const&, void*, cudaStream_t, cutlass::CudaHostAdapter* = nullptr) {
     return cutlass::Status::kSuccess;
   }
-  template <class PS> static bool can_implement(PS const&, Arguments const& a) { return a.ldd % 2 == 0; }
 
-  CUTLASS_HOST_DEVICE SwigluPairEpilogue(Params const& p) : params(p) {}
+  CUTLASS_HOST_DEVICE RegisterEpilogue(Params const& p) : params(p) {}
   CUTLASS_DEVICE bool is_source_needed() { return false; }
+
+  Params params;
+};
+
+struct SwigluPairArgs {
+  Element** ptr_D = nullptr;   // per group: h rows of the group, row stride ldd
+  int64_t ldd = 0;             // F (half of GEMM1's N)
+};
+
+struct SwigluPairEpilogue : RegisterEpilogue<SwigluPairArgs> {
+  using RegisterEpilogue::RegisterEpilogue;
+  template <class PS> static bool can_implement(PS const&, Arguments const& a) { return a.ldd % 2 == 0; }
 
   template <class PS, class BS, class BC, class FE, class FL, class TiledMma, class Res>
   CUTLASS_DEVICE void operator()(PS problem_shape_mnkl, BS blk_shape, BC blk_coord, cute::Tensor<FE, FL> const& acc,
@@ -382,7 +394,6 @@ struct SwigluPairEpilogue {
     }
   }
 
-  Params params;
 };
 
 // ---- GEMM2 epilogue with the combine fused (top-k <= 2) -------------------------------------
@@ -399,39 +410,13 @@ struct CombineArgs {
   int topk;
 };
 
-struct CombineEpilogue {
-  using EpilogueSchedule = cutlass::epilogue::PtrArrayNoSmemWarpSpecialized;
-  using DispatchPolicy = EpilogueSchedule;
-  using ElementC = Element;
-  using ElementD = Element;
-  using ElementAccumulator = float;
-  using ElementCompute = float;
-  using ElementScalar = float;
-  using ElementOutput = Element;
-  using ThreadEpilogueOp = cutlass::epilogue::thread::LinearCombination<Element, 1, float, float>;
-  using StrideC = StrideDPtr;
-  using StrideD = StrideDPtr;
-  using InternalStrideC = cute::remove_pointer_t<StrideC>;
-  using InternalStrideD = cute::remove_pointer_t<StrideD>;
-  using GmemTiledCopyC = void;
-  using GmemTiledCopyD = void;
-  struct SharedStorage {};
-  using TensorMapStorage = SharedStorage;
-  struct Arguments {
-    const CombineArgs* args = nullptr;  // device memory, rewritten before each call (graph-safe)
-  };
-  using Params = Arguments;
+struct CombineArgsRef {
+  const CombineArgs* args = nullptr;  // device memory, rewritten before each call (graph-safe)
+};
 
-  template <class PS> static constexpr Params to_underlying_arguments(PS const&, Arguments const& a, void*) { return a; }
-  template <class PS> static size_t get_workspace_size(PS const&, Arguments const&, int) { return 0; }
-  template <class PS>
-  static cutlass::Status initialize_workspace(PS const&, Arguments const&, void*, cudaStream_t, cutlass::CudaHostAdapter* = nullptr) {
-    return cutlass::Status::kSuccess;
-  }
+struct CombineEpilogue : RegisterEpilogue<CombineArgsRef> {
+  using RegisterEpilogue::RegisterEpilogue;
   template <class PS> static bool can_implement(PS const&, Arguments const& a) { return a.args != nullptr; }
-
-  CUTLASS_HOST_DEVICE CombineEpilogue(Params const& p) : params(p) {}
-  CUTLASS_DEVICE bool is_source_needed() { return false; }
 
   template <class PS, class BS, class BC, class FE, class FL, class TiledMma, class Res>
   CUTLASS_DEVICE void operator()(PS problem_shape_mnkl, BS blk_shape, BC blk_coord, cute::Tensor<FE, FL> const& acc,
@@ -475,7 +460,6 @@ struct CombineEpilogue {
     }
   }
 
-  Params params;
 };
 
 template <class TileShape_, class ClusterShape_, class KernelSchedule_, class EpilogueSchedule_>
