@@ -165,6 +165,9 @@ class BatchEvaluator:
         self._mt: dict = {}
         self._leaves: dict = {}
         _check_units(self.program, accel)
+        from comet_ir.backends.cost.batched_split import SplitPlan
+
+        self.split = SplitPlan.build(self)  # None: this tree shape is priced by the scalar walk
 
     def _apply(self, values, orders) -> None:
         for i, (st, prim, red) in self._pristine.items():
@@ -224,7 +227,13 @@ class BatchEvaluator:
         en = np.full(len(uniq), np.nan)
         errs: dict[int, str] = {}
         ns = vals.shape[1]
-        for u, row in enumerate(uniq):
+        todo = range(len(uniq))
+        if self.split is not None and len(uniq):
+            oidx = uniq[:, ns] if orders is not None else np.zeros(len(uniq), dtype=np.int64)
+            lat, en, priced = self.split.evaluate(uniq[:, :ns], oidx, table)
+            todo = np.flatnonzero(~priced)
+        for u in map(int, todo):
+            row = uniq[u]
             o = table[int(row[ns])] if orders is not None else table[0]
             try:
                 lat[u], en[u] = self.one(row[:ns], o)

@@ -1,0 +1,373 @@
+"""Split evaluation of a batch: price each part of the tree once per distinct input, then add.
+
+For trees of the shape
+
+    tile (chain: each tile has one tile child) ... -> S (temporal) -> sequential binding of
+    [subtree_1, colop?, subtree_2, colop?, ...]
+
+(the fused pipelines: DRAM tile -> spread -> GB tile -> sequence of spread+leaf stages and
+collectives) a candidate's latency and energy are sums over nodes (model.estimate_program
+adds per-node stalls x executions and per-node energy in pre-order). Which inputs each node's
+numbers depend on is known from the walk:
+
+* the *upper key* of a candidate: the slots and loop orders of the chain and S, plus what every
+  subtree exports upwards (the strides and tile-step counts its loop nest leaves for the
+  tensors above it, steady_state.Walker._loops) -- the chain's and S's loop nests, moves and
+  energy multipliers are functions of it;
+* a subtree's nodes depend on (upper key, the subtree's own slots and orders); a collective on
+  (upper key, the subtree just before it): that subtree produces its input (its sizes) and its
+  access counts set the collective's executions;
+* the chain's latency depends on (upper key, W), W = cost(S) = sum of the children's costs
+  (sequential), as long as no spatial chain tile has per-tensor reuse != 1 (no ramp-up
+  subtraction of descendants) nor children on shared-port memories (no port-use term) --
+  checked per upper key, else the candidate goes to the exact scalar path.
+
+So the walk runs once per *representative* candidate (a greedy cover of the distinct
+(upper key, subtree key) pairs), the chain tiles are re-visited once per distinct
+(upper key, W), and the per-candidate totals are numpy gathers and sums (energy folded in the
+same pre-order as the single path, so the floats are identical). The capacity check
+(verify_capacity.resident_bytes) is evaluated as products of slot columns over the batch.
+Shapes that do not match return None (BatchEvaluator then runs the scalar walk per candidate).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from comet_ir.backends.cost.steady_state import U32, Walker, estimate_energy
+from comet_ir.spec.mapping_tree import BindingNode, ColOpNode, ComputeNode, TileNode
+
+
+def _sub_preorder(n) -> list:
+    from comet_ir.schedule.graph import preorder
+
+    return preorder(n)
+
+
+class _Capacity:
+    """check_capacity as array products: per temporal tile, per pair, the resident bytes."""
+
+    def __init__(self, ev):
+        from comet_ir.passes._mapping import walk
+        from comet_ir.passes.verify_capacity import _index_dims
+
+        prog, accel, slots = ev.program, ev.accel, ev.space.slots
+        pos = {id(n): i for i, n in enumerate(ev.nodes)}
+        self.cap = {lv.name: accel.memory_types[lv.type].capacity for lv in accel.levels.values()
+                    if not lv.is_compute and accel.memory_types[lv.type].kind == "SRAM"}
+        idx = _index_dims(prog)
+        tile_slot = {}
+        comp_slot = {}
+        for j, s in enumerate(slots):
+            if s.is_compute:
+                comp_slot[(s.node_index, s.dim)] = j
+            else:
+                for m in s.members:
+                    tile_slot[(s.node_index, s.dim, m)] = j
+        comps = {c.name: c for c, _ in walk(prog.root) if isinstance(c, ComputeNode)}
+        # per temporal tile: per level: [(tensor, [(const, cols, prec)] per op tag)]
+        self.checks = []
+        for node, _ in walk(prog.root):
+            if not (isinstance(node, TileNode) and node.kind == "temporal"):
+                continue
+            inner = [n for n, _ in walk(node) if isinstance(n, TileNode) and n is not node]
+            per_level: dict[str, dict[str, list]] = {}
+            for i, (t, g) in enumerate(zip(node.tensors, node.tags)):
+                const, cols = 1, []
+                dims = idx.get(t, [])
+                for n in inner:
+                    for j, (t2, g2) in enumerate(zip(n.tensors, n.tags)):
+                        if t2 == t and g2 == g and n.targets[j] != node.targets[i]:
+                            for k, lvl in enumerate(n.factors):
+                                for d in dims:
+                                    col = tile_slot.get((pos[id(n)], d, j)) if k == 0 else None
+                                    if col is not None:
+                                        cols.append(col)
+                                    else:
+                                        const *= lvl.get(d, [1] * len(n.tensors))[j]
+                c = comps.get(g)
+                st = c.tile_steps.get(t, {}) if c is not None else {}
+                for d in dims:
+                    col = comp_slot.get((pos[id(c)], d)) if c is not None and d in st else None
+                    if col is not None:
+                        cols.append(col)
+                    else:
+                        const *= st.get(d, 1)
+                per_level.setdefault(node.child_levels[i], {}).setdefault(t, []).append(
+                    (const, cols, node.precision[i]))
+            for lvl, tensors in per_level.items():
+                if self.cap.get(lvl) is not None:
+                    self.checks.append((self.cap[lvl], list(tensors.values())))
+
+    def ok(self, vals: np.ndarray) -> np.ndarray:
+        good = np.ones(len(vals), dtype=bool)
+        for cap, tensors in self.checks:
+            total = np.zeros(len(vals), dtype=np.int64)
+            for terms in tensors:
+                best = None
+                for const, cols, prec in terms:
+                    e = np.full(len(vals), const, dtype=np.int64)
+                    for c in cols:
+                        e = e * vals[:, c]
+                    b = np.maximum(1, e * prec // 8)
+                    best = b if best is None else np.maximum(best, b)
+                total += best
+            good &= 2 * total <= cap
+        return good
+
+
+class SplitPlan:
+    """Built once per BatchEvaluator; `evaluate` prices unique candidate rows."""
+
+    @staticmethod
+    def build(ev) -> "SplitPlan | None":
+        try:
+            return SplitPlan(ev)
+        except _NoFit:
+            return None
+
+    def __init__(self, ev):
+        self.ev = ev
+        nodes = ev.nodes
+        pos = {id(n): i for i, n in enumerate(nodes)}
+        root = ev.program.root
+        if not isinstance(root, TileNode):
+            raise _NoFit
+        chain = []
+        n = root
+        while isinstance(n, TileNode) and len(n.body) == 1 and isinstance(n.body[0], TileNode):
+            chain.append(n)
+            n = n.body[0]
+        S = n
+        if not (isinstance(S, TileNode) and S.kind == "temporal" and len(S.body) == 1
+                and isinstance(S.body[0], BindingNode) and S.body[0].kind == "sequential"):
+            raise _NoFit
+        kids = S.body[0].children
+        if not kids or not isinstance(kids[0], TileNode):
+            raise _NoFit
+        subs, owner = [], {}  # subtrees; colop position -> subtree index before it
+        for c in kids:
+            if isinstance(c, TileNode):
+                if any(isinstance(x, ColOpNode) for x in _sub_preorder(c)):
+                    raise _NoFit
+                subs.append(c)
+            elif isinstance(c, ColOpNode):
+                if c.wb_output or not self._produces(subs[-1], c):
+                    raise _NoFit
+                owner[pos[id(c)]] = len(subs) - 1
+            else:
+                raise _NoFit
+        seen: set = set()
+        for sub in subs:  # a (tensor, op) pair's strides must come from one subtree only
+            pairs = {(t, g) for x in _sub_preorder(sub) if isinstance(x, TileNode) for t, g in zip(x.tensors, x.tags)}
+            if pairs & seen:
+                raise _NoFit
+            seen |= pairs
+        for t in chain:
+            if t.kind == "spatial" and any(not ev.accel.level(c).is_compute and ev.accel.memory(c).shared_ports
+                                           for c in t.child_levels):
+                raise _NoFit
+        self.chain, self.S, self.subs = chain, S, subs
+        self.upper_pairs = {(t, g) for x in chain + [S] for t, g in zip(x.tensors, x.tags)}
+        self.chain_pos = [pos[id(t)] for t in chain]
+        self.s_pos = pos[id(S)]
+        self.colops = owner
+        self.sub_nodes = [[pos[id(x)] for x in _sub_preorder(s)] for s in subs]
+        upper_nodes = set(self.chain_pos) | {self.s_pos}
+        slots = ev.space.slots
+        self.upper_cols = [j for j, s in enumerate(slots) if s.node_index in upper_nodes]
+        self.sub_cols = [[j for j, s in enumerate(slots) if s.node_index in set(sn)] for sn in self.sub_nodes]
+        self.upper_tiles = [k for k, i in enumerate(ev.tiles) if i in upper_nodes]
+        self.sub_tiles = [[k for k, i in enumerate(ev.tiles) if i in set(sn)] for sn in self.sub_nodes]
+        covered = upper_nodes | {p for sn in self.sub_nodes for p in sn} | set(owner) | {pos[id(S.body[0])]}
+        if covered != set(range(len(nodes))):
+            raise _NoFit
+        self.capacity = _Capacity(ev)
+        self.loops_walker = Walker(ev.program, ev.accel)
+        # pre-order positions whose energy the single path adds (TileNode / ColOpNode)
+        self.energy_nodes = [i for i, x in enumerate(nodes) if isinstance(x, (TileNode, ColOpNode))]
+
+    @staticmethod
+    def _produces(sub, col: ColOpNode) -> bool:
+        for x in _sub_preorder(sub):
+            if isinstance(x, TileNode):
+                for t, tg in zip(x.tensors, x.targets):
+                    if t == col.tensor_in and tg == col.target:
+                        return True
+        return False
+
+    # -------------------------------------------------------------- per-node records of a walk
+    def _walk(self, values, order) -> Walker:
+        from comet_ir.backends.cost.batched import _FastWalker
+
+        ev = self.ev
+        ev._apply(values, order)
+        w = _FastWalker(ev.program, ev.accel, ev)
+        w.build_loops()
+        w.build_movement()
+        w.visit(ev.program.root)
+        estimate_energy(w)
+        return w
+
+    def _node_vals(self, w: Walker, p: int) -> tuple[int, float]:
+        from comet_ir.backends.cost.model import _row
+
+        n = self.ev.nodes[p]
+        e = sum(w.energy.get(id(n), {}).values()) + sum(w.noc.get(id(n), {}).values())
+        leaf = isinstance(n, TileNode) and w._is_leaf(n)
+        lat = 0
+        if isinstance(n, ColOpNode) or (isinstance(n, TileNode) and (n.kind == "spatial" or leaf)):
+            its = w.parent_iters.get(id(n), 1)
+            for nlc in w.level_cost.get(id(n), {}).values():
+                cs, os_, ct, _ = _row(w, n, nlc)
+                lat += (cs + os_) * its
+                if leaf:
+                    lat += ct * its
+        return lat, e
+
+    def _chain_ok(self, w: Walker) -> bool:
+        return all(all(v == 1 for v in w.reuse.get(id(t), {}).values()) for t in self.chain if t.kind == "spatial")
+
+    def _revisit_chain(self, w: Walker, W: int) -> int:
+        from comet_ir.backends.cost.model import _row
+
+        w.cost[id(self.S)] = W
+        lat = 0
+        w.visit = lambda c: None  # children are priced already: visit only the chain tile itself
+        try:
+            for t in reversed(self.chain):
+                for d in (w.windows, w.arch_cost, w.level_cost, w.access):
+                    d.pop(id(t), None)
+                Walker.visit(w, t)
+                if t.kind == "spatial":
+                    its = w.parent_iters.get(id(t), 1)
+                    for nlc in w.level_cost.get(id(t), {}).values():
+                        cs, os_, _, _ = _row(w, t, nlc)
+                        lat += (cs + os_) * its
+        finally:
+            del w.visit
+        return lat
+
+    def _exports(self, i: int, values, order) -> tuple:
+        ev, w = self.ev, self.loops_walker
+        ev._apply(values, order)
+        w.stride, w.steps, w.outputs = {}, {}, {}
+        w._loops(self.subs[i])
+        # only the strides of pairs the chain and S hold reach them (tile-step counts feed
+        # L.rts, which only leaves read)
+        return tuple(sorted((k, tuple(sorted(v.items()))) for k, v in w.stride.items() if k in self.upper_pairs))
+
+    # -------------------------------------------------------------- the batch
+    def evaluate(self, vals: np.ndarray, oidx: np.ndarray, table: list):
+        """(latency, energy, priced) for unique rows; rows not priced go to the scalar path."""
+        b = len(vals)
+        lat = np.zeros(b, dtype=np.int64)
+        en_out = np.full(b, np.nan)
+        priced = self.capacity.ok(vals)
+        rows = np.flatnonzero(priced)
+        if len(rows) == 0:
+            return np.full(b, np.nan), en_out, priced
+        V = vals[rows]
+        ntiles = len(self.ev.tiles)
+        codes = [{} for _ in range(ntiles)]
+        T = np.array([[codes[k].setdefault(o[k], len(codes[k])) for k in range(ntiles)] for o in table],
+                     dtype=np.int64).reshape(len(table), ntiles)
+        O = T[oidx[rows]]
+        orders = [table[int(x)] for x in oidx[rows]]
+
+        def key(cols, tiles, extra=()):
+            m = np.concatenate([V[:, cols], O[:, tiles], *extra], axis=1) if (cols or tiles or extra) \
+                else np.zeros((len(V), 1), dtype=np.int64)
+            u, first, inv = np.unique(m, axis=0, return_index=True, return_inverse=True)
+            return first, inv.reshape(-1)
+
+        # what each subtree exports upwards, per distinct subtree key
+        sub_first, sub_inv, exp_ids = [], [], []
+        for i in range(len(self.subs)):
+            first, inv = key(self.sub_cols[i], self.sub_tiles[i])
+            fp: dict = {}
+            ids = np.array([fp.setdefault(self._exports(i, V[r], orders[r]), len(fp)) for r in first],
+                           dtype=np.int64)
+            sub_first.append(first)
+            sub_inv.append(inv)
+            exp_ids.append(ids[inv][:, None])
+        _, up = key(self.upper_cols, self.upper_tiles, exp_ids)
+        # (upper key, subtree key) pairs and a greedy cover by representative candidates
+        pair_first, pair_inv = [], []
+        for i in range(len(self.subs)):
+            m = np.stack([up, sub_inv[i]], axis=1)
+            _, first, inv = np.unique(m, axis=0, return_index=True, return_inverse=True)
+            pair_first.append(first)
+            pair_inv.append(inv.reshape(-1))
+        need = [set(range(len(f))) for f in pair_first]
+        reps = []
+        for i in sorted(range(len(self.subs)), key=lambda i: -len(pair_first[i])):
+            for q in sorted(need[i]):
+                if q not in need[i]:
+                    continue
+                r = int(pair_first[i][q])
+                reps.append(r)
+                for j in range(len(self.subs)):
+                    need[j].discard(int(pair_inv[j][r]))
+        # walk the representatives, record per-node numbers
+        sub_lat = [dict() for _ in self.subs]  # pair -> {pos: (lat, energy)}
+        sub_cost = [dict() for _ in self.subs]  # pair -> (subtree cost, [colop costs])
+        upper_rec: dict[int, tuple] = {}  # upper key -> (walker, chain ok, {pos: energy}, maxit of S)
+        owned = [list(sn) + [p for p, o in self.colops.items() if o == i] for i, sn in enumerate(self.sub_nodes)]
+        for r in reps:
+            w = self._walk(V[r], orders[r])
+            for i in range(len(self.subs)):
+                q = int(pair_inv[i][r])
+                if q in sub_lat[i]:
+                    continue
+                sub_lat[i][q] = {p: self._node_vals(w, p) for p in owned[i]}
+                cols = [w.cost[id(self.ev.nodes[p])] for p, o in sorted(self.colops.items()) if o == i]
+                sub_cost[i][q] = (w.cost[id(self.subs[i])], cols)
+            u = int(up[r])
+            if u not in upper_rec:
+                L = w.loop[id(self.S)]
+                upper_rec[u] = (w, self._chain_ok(w),
+                                {p: self._node_vals(w, p)[1] for p in self.chain_pos + [self.s_pos]},
+                                max(L.iters) if L.iters else 1)
+        # cost of S per candidate (sequential: children's costs, a collective once per iteration)
+        nU = int(up.max()) + 1
+        maxit = np.array([upper_rec[u][3] for u in range(nU)], dtype=np.int64)[up]
+        W = np.zeros(len(V), dtype=np.int64)
+        node_lat: dict[int, np.ndarray] = {}
+        node_en: dict[int, np.ndarray] = {}
+        for i in range(len(self.subs)):
+            nq = len(pair_first[i])
+            c_sub = np.array([sub_cost[i][q][0] for q in range(nq)], dtype=np.int64)[pair_inv[i]]
+            W += c_sub
+            ncol = len(sub_cost[i][0][1])
+            for k in range(ncol):
+                W += maxit * np.array([sub_cost[i][q][1][k] for q in range(nq)], dtype=np.int64)[pair_inv[i]]
+            for p in owned[i]:
+                node_lat[p] = np.array([sub_lat[i][q][p][0] for q in range(nq)], dtype=np.int64)[pair_inv[i]]
+                node_en[p] = np.array([sub_lat[i][q][p][1] for q in range(nq)], dtype=np.float64)[pair_inv[i]]
+        W &= U32
+        for p in self.chain_pos + [self.s_pos]:
+            node_en[p] = np.array([upper_rec[u][2][p] for u in range(nU)], dtype=np.float64)[up]
+        # chain tiles: one re-visit per distinct (upper key, W)
+        chain_ok = np.array([upper_rec[u][1] for u in range(nU)], dtype=bool)[up]
+        g, ginv = np.unique(np.stack([up, W], axis=1), axis=0, return_inverse=True)
+        glat = np.zeros(len(g), dtype=np.int64)
+        for k, (u, wv) in enumerate(g.tolist()):
+            if upper_rec[u][1]:
+                glat[k] = self._revisit_chain(upper_rec[u][0], int(wv))
+        total = glat[ginv.reshape(-1)]
+        for arr in node_lat.values():
+            total = total + arr
+        energy = np.zeros(len(V), dtype=np.float64)
+        for p in self.energy_nodes:
+            energy = energy + node_en[p]
+        lat[rows] = total
+        en_out[rows] = energy
+        priced[rows] = chain_ok
+        out = lat.astype(np.float64)
+        out[~priced] = np.nan
+        en_out[~priced] = np.nan
+        return out, en_out, priced
+
+
+class _NoFit(Exception):
+    pass
