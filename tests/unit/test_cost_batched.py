@@ -134,3 +134,34 @@ def test_random_rows_match_without_hypothesis_shrinking():
     for j, v in enumerate(rows):
         want = _single(sp, arch, v, ev.template_orders, ev.tiles)
         assert (want is None and not res.valid[j]) or (res.latency[j], res.energy[j]) == want
+
+
+@pytest.mark.parametrize("case", ["gemm_softmax_edge", "ref_edge", "ref_cloud"])
+def test_split_plan_equals_scalar_walk_on_a_large_batch(case):
+    # the split plan (batched_split.py) shares subtree walks between candidates: a large batch
+    # with many shared subtree keys is where a missed dependency would show. Oracle: the
+    # scalar walk per candidate (itself == estimate_program, above) and estimate_program on a
+    # sample; an overflowing row is mixed in.
+    arch, prog, sp, sols, ev = _space(case)
+    assert ev.split is not None  # these trees have the split shape; the test must exercise it
+    rng = random.Random(11)
+    rows = [list(v) for v in rng.sample(sols, min(150, len(sols)))]
+    orders = []
+    for v in rows:
+        nodes = preorder(sp.apply(tuple(v)).root)
+        orders.append(tuple(rng.choice(order_choices(nodes[i])) for i in ev.tiles))
+    # compute tile steps x 2^20: every buffer below the top overflows
+    big = [v << 20 if s.is_compute else v for v, s in zip(ev.template_values, sp.slots)]
+    rows.append(big)
+    orders.append(ev.template_orders)
+    res = ev.evaluate(np.array(rows), orders)
+    scalar = BatchEvaluator(prog, arch, space=sp)
+    scalar.split = None
+    want = scalar.evaluate(np.array(rows), orders)
+    assert np.array_equal(res.valid, want.valid) and not res.valid[-1]
+    assert np.array_equal(res.latency, want.latency, equal_nan=True)
+    assert np.array_equal(res.energy, want.energy, equal_nan=True)
+    assert res.errors == want.errors
+    for k in rng.sample(range(len(rows) - 1), 10):
+        single = _single(sp, arch, rows[k], orders[k], ev.tiles)
+        assert (single is None and not res.valid[k]) or (res.latency[k], res.energy[k]) == single
