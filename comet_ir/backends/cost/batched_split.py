@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from comet_ir.backends.cost.batched import _FastWalker
 from comet_ir.backends.cost.steady_state import U32, Walker, estimate_energy
 from comet_ir.spec.mapping_tree import BindingNode, ColOpNode, ComputeNode, TileNode
 
@@ -196,12 +197,13 @@ class SplitPlan:
         return False
 
     # -------------------------------------------------------------- per-node records of a walk
-    def _walk(self, values, order) -> Walker:
-        from comet_ir.backends.cost.batched import _FastWalker
-
+    def _walk(self, values, order, skip=()) -> Walker:
+        """The walk of one candidate; subtrees in `skip` are not priced (their numbers are
+        known): they get cost 0 and no accesses, so S and the chain are wrong in such a walk,
+        but no other subtree is affected (siblings only meet in S's cost and the chain)."""
         ev = self.ev
         ev._apply(values, order)
-        w = _FastWalker(ev.program, ev.accel, ev)
+        w = _SkipWalker(ev.program, ev.accel, ev, {id(self.subs[i]) for i in skip})
         w.build_loops()
         w.build_movement()
         w.visit(ev.program.root)
@@ -246,6 +248,103 @@ class SplitPlan:
         finally:
             del w.visit
         return lat
+
+    def _chain_vec(self, w: Walker, Ws: np.ndarray) -> np.ndarray | None:
+        """Chain latency for every child cost in `Ws` at once (numpy), or None where a chain
+        tile is outside what this covers. With one child, no binding, reuse 1 and private
+        ports, a spatial tile's walk depends on its child cost W only through the window
+        (W per iteration): each stall is max(0, transfer - window), windows shrink by earlier
+        tensors' transfers on the same port (node1_node2), compute window = W x iterations."""
+        lat = np.zeros(len(Ws), dtype=np.int64)
+        Wc = Ws.astype(np.int64)
+        for t in reversed(self.chain):
+            if t.kind != "spatial":
+                continue  # one child, no binding: cost of the child, not counted
+            r = self._spatial_vec(w, t, Wc)
+            if r is None:
+                return None
+            lt, Wc = r
+            lat += lt
+        return lat
+
+    def _spatial_vec(self, w: Walker, t: TileNode, W: np.ndarray):
+        L = w.loop[id(t)]
+        maxit = max(L.iters) if L.iters else 1
+        child = w.kids[id(t)][-1]
+        ac_all = w.arch_cost.get(id(t), {})
+        if (w.bindings[id(t)] or w.binding_of(t) != "none" or list(ac_all) != [id(child)]
+                or not isinstance(child, TileNode) or w._is_leaf(child)):
+            return None
+        if any(len(w.dm[id(t)][i]) > maxit for i in range(len(t.tensors))):
+            return None
+        ac = ac_all[id(child)]
+        if sum(len(v) for v in ac.values()) != sum(1 for g in t.tags if g in child.tags):
+            return None  # an untouched child (no matching tensor) is not covered
+        G = len(W)
+        ct_in = (W * maxit) & U32
+        pairs = sorted(ac, key=w.pair_key)
+        entries = [(pr[0], idx, per[idx]) for pr in pairs for idx in (0, 1) for per in ac[pr]
+                   if len(per) > idx and per[idx].stall]
+        if any(p_.reuse != 1 or not p_.hide or any(v for v in p_.cstall) for _, _, p_ in entries):
+            return None
+        win: dict[str, list[np.ndarray]] = {}
+        for tgt, _, p_ in entries:
+            win.setdefault(tgt, []).append(np.repeat(W[None, :], len(p_.ctv), axis=0))
+        out: dict[str, list[dict]] = {}
+        tcount: dict[str, int] = {}
+        by_tgt: dict[str, list[int]] = {}
+        for tgt, idx, _ in entries:
+            by_tgt.setdefault(tgt, []).append(idx)
+        for tgt, idx, p_ in entries:
+            if tgt not in out:
+                out[tgt] = [dict(ru=0, rd=0, ct=np.zeros(G, dtype=np.int64), cum=0,
+                                 stall=np.zeros((maxit, G), dtype=np.int64)) for _ in (0, 1)]
+                tcount[tgt] = 0
+            tc = tcount[tgt]
+            o = out[tgt][idx]
+            o["ru"] += p_.ramp_up
+            o["rd"] += p_.ramp_down
+            o["ct"] = np.maximum(o["ct"], ct_in)
+            o["cum"] += p_.cum
+            mw = win[tgt][tc]
+            for k in range(idx, min(maxit, len(mw))):
+                mn = p_.mem_net[k] if k < len(p_.mem_net) else 0
+                o["stall"][k] += np.maximum(mn - mw[k], 0)
+                for kt, idx1 in enumerate(by_tgt[tgt]):
+                    if idx1 == idx and kt != tc:
+                        w1 = win[tgt][kt]
+                        if k < len(w1) and k < len(p_.mem_net):
+                            w1[k] = np.maximum(w1[k] - p_.mem_net[k], 0)
+            tcount[tgt] += 1
+        # node_cost_of + total
+        ru = np.zeros(G, dtype=np.int64)
+        rd = np.zeros(G, dtype=np.int64)
+        ct = np.zeros(G, dtype=np.int64)
+        st = np.zeros((maxit, G), dtype=np.int64)
+        for li, level in enumerate(sorted(out, key=w.seq)):
+            for idx in (0, 1):
+                c = out[level][idx]
+                on = c["ct"] != 0
+                ru = np.where(on, np.maximum(ru, c["ru"]), ru)
+                rd = np.where(on, np.maximum(rd, c["rd"]), rd)
+                ct = np.where(on, np.maximum(ct, c["ct"]), ct)
+                for k in range(idx, maxit):
+                    v = c["stall"][k]
+                    st[k] = np.where(on, v if li == 0 else np.maximum(st[k], v), st[k])
+        s = st.sum(axis=0)
+        s = ((s & U32) ^ 0x80000000) - 0x80000000
+        cost = (ct + ru + rd + s) & U32
+        # model._row
+        cs_port = [0, 0]
+        cwin = np.zeros(G, dtype=np.int64)
+        for level in sorted(out, key=w.seq):
+            pair = out[level]
+            cwin = np.maximum(cwin, np.maximum(pair[0]["ct"], pair[1]["ct"]))
+            for idx in (0, 1):
+                cs_port[idx] = max(cs_port[idx], pair[idx]["ru"] + pair[idx]["rd"])
+        cs = cs_port[0] + cs_port[1]
+        os_ = np.maximum(cost - cs - cwin, 0)
+        return (cs + os_) * w.parent_iters.get(id(t), 1), cost
 
     def _exports(self, i: int, values, order) -> tuple:
         ev, w = self.ev, self.loops_walker
@@ -314,7 +413,10 @@ class SplitPlan:
         upper_rec: dict[int, tuple] = {}  # upper key -> (walker, chain ok, {pos: energy}, maxit of S)
         owned = [list(sn) + [p for p, o in self.colops.items() if o == i] for i, sn in enumerate(self.sub_nodes)]
         for r in reps:
-            w = self._walk(V[r], orders[r])
+            u = int(up[r])
+            skip = [] if u not in upper_rec else \
+                [i for i in range(len(self.subs)) if int(pair_inv[i][r]) in sub_lat[i]]
+            w = self._walk(V[r], orders[r], skip)
             for i in range(len(self.subs)):
                 q = int(pair_inv[i][r])
                 if q in sub_lat[i]:
@@ -322,7 +424,6 @@ class SplitPlan:
                 sub_lat[i][q] = {p: self._node_vals(w, p) for p in owned[i]}
                 cols = [w.cost[id(self.ev.nodes[p])] for p, o in sorted(self.colops.items()) if o == i]
                 sub_cost[i][q] = (w.cost[id(self.subs[i])], cols)
-            u = int(up[r])
             if u not in upper_rec:
                 L = w.loop[id(self.S)]
                 upper_rec[u] = (w, self._chain_ok(w),
@@ -351,9 +452,18 @@ class SplitPlan:
         chain_ok = np.array([upper_rec[u][1] for u in range(nU)], dtype=bool)[up]
         g, ginv = np.unique(np.stack([up, W], axis=1), axis=0, return_inverse=True)
         glat = np.zeros(len(g), dtype=np.int64)
-        for k, (u, wv) in enumerate(g.tolist()):
-            if upper_rec[u][1]:
-                glat[k] = self._revisit_chain(upper_rec[u][0], int(wv))
+        for u in np.unique(g[:, 0]).tolist():
+            if not upper_rec[u][1]:
+                continue
+            sel = np.flatnonzero(g[:, 0] == u)
+            w = upper_rec[u][0]
+            vec = self._chain_vec(w, g[sel, 1])
+            # the array form is checked against the scalar re-visit on this key's first W
+            if vec is not None and int(vec[0]) == self._revisit_chain(w, int(g[sel[0], 1])):
+                glat[sel] = vec
+            else:
+                for k in sel.tolist():
+                    glat[k] = self._revisit_chain(w, int(g[k, 1]))
         total = glat[ginv.reshape(-1)]
         for arr in node_lat.values():
             total = total + arr
@@ -367,6 +477,23 @@ class SplitPlan:
         out[~priced] = np.nan
         en_out[~priced] = np.nan
         return out, en_out, priced
+
+
+class _SkipWalker(_FastWalker):
+    def __init__(self, program, arch, ev, skip):
+        super().__init__(program, arch, ev)
+        self._skip = skip
+
+    def visit(self, n) -> None:
+        if id(n) in self._skip:
+            self.cost[id(n)] = 0
+            return
+        super().visit(n)
+
+    def build_movement(self, n=None) -> None:
+        if n is not None and id(n) in self._skip:
+            return
+        super().build_movement(n)
 
 
 class _NoFit(Exception):
