@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from comet_ir.backends.cost.batched import _FastWalker
+from comet_ir.backends.cost import steady_state as ss
 from comet_ir.backends.cost.steady_state import U32, Walker, estimate_energy
 from comet_ir.spec.mapping_tree import BindingNode, ColOpNode, ComputeNode, TileNode
 
@@ -207,8 +208,60 @@ class SplitPlan:
         w.build_loops()
         w.build_movement()
         w.visit(ev.program.root)
-        estimate_energy(w)
+        # the energy walk, noting what S hands its children (every child gets a copy of the
+        # same two count maps): a later subtree-only walk continues from there
+        first = self.subs[0]
+        orig = ss._energy
+
+        def note(w_, n, nsp, icm):
+            if n is first:
+                w_._s_counts = (ss._copy(nsp), ss._copy(icm))
+            return orig(w_, n, nsp, icm)
+
+        ss._energy = note
+        try:
+            estimate_energy(w)
+        finally:
+            ss._energy = orig
         return w
+
+    def _subtree_walk(self, w: Walker, i: int) -> None:
+        """Re-price subtree i (and the collectives after it) in the walker of a candidate with
+        the same upper key, for the program as applied now: the subtree's loop nest, moves,
+        steady-state walk and energy, from S's state (its loop nest, moves, the counts it
+        hands its children), which the upper key fixes."""
+        sub = self.subs[i]
+        cols = [self.ev.nodes[p] for p, o in sorted(self.colops.items()) if o == i]
+        ids = [id(x) for x in _sub_preorder(sub)] + [id(c) for c in cols]
+        for d in (w.loop, w.dm, w.reuse, w.actual, w.rampup, w.rampdown, w.cost, w.arch_cost, w.level_cost,
+                  w.windows, w.access, w.col, w.energy, w.noc, w.energy_t, w.parent_iters):
+            for x in ids:
+                d.pop(x, None)
+        w.stride, w.steps, w.outputs = {}, {}, {}
+        w._loops(sub)
+        for c in cols:
+            w._loops(c)
+        w.build_movement(sub)
+        w.visit(sub)
+        for c in cols:
+            w.visit(c)
+        nsp, icm = w._s_counts
+        ss._energy(w, sub, ss._copy(nsp), ss._copy(icm))
+        kids = w.kids[id(self.S)]
+        for c in cols:  # steady_state._energy's collective branch under a temporal S
+            k = kids.index(c)
+            in_tid = w.tid.get(c.tensor_in, -1)
+            ops_left = [tg for x in kids[:k] if isinstance(x, TileNode)
+                        for t, tg in zip(x.tensors, x.tags) if t == c.tensor_in]
+            seen: dict = {}
+            for acc in w.access.get(id(sub), []):
+                if acc.target and not acc.compute:
+                    seen.setdefault(acc.tag, {})[acc.tid] = acc.count
+            its = seen.get(ops_left[-1], {}).get(in_tid, 0) if ops_left else 0
+            w.parent_iters[id(c)] = its
+            w.energy[id(c)] = {k2: v * its for k2, v in w.energy[id(c)].items()}
+            w.noc[id(c)] = {k2: v * its for k2, v in w.noc[id(c)].items()}
+            w.energy_t[id(c)] = {k2: v * its for k2, v in w.energy_t[id(c)].items()}
 
     def _node_vals(self, w: Walker, p: int) -> tuple[int, float]:
         from comet_ir.backends.cost.model import _row
@@ -414,13 +467,22 @@ class SplitPlan:
         owned = [list(sn) + [p for p, o in self.colops.items() if o == i] for i, sn in enumerate(self.sub_nodes)]
         for r in reps:
             u = int(up[r])
-            skip = [] if u not in upper_rec else \
-                [i for i in range(len(self.subs)) if int(pair_inv[i][r]) in sub_lat[i]]
-            w = self._walk(V[r], orders[r], skip)
+            if u in upper_rec:
+                # only new subtrees: priced in the walker of this upper key, from S's state
+                w = upper_rec[u][0]
+                self.ev._apply(V[r], orders[r])
+                for i in range(len(self.subs)):
+                    q = int(pair_inv[i][r])
+                    if q in sub_lat[i]:
+                        continue
+                    self._subtree_walk(w, i)
+                    sub_lat[i][q] = {p: self._node_vals(w, p) for p in owned[i]}
+                    cols = [w.cost[id(self.ev.nodes[p])] for p, o in sorted(self.colops.items()) if o == i]
+                    sub_cost[i][q] = (w.cost[id(self.subs[i])], cols)
+                continue
+            w = self._walk(V[r], orders[r])
             for i in range(len(self.subs)):
                 q = int(pair_inv[i][r])
-                if q in sub_lat[i]:
-                    continue
                 sub_lat[i][q] = {p: self._node_vals(w, p) for p in owned[i]}
                 cols = [w.cost[id(self.ev.nodes[p])] for p, o in sorted(self.colops.items()) if o == i]
                 sub_cost[i][q] = (w.cost[id(self.subs[i])], cols)
