@@ -222,7 +222,10 @@ class BatchEvaluator:
             pos = {r: k for k, r in enumerate(table)}
             ords = np.array([[pos[r]] for r in rows], dtype=np.int64)
         keys = np.concatenate([vals, ords], axis=1)
-        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+        from comet_ir.backends.cost.batched_split import unique_rows
+
+        first, inverse = unique_rows(keys)
+        uniq = keys[first]
         lat = np.full(len(uniq), np.nan)
         en = np.full(len(uniq), np.nan)
         errs: dict[int, str] = {}
