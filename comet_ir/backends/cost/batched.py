@@ -18,9 +18,10 @@ walk (steady_state.Walker) runs, with three exact shortcuts that make a batch ch
 
 Candidates that repeat in the batch are priced once (numpy.unique over the rows). A candidate
 the single path rejects (a tile that does not fit its buffer, ...) gets NaN and valid=False.
-The rest of the tree (spatial tiles, bindings, collectives, energy bookkeeping) runs the
-scalar walk per distinct candidate; its iteration counts are small (the loops above the
-leaves), so the leaves' closed forms and sharing carry the batch.
+Trees of the fused-pipeline shape go through batched_split.SplitPlan: each part of the tree
+is walked once per distinct input it depends on and the totals are numpy gathers and sums
+(docs/cost-model.md, "Split evaluation"); other shapes, and rows the plan does not cover, run
+the scalar walk per distinct candidate.
 """
 from __future__ import annotations
 
