@@ -170,12 +170,17 @@ class BatchEvaluator:
 
         self.split = SplitPlan.build(self)  # None: this tree shape is priced by the scalar walk
 
-    def _apply(self, values, orders) -> None:
+    def _apply(self, values, orders, only: set | None = None) -> None:
+        """Write a candidate into self.program (`only`: just these pre-order nodes)."""
         for i, (st, prim, red) in self._pristine.items():
+            if only is not None and i not in only:
+                continue
             n = self.nodes[i]
             n.tile_steps = {t: dict(v) for t, v in st.items()}
             n.tile_primitive, n.reduction_factors = dict(prim), list(red)
         for s, v in zip(self.space.slots, values):
+            if only is not None and s.node_index not in only:
+                continue
             n = self.nodes[s.node_index]
             v = int(v)
             if s.is_compute:
@@ -191,7 +196,8 @@ class BatchEvaluator:
                 for i in s.members:
                     n.factors[0][s.dim][i] = v
         for i, o in zip(self.tiles, orders):
-            self.nodes[i].order = o
+            if only is None or i in only:
+                self.nodes[i].order = o
 
     def one(self, values, orders) -> tuple[float, float]:
         """Latency and energy of one candidate (raises CometError as the single path does)."""

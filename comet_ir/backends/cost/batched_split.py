@@ -198,6 +198,7 @@ class SplitPlan:
         upper_nodes = set(self.chain_pos) | {self.s_pos}
         slots = ev.space.slots
         self.upper_cols = [j for j, s in enumerate(slots) if s.node_index in upper_nodes]
+        self.sub_sets = [set(sn) for sn in self.sub_nodes]
         self.sub_cols = [[j for j, s in enumerate(slots) if s.node_index in set(sn)] for sn in self.sub_nodes]
         self.upper_tiles = [k for k, i in enumerate(ev.tiles) if i in upper_nodes]
         self.sub_tiles = [[k for k, i in enumerate(ev.tiles) if i in set(sn)] for sn in self.sub_nodes]
@@ -422,7 +423,7 @@ class SplitPlan:
 
     def _exports(self, i: int, values, order) -> tuple:
         ev, w = self.ev, self.loops_walker
-        ev._apply(values, order)
+        ev._apply(values, order, only=self.sub_sets[i])
         w.stride, w.steps, w.outputs = {}, {}, {}
         w._loops(self.subs[i])
         # only the strides of pairs the chain and S hold reach them (tile-step counts feed
@@ -490,11 +491,12 @@ class SplitPlan:
             if u in upper_rec:
                 # only new subtrees: priced in the walker of this upper key, from S's state
                 w = upper_rec[u][0]
-                self.ev._apply(V[r], orders[r])
                 for i in range(len(self.subs)):
                     q = int(pair_inv[i][r])
                     if q in sub_lat[i]:
                         continue
+                    # a subtree-only walk reads only the subtree's nodes (and S's stored state)
+                    self.ev._apply(V[r], orders[r], only=self.sub_sets[i])
                     self._subtree_walk(w, i)
                     sub_lat[i][q] = {p: self._node_vals(w, p) for p in owned[i]}
                     cols = [w.cost[id(self.ev.nodes[p])] for p, o in sorted(self.colops.items()) if o == i]
