@@ -135,6 +135,15 @@ def test_gemm_primitive_cycles_by_hand():
     assert gemm_tile.compute_cycles == 256 * 1048 * 1 == ref["ideal"]["GEMM"]
 
 
+def test_batched_systolic_primitive_pays_for_its_batch():
+    ct = load_arch("edge").compute_types["SystolicArray"]     # 32x32 PEs, 8x8 arrays: 256 x 256
+    # fill + drain 2*32 + 32 plus the reduction length 16, minus 2: 110 cycles for one
+    # 16x64 output block (it fits the 256x256 array at once); a batch of 2 runs twice
+    one = units.unit_latency(ct, [1, 16, 16, 64], ["B", "M", "K", "N"], "gemm", ["K"], {"K": 16}, True, True)
+    two = units.unit_latency(ct, [2, 16, 16, 64], ["B", "M", "K", "N"], "gemm", ["K"], {"K": 16}, True, True)
+    assert (one, two) == (110, 220)
+
+
 def test_allreduce_on_2x2_mesh_by_hand():
     r, _ = _run("edge")
     ar = [n for n in r.nodes if n.kind == "collective"]

@@ -37,8 +37,11 @@ def unit_latency(ct: ComputeType, prim: list[int], prim_dims: list[str], op: str
         rest = list(prim)
         if t in rest:
             rest.remove(t)
-        scale = 1
-        for i, v in enumerate(rest[:2]):
+        # the last two non-reduction dims map onto the array's rows and columns; dims before them
+        # (batch, heads: only batched primitives have any, the reference's GEMMs never do) run
+        # one after another — without this a batched primitive's N would ride along for free
+        scale = math.prod(rest[:-2]) if len(rest) > 2 else 1
+        for i, v in enumerate(rest[-2:]):
             scale *= math.ceil(v / (rows * nsr if i == 0 else cols * nsc))
         return scale * base
     if ct.kind == "mac":
