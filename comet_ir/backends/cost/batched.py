@@ -240,8 +240,11 @@ class BatchEvaluator:
         todo = range(len(uniq))
         if self.split is not None and len(uniq):
             oidx = uniq[:, ns] if orders is not None else np.zeros(len(uniq), dtype=np.int64)
-            lat, en, priced = self.split.evaluate(uniq[:, :ns], oidx, table)
-            todo = np.flatnonzero(~priced)
+            try:
+                lat, en, priced = self.split.evaluate(uniq[:, :ns], oidx, table)
+                todo = np.flatnonzero(~priced)
+            except CometError:  # a representative the walk rejects: price row by row
+                lat, en = np.full(len(uniq), np.nan), np.full(len(uniq), np.nan)
         for u in map(int, todo):
             row = uniq[u]
             o = table[int(row[ns])] if orders is not None else table[0]

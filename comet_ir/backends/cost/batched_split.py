@@ -145,8 +145,8 @@ class SplitPlan:
     def build(ev) -> "SplitPlan | None":
         try:
             return SplitPlan(ev)
-        except _NoFit:
-            return None
+        except Exception:  # noqa: BLE001 - an optimisation only: a tree it cannot analyse
+            return None  # is priced by the scalar walk
 
     def __init__(self, ev):
         self.ev = ev
