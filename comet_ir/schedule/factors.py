@@ -13,8 +13,14 @@ Constraints:
   levels (the reference validator's rule, applied to every pair, not only the outermost);
 - a MAC primitive keeps M x N within the array (ops per cycle); a SIMD step within
   max(lanes, its given size) elements.
-Capacity (double-buffered tiles in each memory) is left to the cost model's own check, which
-rejects a candidate that does not fit.
+- (capacity=True, an accelerator given) every temporal tile's live tiles fit each SRAM child
+  level, counted exactly as comet-verify-capacity counts them (`check_capacity`: per level the
+  sum over tensors of the largest (tensor, op) tile, doubled). The rule is not re-derived: each
+  pair's bytes are read off `resident_bytes` itself on a copy whose slots hold distinct marker
+  primes (a pair's element count is C x prod v_s^m_s, a monomial in the slot values), then
+  modelled exactly in CP-SAT (slot values tied to their exponents by a table over the divisor
+  set, products by AddMultiplicationEquality, max over ops, sum <= capacity). The cost model
+  keeps its own check, so the constraint only removes candidates the evaluator would reject.
 
 `enumerate_solutions` lists the feasible exponent vectors (CP-SAT's solution enumeration, one
 worker, so the order is reproducible); `apply` builds the program of one vector.
@@ -56,8 +62,10 @@ def _preorder(node) -> list:
 
 
 class FactorSpace:
-    def __init__(self, program: MappedProgram, accel=None, per_op: bool = False):
+    def __init__(self, program: MappedProgram, accel=None, per_op: bool = False, capacity: bool = True):
         self.program = program
+        self.capacity = capacity
+        self._cap_terms = None
         self.nodes = _preorder(program.root)
         self.slots: list[Slot] = []
         self.fixed: dict[tuple[str, str, str], int] = {}
@@ -108,7 +116,119 @@ class FactorSpace:
         for key, vs in sums.items():
             m.add(sum(vs) == totals[key])
         self._bound_compute(m, x)
+        if self.capacity and self.accel is not None:
+            # a slot's exponent of p is at most what the pairs through it hold in total
+            bound = {}
+            for si, s in enumerate(self.slots):
+                for p in self.primes:
+                    bound[(si, p)] = min(totals[(t, g, s.dim, p)] for t, g in self._pairs(s))
+                    m.add(x[(si, p)] <= bound[(si, p)])
+            self._bound_capacity(m, x, bound)
         return m, x
+
+    def capacity_terms(self):
+        """Per (temporal tile, SRAM level): (capacity, {tensor: [(op, C, {slot: mult}, precision)]})
+        with the pair's element count C x prod value(slot)^mult, read off
+        verify_capacity.resident_bytes on marker primes (so the rule is that pass's own)."""
+        if self._cap_terms is not None:
+            return self._cap_terms
+        from comet_ir.passes.verify_capacity import resident_bytes
+
+        acc = self.accel
+        cap = {lv.name: acc.memory_types[lv.type].capacity for lv in acc.levels.values()
+               if not lv.is_compute and acc.memory_types[lv.type].kind == "SRAM"}
+        # marker primes above every factor of the program: a marker's power in a count is the
+        # number of times its slot multiplies into it, the cofactor is the fixed part
+        big = max([s.value for s in self.slots] + [8])
+        for n in self.nodes:
+            if isinstance(n, TileNode):
+                big = max([big] + [f for lvl in n.factors for fs in lvl.values() for f in fs])
+            elif isinstance(n, ComputeNode):
+                big = max([big] + [v for st in n.tile_steps.values() for v in st.values()])
+        markers, q = [], big + 1
+        while len(markers) < len(self.slots):
+            if all(q % d for d in range(2, int(q ** 0.5) + 1)):
+                markers.append(q)
+            q += 1
+        marked = self.apply(tuple(markers))
+        mnodes = _preorder(marked.root)
+        out = []
+        for ni, (n, mn) in enumerate(zip(self.nodes, mnodes)):
+            if not (isinstance(n, TileNode) and n.kind == "temporal"):
+                continue
+            prec = list(mn.precision)
+            mn.precision = [8] * len(prec)  # bytes == elements: the count itself
+            per_level: dict[str, dict[str, list]] = {}
+            for i, (t, g, lvl, elems) in enumerate(resident_bytes(marked, mn)):
+                if lvl not in cap:
+                    continue
+                mult = {}
+                for si, qm in enumerate(markers):
+                    while elems % qm == 0:
+                        elems //= qm
+                        mult[si] = mult.get(si, 0) + 1
+                per_level.setdefault(lvl, {}).setdefault(t, []).append((g, elems, mult, prec[i]))
+            mn.precision = prec
+            for lvl, tensors in per_level.items():
+                out.append((ni, lvl, cap[lvl], tensors))
+        self._cap_terms = out
+        return out
+
+    def _bound_capacity(self, m, x, bound) -> None:
+        k = 2  # double buffering, as check_capacity(double_buffer=True) and the cost model count
+        values: dict[int, object] = {}
+
+        def value(si):
+            if si not in values:
+                import itertools
+
+                ps = self.primes
+                table = [list(es) + [math.prod(p ** e for p, e in zip(ps, es))]
+                         for es in itertools.product(*[range(bound[(si, p)] + 1) for p in ps])]
+                v = m.new_int_var(1, max(r[-1] for r in table), f"v{si}")
+                m.add_allowed_assignments([x[(si, p)] for p in ps] + [v], table)
+                values[si] = v
+            return values[si]
+
+        for ni, lvl, cap, tensors in self.capacity_terms():
+            per_tensor = []
+            for t, pairs in tensors.items():
+                bs = []
+                for g, c, mult, prec in pairs:
+                    # feasible => k * bytes <= cap => c * prec * prod < 8 * (cap // k + 1)
+                    ub = 8 * (cap // k + 1) // (c * prec) + 1
+                    factors = [value(si) for si, e in sorted(mult.items()) for _ in range(e)]
+                    if not factors:
+                        prod = 1
+                    else:
+                        prod = factors[0]
+                        for f in factors[1:]:
+                            nxt = m.new_int_var(1, max(ub, 1), "")
+                            m.add_multiplication_equality(nxt, [prod, f])
+                            prod = nxt
+                        if len(factors) == 1:
+                            m.add(prod <= max(ub, 1))
+                    if ub < 1:
+                        m.add_bool_or([])  # nothing fits: infeasible
+                    # bytes = max(1, c * prod * prec // 8), exactly as resident_bytes
+                    if (c * prec) % 8 == 0:
+                        b = prod * (c * prec // 8) if not isinstance(prod, int) else c * prec // 8
+                        if (c * prec) // 8 == 0:
+                            b = 1
+                    else:
+                        fl = m.new_int_var(0, cap, "")
+                        m.add(8 * fl <= c * prec * prod)
+                        m.add(c * prec * prod <= 8 * fl + 7)
+                        b = m.new_int_var(1, cap + 1, "")
+                        m.add_max_equality(b, [fl, 1])
+                    bs.append(b)
+                if len(bs) == 1:
+                    per_tensor.append(bs[0])
+                else:
+                    mx = m.new_int_var(1, cap + 1, "")
+                    m.add_max_equality(mx, bs)
+                    per_tensor.append(mx)
+            m.add(k * sum(per_tensor) <= cap)
 
     def _bound_compute(self, m, x) -> None:
         if self.accel is None:
