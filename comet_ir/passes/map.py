@@ -349,7 +349,12 @@ def _structures(base, accel, objective: str, prog: _Progress, attributes) -> lis
     from comet_ir.schedule.structure import structural_variants
 
     out = []
-    for label, p in [("given mapping", base)] + structural_variants(base, accel):
+    from comet_ir.schedule.order import order_variants
+
+    # inter-op order of independent sequential children is a structure too (its tiling space
+    # is searched like the others'); a pure chain adds nothing
+    variants = structural_variants(base, accel) + order_variants(base)[1:]
+    for label, p in [("given mapping", base)] + variants:
         try:
             rep = estimate_program(p, accel)
         except Exception:  # noqa: BLE001 - a variant that does not fit or price is skipped
@@ -408,6 +413,33 @@ def _map_mapped(ctx: Context, module: ModuleOp, objective: str, prog: _Progress,
         if r.label.startswith("candidate"):
             r.label = "per-op " + r.label
     return results + [r for r in more if r.label != best.label or r.module is not None]
+
+
+def _try_orders(results: list[_Result], objective: str, arch, prog: _Progress) -> list[_Result]:
+    """The best mapping's other inter-op orders (comet_ir.schedule.order), each priced; tiling
+    and collectives kept. Empty for a program whose sequential bindings are all chains."""
+    from comet_ir.backends.cost.model import estimate_program
+    from comet_ir.backends.cost_targets import resolve_arch
+    from comet_ir.ir_tree import ir_to_tree, program_module, single_mapping
+    from comet_ir.schedule.order import order_variants
+
+    scored = [r for r in results if r.module is not None]
+    if not scored:
+        return []
+    best = min(scored, key=lambda r: r.score)
+    tree = ir_to_tree(single_mapping(best.module))
+    accel = resolve_arch(best.module, arch, tree.arch)
+    out = []
+    for label, p in order_variants(tree)[1:]:
+        try:
+            rep = estimate_program(p, accel)
+        except Exception:  # noqa: BLE001 - an order the model cannot price is skipped
+            continue
+        m = program_module(p)
+        m.attributes.update(best.module.attributes)
+        out.append(_Result(f"{best.label}, {label}", _score(rep, objective), rep.latency_cycles,
+                           rep.energy_pj, m, time.monotonic() - prog.t0))
+    return out
 
 
 def _new_evaluator(base, accel, objective: str, prog: _Progress, label: str, per_op: bool = False) -> _Evaluator:
@@ -478,6 +510,7 @@ class MapPass(ModulePass):
                 results = _map_workload(ctx, op, self.objective, prog, self.arch or None)
                 if self.refine and results and not prog.expired():
                     results = self._refine_best(ctx, op, results, prog)
+            results = results + _try_orders(results, self.objective, self.arch or None, prog)
         finally:
             prog.done()
         scored = [r for r in results if r.module is not None]

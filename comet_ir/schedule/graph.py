@@ -75,6 +75,19 @@ def _rw(node) -> tuple[set[str], set[str]]:
     return reads, writes
 
 
+def data_edges(children) -> list[tuple[int, int]]:
+    """(i, j), i < j: child j reads what i writes, writes what i reads, or writes what i writes
+    (RAW / WAR / WAW on a tensor), so i must stay before j."""
+    rw = [_rw(c) for c in children]
+    out = []
+    for j in range(len(children)):
+        for i in range(j):
+            (ri, wi), (rj, wj) = rw[i], rw[j]
+            if (wi & rj) or (ri & wj) or (wi & wj):
+                out.append((i, j))
+    return out
+
+
 def _first_temporal(node):
     while isinstance(node, TileNode):
         if node.kind == "temporal":
@@ -157,13 +170,7 @@ def binding_problems(program: MappedProgram, report, accel, deadline: int | None
                     cap[r] = max(accel.memory(r[5:]).ports, 1)
             for b in buffers:
                 bufcap[b] = accel.memory(b).capacity
-        edges = []
-        rw = [_rw(c) for c in node.children]
-        for j in range(len(node.children)):
-            for i in range(j):
-                (ri, wi), (rj, wj) = rw[i], rw[j]
-                if (wi & rj) or (ri & wj) or (wi & wj):
-                    edges.append((i, j, "data"))
+        edges = [(i, j, "data") for i, j in data_edges(node.children)]
         for i in range(len(node.children) - 1):
             if node.kind == "sequential":
                 edges.append((i, i + 1, "main"))
