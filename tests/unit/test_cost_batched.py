@@ -165,3 +165,44 @@ def test_split_plan_equals_scalar_walk_on_a_large_batch(case):
     for k in rng.sample(range(len(rows) - 1), 10):
         single = _single(sp, arch, rows[k], orders[k], ev.tiles)
         assert (single is None and not res.valid[k]) or (res.latency[k], res.energy[k]) == single
+
+
+def _leaf_state(w, n):
+    from comet_ir.backends.cost.model import _row
+
+    op = w.kids[id(n)][0]
+    nlc = w.level_cost[id(n)][id(op)]
+    fields = {lv: [(tc.compute_time, tc.ramp_up, tc.ramp_down, tc.cum, tc.reuse or 1) for tc in pair]
+              for lv, pair in nlc.items()}
+    acc = [sorted(vars(a).items()) for a in w.access[id(n)]]
+    return (w.cost[id(n)], fields, _row(w, n, nlc)[:3], acc, w.rampup.get(id(n)), w.rampdown.get(id(n)),
+            w.comp_time[op.name])
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_leaf_array_walk_equals_scalar_leaf_walk(case, data):
+    # batched_leaf.visit_leaf (the leaf walk as array code) against Walker._visit_leaf on the
+    # leaves of random candidates: cost, merged per-memory fields, _row, accesses, ramps
+    from comet_ir.backends.cost.batched import _FastWalker
+    from comet_ir.backends.cost.batched_leaf import visit_leaf
+    from comet_ir.backends.cost.steady_state import Walker
+
+    arch, prog, sp, sols, ev = _space(case)
+    v = sols[data.draw(st.integers(0, len(sols) - 1))]
+    nodes = preorder(sp.apply(v).root)
+    o = tuple(data.draw(st.sampled_from(order_choices(nodes[i]))) for i in ev.tiles)
+    ev._apply(v, o)
+    ref = Walker(ev.program, arch)
+    ref.build_loops()
+    ref.build_movement()
+    ref.visit(ev.program.root)
+    fast = _FastWalker(ev.program, arch, ev)
+    fast.build_loops()
+    fast.build_movement()
+    leaves = [n for n in ev.nodes if n.__class__.__name__ == "TileNode" and ref._is_leaf(n)]
+    assert leaves
+    for n in leaves:
+        assert visit_leaf(fast, n, fast.loop[id(n)])  # the covered case: no fallback here
+        assert _leaf_state(fast, n) == _leaf_state(ref, n)

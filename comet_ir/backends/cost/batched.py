@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from comet_ir.backends.cost.batched_leaf import visit_leaf
 from comet_ir.backends.cost.steady_state import Mov, Walker, estimate_energy
 from comet_ir.errors import CometError
 from comet_ir.spec.mapping_tree import ColOpNode, ComputeNode, MappedProgram, TileNode
@@ -47,6 +48,12 @@ def _preorder(node) -> list:
     from comet_ir.schedule.graph import preorder
 
     return preorder(node)
+
+
+class _Moves(list):
+    """A temporal tile's per-iteration moves; `period`: a new tile iff k % period == 0."""
+
+    period: int = 0
 
 
 class _FastWalker(Walker):
@@ -82,7 +89,9 @@ class _FastWalker(Walker):
             prod *= r
         period = max(period, 1)
         new, old = Mov(size, 1, 1), Mov(size, 0, 1)
-        out = [new if k % period == 0 else old for k in range(n)] or [new]
+        out = _Moves(([new] + [old] * (period - 1)) * (n // period) + ([new] + [old] * (n % period - 1))[:n % period]
+                     if n else [new])
+        out.period = period
         # Mov objects are never mutated by the walk, so sharing them is safe
         self._ev._moves[key] = out
         return out
@@ -102,7 +111,8 @@ class _FastWalker(Walker):
                tuple(op.reduction_factors), op.rmw, op.specd, op.unit, tuple(n.child_levels))
         hit = self._ev._leaves.get(key)
         if hit is None:
-            super()._visit_leaf(n, L)
+            if not visit_leaf(self, n, L):
+                super()._visit_leaf(n, L)
             hit = (self.cost[id(n)], self.arch_cost[id(n)][id(op)], self.level_cost[id(n)][id(op)],
                    [copy.copy(a) for a in self.access[id(n)]], dict(self.rampup.get(id(n), {})),
                    dict(self.rampdown.get(id(n), {})), self.comp_time[op.name])

@@ -1,0 +1,197 @@
+"""A leaf tile's steady-state walk as array code over its iterations (exact).
+
+Steady_state.Walker._visit_leaf walks every iteration of a leaf tile (a temporal tile around one
+compute) in Python: per tensor `target_child_cost`/`evaluate` build the per-iteration transfer
+list, `node1_node2` merges the tensors leaving one memory (each tensor's stall is its transfer
+minus its window, the window being shrunk by the transfers of the tensors merged before it on
+the same port), `node_cost_of` combines memories. With leaves of tens of thousands of
+iterations that is most of a batch's time. Here the same quantities are numpy expressions:
+
+* a tensor's moves are periodic (a new tile iff k % P == 0, batched._Moves.period), so the
+  transfer of iteration k is one of two values (two `_move_time` calls), plus the DMA rule (the
+  network part only on the first and last iteration);
+* `evaluate`'s index bookkeeping (ramp-up/ramp-down iteration, k // reuse re-indexing, the
+  `different` shift) are masks over k;
+* in `node1_node2` every window starts as one constant (ctv = rts x t_op x reuse, no port use
+  at a leaf), and the clamped subtractions max(0, max(0, w - a) - b) = max(0, w - a - b) (all
+  transfers >= 0), so a tensor's window is its constant minus the summed transfers of the
+  tensors before it, scattered by (j + k f_b) // f_a (np.add.at); the merged port's reuse is
+  always 1 there (min(1, reuse)), which `node_cost_of` then reads;
+* `node_cost_of`'s first-memory quirk (the write port's stalls replace the read port's) is kept.
+
+Only what the rest of the walk reads is produced: the leaf's cost, its level_cost TCs' scalar
+fields (compute_time, ramp_up, ramp_down, cum, reuse -- model._row and _port_use), the access
+records, ramp-ups/ramp-downs. Per-iteration lists are left empty. Anything outside the covered
+case (an empty loop, a 32-bit wrap of the compute window, a non-finite or negative transfer,
+moves not built by the batched walker) returns False and the scalar walk runs.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from comet_ir.backends.cost import units
+from comet_ir.backends.cost.steady_state import TC, U32, Access, _i32
+
+
+def _tensor(w, L, i, target, child, moves, t_op, maxit, different):
+    """The TC fields of tensor i (target_child_cost + evaluate), with mem_net as an array."""
+    period = getattr(moves, "period", None)
+    n = len(moves)
+    if period is None or n != L.iters[i] or n == 0:
+        return None
+    rw = bool(L.rw[i])
+    actual = (n - 1) // period + 1
+    f = (n // actual) or 1
+    nst = L.rts[i] * t_op
+    if nst < 0:
+        return None
+    mv_new, mv_old = moves[0], (moves[1] if n > 1 else moves[0])
+    m_new, t_new, _ = w._move_time(mv_new, L, i, target, child)
+    m_old, t_old, _ = w._move_time(mv_old, L, i, target, child)
+    for v in (m_new, t_new, m_old, t_old):
+        if not isinstance(v, int) or v < 0:
+            return None
+    k = np.arange(n, dtype=np.int64)
+    isnew = (k % period) == 0
+    dma = w.mem(target).dma_contiguous
+    eff = np.where(isnew, m_new + t_new, m_old + t_old)
+    if dma and n > 2:
+        eff[1:n - 1] = np.where(isnew[1:n - 1], m_new, m_old)
+    pseudo = n if different else n // f
+    skip = (k == n - f) if rw else (k == 0)
+    ramp_up = ramp_down = 0
+    if rw:
+        if 0 <= n - f < n:
+            ramp_down = int(eff[n - f])
+    else:
+        ramp_up = int(eff[0])
+    start = 1 if rw else -1
+    if different:
+        sel = ~skip
+        j = k + start
+    else:
+        sel = ~skip & (k % f == 0)
+        j = k // f + start
+    cum = int(eff[sel].sum())
+    put = sel & (j >= 0) & (j < pseudo)
+    mem_net = np.zeros(pseudo, dtype=np.int64)
+    mem_net[j[put]] = eff[put]
+    tc = TC(pseudo, t_op * maxit, [], [], [], [], f, True, cum, 0, ramp_up, ramp_down, pseudo, moves[0].size, 0.0)
+    return tc, mem_net, nst * f, actual
+
+
+def visit_leaf(w, n, L) -> bool:
+    """Walker._visit_leaf for leaf tile n (loop L) in array form; False: not covered, nothing set."""
+    op = w.kids[id(n)][0]
+    unit = n.child_levels[0]
+    if not w.lvl(unit).is_compute:
+        return False  # the scalar walk raises the located error
+    t_op = w.unit_time(op, unit)
+    maxit = max(L.iters) if L.iters else 1
+    if not L.iters or min(L.iters) <= 0 or t_op < 0 or t_op * maxit >= 1 << 31:
+        return False
+    different = len(set(L.iters)) > 1
+    dm = w.dm[id(n)]
+    ents = []
+    for i in range(len(n.tensors)):
+        r = _tensor(w, L, i, n.targets[i], n.child_levels[i], dm[i], t_op, maxit, different)
+        if r is None:
+            return False
+        ents.append(r)
+    # node1_node2: entries in (pair_key, port) order; each tensor has one entry, on its port
+    pairs: dict = {}
+    for i in range(len(n.tensors)):
+        pairs.setdefault((n.targets[i], n.child_levels[i]), []).append(i)
+    order = sorted(pairs, key=w.pair_key)
+    out: dict[str, list] = {}
+    stalls: dict[str, list] = {}
+    done: dict[tuple, list] = {}  # (target, port) -> [(mem_net, f, K)] of entries merged so far
+    for pr in order:
+        tgt = pr[0]
+        if tgt not in out:
+            out[tgt] = [TC(maxit), TC(maxit)]
+            stalls[tgt] = [np.zeros(maxit, dtype=np.int64), np.zeros(maxit, dtype=np.int64)]
+        for idx in (0, 1):
+            for i in pairs[pr]:
+                tc, mn, c, actual = ents[i]
+                if (1 if L.rw[i] else 0) != idx or tc.n == 0:
+                    continue
+                o = out[tgt][idx]
+                o.ramp_up += tc.ramp_up
+                o.ramp_down += tc.ramp_down
+                o.compute_time = max(o.compute_time, tc.compute_time)
+                o.reuse = 1
+                o.cum += tc.cum
+                f = tc.reuse
+                its = min(maxit, actual)
+                # the window: its constant less what the tensors merged before it moved
+                # (clamped step by step in the scalar walk; all transfers are >= 0)
+                dsum = np.zeros(its, dtype=np.int64)
+                for mb, fb, kb in done.get((tgt, idx), []):
+                    if kb <= idx:
+                        continue
+                    m = np.arange(idx * fb, kb * fb, dtype=np.int64)
+                    nn = m // f
+                    keep = nn < its
+                    np.add.at(dsum, nn[keep], mb[m[keep] // fb] // fb)
+                wk = np.maximum(c - dsum, 0)
+                if idx < its:
+                    kk = np.arange(idx, its, dtype=np.int64)
+                    mnk = np.zeros(len(kk), dtype=np.int64)
+                    inm = kk < len(mn)
+                    mnk[inm] = mn[kk[inm]]
+                    s = mnk // f - wk[idx:its] // f
+                    pos = s > 0
+                    if pos.any():
+                        m = (kk[pos][:, None] * f + np.arange(f, dtype=np.int64)[None, :]).reshape(-1)
+                        sv = np.repeat(s[pos], f)
+                        ok = m < maxit
+                        np.add.at(stalls[tgt][idx], m[ok], sv[ok])
+                kb = min(its, len(mn))
+                done.setdefault((tgt, idx), []).append((mn, f, kb))
+    # node_cost_of
+    stall = np.zeros(maxit, dtype=np.int64)
+    ru = rd = ct = 0
+    for li, level in enumerate(sorted(out, key=w.seq)):
+        for idx in (0, 1):
+            c = out[level][idx]
+            if maxit and c.compute_time != 0:
+                ru, rd, ct = max(ru, c.ramp_up), max(rd, c.ramp_down), max(ct, c.compute_time)
+                if li == 0:
+                    stall[idx:] = stalls[level][idx][idx:]
+                else:
+                    stall[idx:] = np.maximum(stall[idx:], stalls[level][idx][idx:])
+    cost = (ct + ru + rd + _i32(int(stall.sum()))) & U32
+    # the bookkeeping of Walker._visit_leaf
+    acc = w.access.setdefault(id(n), [])
+    ac: dict = {}
+    ramp: dict = {}
+    max_acc = 0
+    for i, (t, tag) in enumerate(zip(n.tensors, n.tags)):
+        tc = ents[i][0]
+        target = n.targets[i]
+        acc.append(Access(target, tc.access, tc.tile, n.precision[i], L.rw[i], True, False, L.tids[i], tag,
+                          n.rmw[i], dm[i][0].unique or 1))
+        max_acc = max(max_acc, tc.access)
+        if not L.rw[i]:
+            ramp.setdefault(target, {})[(L.tids[i], tag)] = tc.ramp_up
+        else:
+            w.rampdown.setdefault(id(n), {})[(L.tids[i], tag)] = tc.ramp_down
+        pair = [TC(), TC()]
+        pair[1 if L.rw[i] else 0] = tc
+        ac.setdefault((target, n.child_levels[i]), []).append(pair)
+    ctu = w.a.compute(unit)
+    prim = [op.tile_primitive[d] for d in w.dims if d in op.tile_primitive]
+    acc.append(Access(unit, max_acc, compute=True, target=False, tag=n.tags[0], tid=L.tids[0],
+                      rmw=n.rmw[0], op=units.op_class(op.op_type),
+                      comp_pj=units.unit_energy_per_invocation(ctu, prim, units.op_class(op.op_type))))
+    w.arch_cost[id(n)] = {id(op): ac}
+    w.level_cost[id(n)] = {id(op): out}
+    w.cost[id(n)] = cost
+    w._record_rampups(n, L, ramp)
+    psize = math.prod(w.p.problem.dims[d] for d in w.p.problem.op(op.name).dims) \
+        if op.name in {o.name for o in w.p.problem.ops} else 0
+    w.comp_time[op.name] = (psize // max(math.prod(prim), 1)) * t_op // w._total_instances(unit)
+    return True
