@@ -96,6 +96,22 @@ class _FastWalker(Walker):
         self._ev._moves[key] = out
         return out
 
+    def visit(self, n) -> None:
+        # a leaf's reuse/actual counts from the moves' period instead of counting the list
+        # (Walker.visit's leaf branch otherwise; the compute child has nothing to visit)
+        if isinstance(n, TileNode) and self._is_leaf(n):
+            dm = self.dm[id(n)]
+            if all(isinstance(m, _Moves) for m in dm):
+                L = self.loop[id(n)]
+                for i, tag in enumerate(n.tags):
+                    act = (len(dm[i]) - 1) // dm[i].period + 1
+                    key = (L.tids[i], tag)
+                    self.reuse.setdefault(id(n), {})[key] = (L.iters[i] // act if act else 0) or 1
+                    self.actual.setdefault(id(n), {})[key] = act
+                self._visit_leaf(n, L)
+                return
+        super().visit(n)
+
     def _move_time(self, mv, L, i, target, child):
         tile = L.node
         key = (mv.unique, mv.size, mv.count, L.rw[i], tile.rmw[i], tile.precision[i], target, child)
