@@ -48,6 +48,7 @@ class _Progress:
         from tqdm import tqdm
 
         self.t0, self.total = time.monotonic(), total_s
+        self.failures: list[tuple[str, str]] = []   # (candidate, why it was refused)
         self.bar = tqdm(desc="comet-map", unit=" cand", file=sys.stderr, disable=not sys.stderr.isatty(),
                         leave=False, dynamic_ncols=True)
         self.n = 0
@@ -115,6 +116,25 @@ def _with_dram_rows(pipeline: str, f: int | None) -> str:
     return pipeline[: m.start()] + f"comet-tile{{{opts}}}" + pipeline[m.end():]
 
 
+_NEED = re.compile(r"(\d+) bytes(?: needed)?[^0-9]*?(\d+)(?: bytes)? available|needs (\d+) bytes .*?\((\d+) available\)")
+
+
+def _tightest(failures: list[tuple[str, str]]) -> str:
+    """The refusal closest to fitting (smallest bytes needed / available), or the first one."""
+    if not failures:
+        return "no strategy applies to this workload"
+
+    def ratio(msg: str) -> float:
+        m = _NEED.search(msg)
+        if not m:
+            return math.inf
+        need, have = [int(g) for g in m.groups() if g is not None][:2]
+        return need / max(have, 1)
+
+    label, msg = min(failures, key=lambda f: ratio(f[1]))
+    return f"tightest constraint ({len(failures)} candidates refused), {label}: {msg}"
+
+
 @dataclass
 class _Result:
     label: str
@@ -137,7 +157,8 @@ def _map_workload(ctx: Context, module: ModuleOp, objective: str, prog: _Progres
         try:
             run_pipeline(cand, pipe, ctx)
             rep = estimate(cand, arch)
-        except CometError:
+        except CometError as e:
+            prog.failures.append((label, e.message))
             continue
         except Exception:  # noqa: BLE001 - a candidate the model cannot price is skipped
             continue
@@ -515,9 +536,8 @@ class MapPass(ModulePass):
             prog.done()
         scored = [r for r in results if r.module is not None]
         if not scored:
-            raise CometError("comet-map: no candidate mapping fits the architecture (every "
-                             "strategy failed comet-verify-capacity or distribution); try a larger "
-                             "architecture or smaller shapes")
+            raise CometError("comet-map: no candidate mapping fits the architecture; "
+                             + _tightest(prog.failures))
         ranked = sorted([r for r in results if not math.isnan(r.score)], key=lambda r: r.score)
         best = min(scored, key=lambda r: r.score)
         sys.stderr.write(f"comet-map: {len(results)} candidates priced; best {self.objective} "
