@@ -23,7 +23,7 @@ Only what the rest of the walk reads is produced: the leaf's cost, its level_cos
 fields (compute_time, ramp_up, ramp_down, cum, reuse -- model._row and _port_use), the access
 records, ramp-ups/ramp-downs. Per-iteration lists are left empty. Anything outside the covered
 case (an empty loop, a 32-bit wrap of the compute window, a non-finite or negative transfer,
-moves not built by the batched walker) returns False and the scalar walk runs.
+moves not built by the batched walker, a DMA-contiguous target -- no test case has one) returns False and the scalar walk runs.
 """
 from __future__ import annotations
 
@@ -53,32 +53,42 @@ def _tensor(w, L, i, target, child, moves, t_op, maxit, different):
     for v in (m_new, t_new, m_old, t_old):
         if not isinstance(v, int) or v < 0:
             return None
-    k = np.arange(n, dtype=np.int64)
-    isnew = (k % period) == 0
     dma = w.mem(target).dma_contiguous
-    eff = np.where(isnew, m_new + t_new, m_old + t_old)
-    if dma and n > 2:
-        eff[1:n - 1] = np.where(isnew[1:n - 1], m_new, m_old)
+    if dma:
+        return None  # no preset has a DMA-contiguous leaf target: untested, so the scalar walk
     pseudo = n if different else n // f
-    skip = (k == n - f) if rw else (k == 0)
-    ramp_up = ramp_down = 0
-    if rw:
-        if 0 <= n - f < n:
-            ramp_down = int(eff[n - f])
-    else:
-        ramp_up = int(eff[0])
+    its = min(maxit, actual)
+    kneed = min(its, pseudo)  # node1_node2 reads mem_net[k] for k < its only
+
+    def eff(k):
+        # the transfer of iterations k: new tile or reused; DMA: the network part only at the ends
+        isnew = k % period == 0
+        out = np.where(isnew, m_new + t_new, m_old + t_old)
+        if dma:
+            out = np.where((k > 0) & (k < n - 1), np.where(isnew, m_new, m_old), out)
+        return out
+
+    kskip = n - f if rw else 0  # the ramp-down (write) or ramp-up (read) iteration
+    e_skip = int(eff(np.array([kskip]))[0])
+    ramp_up, ramp_down = (0, e_skip) if rw else (e_skip, 0)
     start = 1 if rw else -1
     if different:
-        sel = ~skip
-        j = k + start
+        # every iteration but the ramp one: counted, not listed
+        nnew = (n - 1) // period + 1
+        cum = nnew * (m_new + t_new) + (n - nnew) * (m_old + t_old)
+        if dma and n > 2:
+            inew = (n - 2) // period
+            cum -= inew * t_new + (n - 2 - inew) * t_old
+        cum -= e_skip
+        k = np.arange(kneed, dtype=np.int64) - start
     else:
-        sel = ~skip & (k % f == 0)
-        j = k // f + start
-    cum = int(eff[sel].sum())
-    put = sel & (j >= 0) & (j < pseudo)
-    mem_net = np.zeros(pseudo, dtype=np.int64)
-    mem_net[j[put]] = eff[put]
-    tc = TC(pseudo, t_op * maxit, [], [], [], [], f, True, cum, 0, ramp_up, ramp_down, pseudo, moves[0].size, 0.0)
+        q = np.arange(0, n, f, dtype=np.int64)
+        cum = int(eff(q).sum()) - (e_skip if kskip % f == 0 else 0)
+        k = (np.arange(kneed, dtype=np.int64) - start) * f
+    ok = (k >= 0) & (k < n) & (k != kskip)
+    mem_net = np.where(ok, eff(np.clip(k, 0, n - 1)), 0).astype(np.int64)
+    tc = TC(pseudo, t_op * maxit, [], [], [], [], f, True, int(cum), 0, ramp_up, ramp_down, pseudo,
+            moves[0].size, 0.0)
     return tc, mem_net, nst * f, actual
 
 
@@ -132,10 +142,14 @@ def visit_leaf(w, n, L) -> bool:
                 for mb, fb, kb in done.get((tgt, idx), []):
                     if kb <= idx:
                         continue
-                    m = np.arange(idx * fb, kb * fb, dtype=np.int64)
-                    nn = m // f
-                    keep = nn < its
-                    np.add.at(dsum, nn[keep], mb[m[keep] // fb] // fb)
+                    # iteration k of b, sub-step j lands on window (j + k fb) // f of this one
+                    vals = np.repeat(mb[idx:kb] // fb, fb)
+                    nn = (idx * fb + np.arange(len(vals), dtype=np.int64)) // f
+                    starts = np.concatenate(([0], np.flatnonzero(np.diff(nn)) + 1))
+                    sums = np.add.reduceat(vals, starts)
+                    at = nn[starts]
+                    keep = at < its
+                    dsum[at[keep]] += sums[keep]
                 wk = np.maximum(c - dsum, 0)
                 if idx < its:
                     kk = np.arange(idx, its, dtype=np.int64)
@@ -143,12 +157,10 @@ def visit_leaf(w, n, L) -> bool:
                     inm = kk < len(mn)
                     mnk[inm] = mn[kk[inm]]
                     s = mnk // f - wk[idx:its] // f
-                    pos = s > 0
-                    if pos.any():
-                        m = (kk[pos][:, None] * f + np.arange(f, dtype=np.int64)[None, :]).reshape(-1)
-                        sv = np.repeat(s[pos], f)
-                        ok = m < maxit
-                        np.add.at(stalls[tgt][idx], m[ok], sv[ok])
+                    # iteration k's stall is added at k f .. k f + f - 1: one contiguous run
+                    lo, hi = idx * f, min(its * f, maxit)
+                    if hi > lo:
+                        stalls[tgt][idx][lo:hi] += np.repeat(np.maximum(s, 0), f)[:hi - lo]
                 kb = min(its, len(mn))
                 done.setdefault((tgt, idx), []).append((mn, f, kb))
     # node_cost_of
