@@ -1,5 +1,6 @@
 """comet-map on an architecture where no strategy fits: one located error naming the refusal
 closest to fitting (the tightest constraint), exit 1 — not a traceback, not an empty result."""
+import copy
 import dataclasses
 import subprocess
 import sys
@@ -12,7 +13,7 @@ EX = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_nothing_fits_names_the_tightest_constraint(tmp_path):
-    a = load_arch("edge")
+    a = copy.deepcopy(load_arch("edge"))      # load_arch hands out a shared, cached preset
     # core buffers of 16 bytes: no GEMM tile of any strategy fits (a 2 x 2 bf16 tile pair needs 64)
     for t in ("InputBuffer", "WeightBuffer", "OutputBuffer"):
         a.memory_types[t] = dataclasses.replace(a.memory_types[t], width=1, depth=16)
