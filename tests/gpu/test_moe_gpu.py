@@ -109,19 +109,27 @@ def test_bad_input_gpu():
         m(torch.zeros(4, 256, device=dev).bfloat16(), torch.zeros(5, 8, device=dev))
 
 
+def _ep_problem(rank, world, initfile, ep, case):
+    """One rank's view of the EP test layer: process group, the global weights (same seed on
+    every rank) and every EP group's tokens (17 more per group: uneven counts) and logits."""
+    import torch.distributed as dist
+    torch.cuda.set_device(0)
+    dev = torch.device("cuda", 0)
+    dist.init_process_group("gloo", init_method=f"file://{initfile}", rank=rank, world_size=world)
+    gen = torch.Generator(device=dev).manual_seed(3)
+    t, h, f, e, k = 300, 512, 1024, 8, 2
+    w1 = (torch.randn(e, h, f, generator=gen, device=dev) * h ** -0.5).bfloat16()
+    w3 = (torch.randn(e, h, f, generator=gen, device=dev) * h ** -0.5).bfloat16()
+    w2 = (torch.randn(e, f, h, generator=gen, device=dev) * f ** -0.5).bfloat16()
+    xs = [torch.randn(t + 17 * g, h, generator=gen, device=dev).bfloat16() for g in range(ep)]
+    ls = [logits_for(case, t + 17 * g, e, gen, dev) for g in range(ep)]
+    return dev, (h, f, e, k), (w1, w3, w2), xs, ls
+
+
 def _worker(rank, world, ep, tp, initfile, backend, case, q):
     import torch.distributed as dist
     try:
-        torch.cuda.set_device(0)
-        dev = torch.device("cuda", 0)
-        dist.init_process_group("gloo", init_method=f"file://{initfile}", rank=rank, world_size=world)
-        gen = torch.Generator(device=dev).manual_seed(3)
-        t, h, f, e, k = 300, 512, 1024, 8, 2
-        w1 = (torch.randn(e, h, f, generator=gen, device=dev) * h ** -0.5).bfloat16()
-        w3 = (torch.randn(e, h, f, generator=gen, device=dev) * h ** -0.5).bfloat16()
-        w2 = (torch.randn(e, f, h, generator=gen, device=dev) * f ** -0.5).bfloat16()
-        xs = [torch.randn(t + 17 * g, h, generator=gen, device=dev).bfloat16() for g in range(ep)]
-        ls = [logits_for(case, t + 17 * g, e, gen, dev) for g in range(ep)]
+        dev, (h, f, e, k), (w1, w3, w2), xs, ls = _ep_problem(rank, world, initfile, ep, case)
         m = CometMoE(h, f, e, k, ep=ep, tp=tp, backend=backend, device=dev, transport="torch")
         m.load_global_weights(w1, w3, w2)
         g = rank // tp
@@ -301,16 +309,7 @@ def test_flag_wait_is_bounded():
 def _shmem_worker(rank, world, ep, tp, initfile, case, q, mode):
     import torch.distributed as dist
     try:
-        torch.cuda.set_device(0)
-        dev = torch.device("cuda", 0)
-        dist.init_process_group("gloo", init_method=f"file://{initfile}", rank=rank, world_size=world)
-        gen = torch.Generator(device=dev).manual_seed(3)
-        t, h, f, e, k = 300, 512, 1024, 8, 2
-        w1 = (torch.randn(e, h, f, generator=gen, device=dev) * h ** -0.5).bfloat16()
-        w3 = (torch.randn(e, h, f, generator=gen, device=dev) * h ** -0.5).bfloat16()
-        w2 = (torch.randn(e, f, h, generator=gen, device=dev) * f ** -0.5).bfloat16()
-        xs = [torch.randn(t + 17 * g, h, generator=gen, device=dev).bfloat16() for g in range(ep)]
-        ls = [logits_for(case, t + 17 * g, e, gen, dev) for g in range(ep)]
+        dev, (h, f, e, k), (w1, w3, w2), xs, ls = _ep_problem(rank, world, initfile, ep, case)
         m = CometMoE(h, f, e, k, ep=ep, tp=tp, backend="cutlass", device=dev, transport="nvshmem",
                      max_tokens=512, timeout_s=3.0 if mode == "timeout" else 20.0)
         m.load_global_weights(w1, w3, w2)
