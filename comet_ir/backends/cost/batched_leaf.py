@@ -60,36 +60,59 @@ def _tensor(w, L, i, target, child, moves, t_op, maxit, different):
     its = min(maxit, actual)
     kneed = min(its, pseudo)  # node1_node2 reads mem_net[k] for k < its only
 
+    e_new, e_old = m_new + t_new, m_old + t_old
+
     def eff(k):
-        # the transfer of iterations k: new tile or reused; DMA: the network part only at the ends
-        isnew = k % period == 0
-        out = np.where(isnew, m_new + t_new, m_old + t_old)
-        if dma:
-            out = np.where((k > 0) & (k < n - 1), np.where(isnew, m_new, m_old), out)
-        return out
+        # the transfer of iterations k: a new tile or a reused one
+        return np.where(k % period == 0, e_new, e_old)
 
     kskip = n - f if rw else 0  # the ramp-down (write) or ramp-up (read) iteration
-    e_skip = int(eff(np.array([kskip]))[0])
+    e_skip = e_new if kskip % period == 0 else e_old
     ramp_up, ramp_down = (0, e_skip) if rw else (e_skip, 0)
     start = 1 if rw else -1
     if different:
         # every iteration but the ramp one: counted, not listed
         nnew = (n - 1) // period + 1
-        cum = nnew * (m_new + t_new) + (n - nnew) * (m_old + t_old)
-        if dma and n > 2:
-            inew = (n - 2) // period
-            cum -= inew * t_new + (n - 2 - inew) * t_old
-        cum -= e_skip
-        k = np.arange(kneed, dtype=np.int64) - start
+        cum = nnew * e_new + (n - nnew) * e_old - e_skip
+        step = 1
+        brk = None
     else:
-        q = np.arange(0, n, f, dtype=np.int64)
-        cum = int(eff(q).sum()) - (e_skip if kskip % f == 0 else 0)
-        k = (np.arange(kneed, dtype=np.int64) - start) * f
-    ok = (k >= 0) & (k < n) & (k != kskip)
-    mem_net = np.where(ok, eff(np.clip(k, 0, n - 1)), 0).astype(np.int64)
+        # iterations 0, f, 2f, ...: j f is a new tile iff j is a multiple of period / gcd(f, period)
+        nq = -(-n // f)
+        g = period // math.gcd(f, period)
+        nnew = (nq - 1) // g + 1
+        cum = nnew * e_new + (nq - nnew) * e_old - (e_skip if kskip % f == 0 else 0)
+        step = f
+        # mem_net's change points when every listed iteration is a new tile: where k = (j - start) f
+        # enters [0, n), leaves it, hits the ramp iteration, and where the listed part ends
+        brk = None
+        if f % period == 0:
+            brk = [start, start + nq, kneed]
+            if kskip % f == 0:
+                brk += [kskip // f + start, kskip // f + start + 1]
+
+    def mem_net(j):
+        # evaluate's mem_net[j] for indices j (0 from kneed on: node1_node2 reads no further)
+        k = (j - start) * step
+        ok = (k >= 0) & (k < n) & (k != kskip) & (j < kneed)
+        return np.where(ok, eff(k), 0).astype(np.int64)
+
     tc = TC(pseudo, t_op * maxit, [], [], [], [], f, True, int(cum), 0, ramp_up, ramp_down, pseudo,
             moves[0].size, 0.0)
-    return tc, mem_net, nst * f, actual
+    return tc, mem_net, nst * f, actual, kneed, brk
+
+
+def _steps(v, f, lo, hi):
+    """v[j] on positions lo + j f .. lo + j f + f - 1, clipped to [lo, hi), 0 elsewhere, as a
+    step function (breakpoints from 0, the value from each breakpoint on): one entry per run
+    of equal values, not per iteration."""
+    st = np.flatnonzero(v[1:] != v[:-1]) + 1
+    st = np.concatenate(([0], st))
+    pos = lo + st * f
+    keep = pos < hi
+    bp = np.concatenate(([0], pos[keep], [hi]))
+    val = np.concatenate(([0], v[st[keep]], [0]))
+    return bp, val
 
 
 def visit_leaf(w, n, L) -> bool:
@@ -122,10 +145,10 @@ def visit_leaf(w, n, L) -> bool:
         tgt = pr[0]
         if tgt not in out:
             out[tgt] = [TC(maxit), TC(maxit)]
-            stalls[tgt] = [np.zeros(maxit, dtype=np.int64), np.zeros(maxit, dtype=np.int64)]
+            stalls[tgt] = [[], []]
         for idx in (0, 1):
             for i in pairs[pr]:
-                tc, mn, c, actual = ents[i]
+                tc, mn, c, actual, kneed, brk = ents[i]
                 if (1 if L.rw[i] else 0) != idx or tc.n == 0:
                     continue
                 o = out[tgt][idx]
@@ -136,14 +159,29 @@ def visit_leaf(w, n, L) -> bool:
                 o.cum += tc.cum
                 f = tc.reuse
                 its = min(maxit, actual)
+                lo, hi = idx * f, min(its * f, maxit)
+                before = [d for d in done.get((tgt, idx), []) if d[2] > idx]
+                kb = min(its, kneed)
+                done.setdefault((tgt, idx), []).append((mn, f, kb))
+                if idx >= its:
+                    continue
+                if not before and brk is not None:
+                    # a constant window and a mem_net constant between its change points: the
+                    # stall's runs from a few evaluations
+                    js = np.array(sorted({idx, *(x for x in brk if idx < x < its)}), dtype=np.int64)
+                    if hi > lo:
+                        v = np.maximum(mn(js) // f - max(c, 0) // f, 0)
+                        pos = js * f
+                        keep = pos < hi
+                        stalls[tgt][idx].append((np.concatenate(([0], pos[keep], [hi])),
+                                                 np.concatenate(([0], v[keep], [0]))))
+                    continue
                 # the window: its constant less what the tensors merged before it moved
                 # (clamped step by step in the scalar walk; all transfers are >= 0)
                 dsum = np.zeros(its, dtype=np.int64)
-                for mb, fb, kb in done.get((tgt, idx), []):
-                    if kb <= idx:
-                        continue
+                for mb, fb, kb2 in before:
                     # iteration k of b, sub-step j lands on window (j + k fb) // f of this one
-                    vals = np.repeat(mb[idx:kb] // fb, fb)
+                    vals = np.repeat(mb(np.arange(idx, kb2, dtype=np.int64)) // fb, fb)
                     nn = (idx * fb + np.arange(len(vals), dtype=np.int64)) // f
                     starts = np.concatenate(([0], np.flatnonzero(np.diff(nn)) + 1))
                     sums = np.add.reduceat(vals, starts)
@@ -151,31 +189,30 @@ def visit_leaf(w, n, L) -> bool:
                     keep = at < its
                     dsum[at[keep]] += sums[keep]
                 wk = np.maximum(c - dsum, 0)
-                if idx < its:
-                    kk = np.arange(idx, its, dtype=np.int64)
-                    mnk = np.zeros(len(kk), dtype=np.int64)
-                    inm = kk < len(mn)
-                    mnk[inm] = mn[kk[inm]]
-                    s = mnk // f - wk[idx:its] // f
-                    # iteration k's stall is added at k f .. k f + f - 1: one contiguous run
-                    lo, hi = idx * f, min(its * f, maxit)
-                    if hi > lo:
-                        stalls[tgt][idx][lo:hi] += np.repeat(np.maximum(s, 0), f)[:hi - lo]
-                kb = min(its, len(mn))
-                done.setdefault((tgt, idx), []).append((mn, f, kb))
-    # node_cost_of
-    stall = np.zeros(maxit, dtype=np.int64)
+                kk = np.arange(idx, its, dtype=np.int64)
+                s = mn(kk) // f - wk[idx:its] // f
+                # iteration k's stall is added at k f .. k f + f - 1: one contiguous run
+                if hi > lo:
+                    stalls[tgt][idx].append(_steps(np.maximum(s, 0), f, lo, hi))
+    # node_cost_of, on the union of the step functions' breakpoints (each value holds up to the
+    # next breakpoint): the per-iteration arrays are a few runs (one value per period class)
+    bps = [np.array([0, min(1, maxit), maxit], dtype=np.int64)]
+    bps += [bp for per in stalls.values() for fs in per for bp, _ in fs]
+    B = np.unique(np.concatenate(bps))
+    B = B[B <= maxit]
+    X = B[:-1]
+    stall = np.zeros(len(X), dtype=np.int64)
     ru = rd = ct = 0
     for li, level in enumerate(sorted(out, key=w.seq)):
         for idx in (0, 1):
             c = out[level][idx]
             if maxit and c.compute_time != 0:
                 ru, rd, ct = max(ru, c.ramp_up), max(rd, c.ramp_down), max(ct, c.compute_time)
-                if li == 0:
-                    stall[idx:] = stalls[level][idx][idx:]
-                else:
-                    stall[idx:] = np.maximum(stall[idx:], stalls[level][idx][idx:])
-    cost = (ct + ru + rd + _i32(int(stall.sum()))) & U32
+                v = np.zeros(len(X), dtype=np.int64)
+                for bp, val in stalls[level][idx]:
+                    v += val[np.searchsorted(bp, X, side="right") - 1]
+                stall = np.where(X >= idx, v if li == 0 else np.maximum(stall, v), stall)
+    cost = (ct + ru + rd + _i32(int((stall * np.diff(B)).sum()))) & U32
     # the bookkeeping of Walker._visit_leaf
     acc = w.access.setdefault(id(n), [])
     ac: dict = {}
