@@ -26,6 +26,7 @@ the scalar walk per distinct candidate.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,8 +51,35 @@ def _preorder(node) -> list:
     return preorder(node)
 
 
-class _Moves(list):
-    """A temporal tile's per-iteration moves; `period`: a new tile iff k % period == 0."""
+class _Moves(Sequence):
+    """A leaf tile's per-iteration moves, periodic: move k is a new tile iff k % period == 0.
+    Not stored per iteration (leaf loops run to 10^5 iterations and the array leaf walk reads
+    only the length, the period and the first two moves); the scalar walk iterates it."""
+
+    __slots__ = ("n", "period", "new", "old")
+
+    def __init__(self, n: int, period: int, new: Mov, old: Mov):
+        self.n, self.period, self.new, self.old = n, period, new, old
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[j] for j in range(*k.indices(self.n))]
+        if k < 0:
+            k += self.n
+        if not 0 <= k < self.n:
+            raise IndexError(k)
+        return self.new if k % self.period == 0 else self.old
+
+    def __iter__(self):
+        new, old, p = self.new, self.old, self.period
+        return (new if k % p == 0 else old for k in range(self.n))
+
+
+class _MovesList(list):
+    """A non-leaf temporal tile's moves, stored (the scalar walk indexes them per iteration)."""
 
     period: int = 0
 
@@ -69,7 +97,7 @@ class _FastWalker(Walker):
         t, tag = tile.tensors[i], tile.tags[i]
         desc = L.desc[i][-1]
         order = [d for d in L.order if d in desc] + [d for d in desc if d not in L.order]
-        key = ("mv", t, tag, tuple(order), tuple(sorted(desc.items())), L.iters[i])
+        key = ("mv", t, tag, tuple(order), tuple(sorted(desc.items())), L.iters[i], self._is_leaf(tile))
         hit = self._ev._moves.get(key)
         if hit is not None:
             return hit
@@ -89,9 +117,12 @@ class _FastWalker(Walker):
             prod *= r
         period = max(period, 1)
         new, old = Mov(size, 1, 1), Mov(size, 0, 1)
-        out = _Moves(([new] + [old] * (period - 1)) * (n // period) + ([new] + [old] * (n % period - 1))[:n % period]
-                     if n else [new])
-        out.period = period
+        if self._is_leaf(tile):
+            out = _Moves(max(n, 1), period, new, old)
+        else:
+            out = _MovesList(([new] + [old] * (period - 1)) * (n // period)
+                             + ([new] + [old] * (n % period - 1))[:n % period] if n else [new])
+            out.period = period
         # Mov objects are never mutated by the walk, so sharing them is safe
         self._ev._moves[key] = out
         return out
