@@ -206,3 +206,41 @@ def test_leaf_array_walk_equals_scalar_leaf_walk(case, data):
     for n in leaves:
         assert visit_leaf(fast, n, fast.loop[id(n)])  # the covered case: no fallback here
         assert _leaf_state(fast, n) == _leaf_state(ref, n)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_leaf_stall_runs_equal_per_iteration_arrays(data):
+    # the leaf walk's stalls as step functions (batched_leaf._steps, summed and merged across
+    # memories on their breakpoints) against the per-iteration arrays they replace: each
+    # contribution adds v[j] on iterations lo + j f .. lo + j f + f - 1 (clipped to [lo, hi)),
+    # then node_cost_of: the first memory's ports replace (port 1 from iteration 1 on), later
+    # memories take the elementwise max
+    from types import SimpleNamespace
+
+    from comet_ir.backends.cost.batched_leaf import _stall_sum_np, _stall_sum_py, _steps
+
+    maxit = data.draw(st.integers(1, 60))
+    levels = [f"m{i}" for i in range(data.draw(st.integers(1, 3)))]
+    out, stalls, arrays = {}, {}, {}
+    for lv in levels:
+        out[lv], stalls[lv], arrays[lv] = [], [[], []], [np.zeros(maxit, dtype=np.int64) for _ in (0, 1)]
+        for idx in (0, 1):
+            out[lv].append(SimpleNamespace(compute_time=data.draw(st.sampled_from([0, 5]))))
+            for _ in range(data.draw(st.integers(0, 2))):
+                f = data.draw(st.integers(1, 5))
+                v = np.array(data.draw(st.lists(st.integers(0, 9), min_size=1, max_size=20)), dtype=np.int64)
+                lo = idx * f
+                hi = min(lo + len(v) * f, maxit)
+                if hi <= lo:
+                    continue
+                arrays[lv][idx][lo:hi] += np.repeat(v, f)[:hi - lo]
+                stalls[lv][idx].append(_steps(v, f, lo, hi))
+    w = SimpleNamespace(seq=levels.index)
+    want = np.zeros(maxit, dtype=np.int64)
+    for li, lv in enumerate(levels):
+        for idx in (0, 1):
+            if out[lv][idx].compute_time:
+                want[idx:] = arrays[lv][idx][idx:] if li == 0 else np.maximum(want[idx:], arrays[lv][idx][idx:])
+    assert _stall_sum_np(w, out, stalls, maxit) == int(want.sum())
+    assert _stall_sum_py(w, out, stalls, maxit) == int(want.sum())

@@ -97,9 +97,15 @@ def _tensor(w, L, i, target, child, moves, t_op, maxit, different):
         ok = (k >= 0) & (k < n) & (k != kskip) & (j < kneed)
         return np.where(ok, eff(k), 0).astype(np.int64)
 
+    def mem_net1(j: int) -> int:
+        k = (j - start) * step
+        if k < 0 or k >= n or k == kskip or j >= kneed:
+            return 0
+        return e_new if k % period == 0 else e_old
+
     tc = TC(pseudo, t_op * maxit, [], [], [], [], f, True, int(cum), 0, ramp_up, ramp_down, pseudo,
             moves[0].size, 0.0)
-    return tc, mem_net, nst * f, actual, kneed, brk
+    return tc, (mem_net, mem_net1), nst * f, actual, kneed, brk
 
 
 def _steps(v, f, lo, hi):
@@ -113,6 +119,50 @@ def _steps(v, f, lo, hi):
     bp = np.concatenate(([0], pos[keep], [hi]))
     val = np.concatenate(([0], v[st[keep]], [0]))
     return bp, val
+
+
+def _stall_sum_np(w, out, stalls, maxit) -> int:
+    """node_cost_of's summed stall, on the union of the step functions' breakpoints."""
+    bps = [np.array([0, min(1, maxit), maxit], dtype=np.int64)]
+    bps += [np.asarray(bp, dtype=np.int64) for per in stalls.values() for fs in per for bp, _ in fs]
+    B = np.unique(np.concatenate(bps))
+    B = B[B <= maxit]
+    X = B[:-1]
+    stall = np.zeros(len(X), dtype=np.int64)
+    for li, level in enumerate(sorted(out, key=w.seq)):
+        for idx in (0, 1):
+            if maxit and out[level][idx].compute_time != 0:
+                v = np.zeros(len(X), dtype=np.int64)
+                for bp, val in stalls[level][idx]:
+                    v += np.asarray(val, dtype=np.int64)[np.searchsorted(np.asarray(bp), X, side="right") - 1]
+                # the first memory's write port replaces its read port's stalls (from k = 1)
+                stall = np.where(X >= idx, v if li == 0 else np.maximum(stall, v), stall)
+    return int((stall * np.diff(B)).sum())
+
+
+def _stall_sum_py(w, out, stalls, maxit) -> int:
+    """_stall_sum_np in plain Python, for the usual handful of breakpoints (numpy's per-call
+    cost dominates there)."""
+    allb = {0, min(1, maxit), maxit}
+    for per in stalls.values():
+        for fs in per:
+            for bp, _ in fs:
+                allb.update(int(x) for x in bp)
+    B = sorted(x for x in allb if x <= maxit)
+    X = B[:-1]
+    stall = [0] * len(X)
+    for li, level in enumerate(sorted(out, key=w.seq)):
+        for idx in (0, 1):
+            if maxit and out[level][idx].compute_time != 0:
+                v = [0] * len(X)
+                for bp, val in stalls[level][idx]:
+                    p, nb = 0, len(bp)
+                    for xi, x in enumerate(X):
+                        while p + 1 < nb and bp[p + 1] <= x:
+                            p += 1
+                        v[xi] += int(val[p])
+                stall = [(vv if li == 0 else max(s, vv)) if x >= idx else s for x, s, vv in zip(X, stall, v)]
+    return sum(s * (B[i + 1] - B[i]) for i, s in enumerate(stall))
 
 
 def visit_leaf(w, n, L) -> bool:
@@ -148,7 +198,7 @@ def visit_leaf(w, n, L) -> bool:
             stalls[tgt] = [[], []]
         for idx in (0, 1):
             for i in pairs[pr]:
-                tc, mn, c, actual, kneed, brk = ents[i]
+                tc, (mn, mn1), c, actual, kneed, brk = ents[i]
                 if (1 if L.rw[i] else 0) != idx or tc.n == 0:
                     continue
                 o = out[tgt][idx]
@@ -168,13 +218,14 @@ def visit_leaf(w, n, L) -> bool:
                 if not before and brk is not None:
                     # a constant window and a mem_net constant between its change points: the
                     # stall's runs from a few evaluations
-                    js = np.array(sorted({idx, *(x for x in brk if idx < x < its)}), dtype=np.int64)
                     if hi > lo:
-                        v = np.maximum(mn(js) // f - max(c, 0) // f, 0)
-                        pos = js * f
-                        keep = pos < hi
-                        stalls[tgt][idx].append((np.concatenate(([0], pos[keep], [hi])),
-                                                 np.concatenate(([0], v[keep], [0]))))
+                        cw = max(c, 0) // f
+                        bp, val = [0], [0]
+                        for j in sorted({idx, *(x for x in brk if idx < x < its)}):
+                            if j * f < hi:
+                                bp.append(j * f)
+                                val.append(max(mn1(j) // f - cw, 0))
+                        stalls[tgt][idx].append((bp + [hi], val + [0]))
                     continue
                 # the window: its constant less what the tensors merged before it moved
                 # (clamped step by step in the scalar walk; all transfers are >= 0)
@@ -196,23 +247,17 @@ def visit_leaf(w, n, L) -> bool:
                     stalls[tgt][idx].append(_steps(np.maximum(s, 0), f, lo, hi))
     # node_cost_of, on the union of the step functions' breakpoints (each value holds up to the
     # next breakpoint): the per-iteration arrays are a few runs (one value per period class)
-    bps = [np.array([0, min(1, maxit), maxit], dtype=np.int64)]
-    bps += [bp for per in stalls.values() for fs in per for bp, _ in fs]
-    B = np.unique(np.concatenate(bps))
-    B = B[B <= maxit]
-    X = B[:-1]
-    stall = np.zeros(len(X), dtype=np.int64)
+    fns = [f_ for per in stalls.values() for fs in per for f_ in fs]
+    if sum(len(bp) for bp, _ in fns) <= 256:
+        stall_sum = _stall_sum_py(w, out, stalls, maxit)
+    else:
+        stall_sum = _stall_sum_np(w, out, stalls, maxit)
     ru = rd = ct = 0
-    for li, level in enumerate(sorted(out, key=w.seq)):
-        for idx in (0, 1):
-            c = out[level][idx]
+    for level in out:
+        for c in out[level]:
             if maxit and c.compute_time != 0:
                 ru, rd, ct = max(ru, c.ramp_up), max(rd, c.ramp_down), max(ct, c.compute_time)
-                v = np.zeros(len(X), dtype=np.int64)
-                for bp, val in stalls[level][idx]:
-                    v += val[np.searchsorted(bp, X, side="right") - 1]
-                stall = np.where(X >= idx, v if li == 0 else np.maximum(stall, v), stall)
-    cost = (ct + ru + rd + _i32(int((stall * np.diff(B)).sum()))) & U32
+    cost = (ct + ru + rd + _i32(stall_sum)) & U32
     # the bookkeeping of Walker._visit_leaf
     acc = w.access.setdefault(id(n), [])
     ac: dict = {}
