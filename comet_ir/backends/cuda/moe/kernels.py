@@ -56,17 +56,21 @@ def nvcc_command(out: Path, cutlass: Path) -> list[str]:
             f"-I{cutlass / 'tools' / 'util' / 'include'}", str(SRC), "-o", str(out)]
 
 
+def _run_nvcc(cmd: list[str], out: Path, what: str, failed: str) -> None:
+    if shutil.which("nvcc") is None:
+        raise CometError(f"moe: nvcc not found; cannot build {what}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        raise CometError(failed + r.stderr[-4000:])
+
+
 def build(out: Path | None = None) -> Path:
     cutlass = cutlass_root()
     if cutlass is None:
         raise CometError("moe: CUTLASS headers not found (set CUTLASS_DIR or pip install nvidia-cutlass)")
-    if shutil.which("nvcc") is None:
-        raise CometError("moe: nvcc not found; cannot build the MoE kernels")
     out = out or cache_dir() / "libcomet_moe.so"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(nvcc_command(out, cutlass), capture_output=True, text=True)
-    if r.returncode:
-        raise CometError("moe: nvcc failed:\n" + r.stderr[-4000:])
+    _run_nvcc(nvcc_command(out, cutlass), out, "the MoE kernels", "moe: nvcc failed:\n")
     (out.parent / "libcomet_moe.src.sha1").write_text(hashlib.sha1(SRC.read_bytes()).hexdigest())
     return out
 
@@ -86,13 +90,8 @@ def build_shmem(out: Path | None = None) -> Path:
     nv = nvshmem_root()
     if nv is None:
         raise CometError("moe: NVSHMEM not found (set NVSHMEM_HOME or pip install nvidia-nvshmem-cu13)")
-    if shutil.which("nvcc") is None:
-        raise CometError("moe: nvcc not found; cannot build the NVSHMEM transport")
     out = out or cache_dir() / "libcomet_moe_shmem.so"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(shmem_nvcc_command(out, nv), capture_output=True, text=True)
-    if r.returncode:
-        raise CometError("moe: nvcc (NVSHMEM transport) failed:\n" + r.stderr[-4000:])
+    _run_nvcc(shmem_nvcc_command(out, nv), out, "the NVSHMEM transport", "moe: nvcc (NVSHMEM transport) failed:\n")
     return out
 
 
