@@ -462,6 +462,16 @@ struct CombineEpilogue : RegisterEpilogue<CombineArgsRef> {
 
 };
 
+// The ptr-array (grouped) sm90 mainloop over bf16 A/B with fp32 accumulation; its stage count is
+// what SMEM holds once `Epilogue` has its share.
+template <class TileShape_, class ClusterShape_, class Epilogue_,
+          class KernelSchedule_ = cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative>
+using GroupedMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+    cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Element, LayoutA*, kAlign, Element, LayoutB*, kAlign,
+    float, TileShape_, ClusterShape_,
+    cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue_::SharedStorage))>,
+    KernelSchedule_>::CollectiveOp;
+
 template <class TileShape_, class ClusterShape_, class KernelSchedule_, class EpilogueSchedule_>
 struct GroupedGemm {
   using CollectiveEpilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
@@ -469,11 +479,7 @@ struct GroupedGemm {
       cutlass::epilogue::collective::EpilogueTileAuto, float, float,
       void, LayoutD*, kAlign, Element, LayoutD*, kAlign, EpilogueSchedule_,
       cutlass::epilogue::fusion::LinearCombination<Element, float, void>>::CollectiveOp;
-  using CollectiveMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Element, LayoutA*, kAlign, Element, LayoutB*, kAlign,
-      float, TileShape_, ClusterShape_,
-      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename CollectiveEpilogue::SharedStorage))>,
-      KernelSchedule_>::CollectiveOp;
+  using CollectiveMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue, KernelSchedule_>;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
   static constexpr bool kPair = false;
@@ -486,11 +492,7 @@ template <class ClusterShape_>
 struct CombGemm {
   using TileShape_ = Shape<_128, _256, _64>;
   using CollectiveEpilogue = cutlass::epilogue::collective::detail::Sm90TmaWarpSpecializedAdapter<CombineEpilogue>;
-  using CollectiveMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Element, LayoutA*, kAlign, Element, LayoutB*, kAlign,
-      float, TileShape_, ClusterShape_,
-      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename CollectiveEpilogue::SharedStorage))>,
-      cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative>::CollectiveOp;
+  using CollectiveMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
   static constexpr bool kPair = false;
@@ -503,11 +505,7 @@ template <class ClusterShape_>
 struct PairGemm {
   using TileShape_ = Shape<_128, _256, _64>;
   using CollectiveEpilogue = cutlass::epilogue::collective::detail::Sm90TmaWarpSpecializedAdapter<SwigluPairEpilogue>;
-  using BaseMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Element, LayoutA*, kAlign, Element, LayoutB*, kAlign,
-      float, TileShape_, ClusterShape_,
-      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename CollectiveEpilogue::SharedStorage))>,
-      cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative>::CollectiveOp;
+  using BaseMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>;
   using CollectiveMainloop = FlaggedMainloop<BaseMainloop>;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
