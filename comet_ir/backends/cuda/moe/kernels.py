@@ -50,10 +50,10 @@ def cutlass_root() -> Path | None:
     return None
 
 
-def nvcc_command(out: Path, cutlass: Path) -> list[str]:
+def nvcc_command(out: Path, cutlass: Path, src: Path = SRC) -> list[str]:
     return ["nvcc", "-O3", "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", "--expt-relaxed-constexpr",
             "-Xcompiler", "-fPIC", "-shared", "-DNDEBUG", f"-I{cutlass / 'include'}",
-            f"-I{cutlass / 'tools' / 'util' / 'include'}", str(SRC), "-o", str(out)]
+            f"-I{cutlass / 'tools' / 'util' / 'include'}", str(src), "-o", str(out)]
 
 
 def _run_nvcc(cmd: list[str], out: Path, what: str, failed: str) -> None:
