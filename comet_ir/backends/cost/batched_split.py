@@ -41,20 +41,29 @@ from comet_ir.spec.mapping_tree import BindingNode, ColOpNode, ComputeNode, Tile
 
 def unique_rows(m) -> tuple[np.ndarray, np.ndarray]:
     """(index of each distinct row's first occurrence, row -> distinct id) of an int matrix;
-    rows are coded as one int64 over per-column ranks (np.unique(axis=0) sorts void rows,
-    ~20x slower on these batches)."""
+    rows are coded as one int64, column by column in mixed radix over each column's range
+    (np.unique(axis=0) sorts void rows, ~20x slower on these batches); a column whose range
+    would overflow the code is ranked first."""
     m = np.asarray(m, dtype=np.int64)
     if m.ndim != 2 or m.shape[1] == 0 or len(m) == 0:
         return np.zeros(min(len(m), 1), dtype=np.int64), np.zeros(len(m), dtype=np.int64)
+    lo, hi = m.min(axis=0), m.max(axis=0)
     code = np.zeros(len(m), dtype=np.int64)
     radix = 1
-    for c in range(m.shape[1]):
-        _, inv = np.unique(m[:, c], return_inverse=True)
-        k = int(inv.max()) + 1
+    for c, (a, b) in enumerate(zip(lo.tolist(), hi.tolist())):
+        if a == b:
+            continue
+        k = b - a + 1
+        col = m[:, c] - a
+        if k >= 1 << 31:
+            _, col = np.unique(m[:, c], return_inverse=True)
+            col = col.reshape(-1)
+            k = int(col.max()) + 1
         if radix * k >= 1 << 62:
             _, code = np.unique(code, return_inverse=True)
+            code = code.reshape(-1)
             radix = int(code.max()) + 1
-        code = code * k + inv.reshape(-1)
+        code = code * k + col
         radix *= k
     _, first, inv = np.unique(code, return_index=True, return_inverse=True)
     return first, inv.reshape(-1)
@@ -209,6 +218,10 @@ class SplitPlan:
         self.loops_walker = Walker(ev.program, ev.accel)
         # pre-order positions whose energy the single path adds (TileNode / ColOpNode)
         self.energy_nodes = [i for i, x in enumerate(nodes) if isinstance(x, (TileNode, ColOpNode))]
+        from comet_ir.backends.cost.batched_subtree import SubtreeKernel
+
+        # subtrees priced as array code over all their pairs (None: the subtree-only walk)
+        self.kernels = [SubtreeKernel.build(self, i) for i in range(len(subs))]
 
     @staticmethod
     def _produces(sub, col: ColOpNode) -> bool:
@@ -445,8 +458,11 @@ class SplitPlan:
         codes = [{} for _ in range(ntiles)]
         T = np.array([[codes[k].setdefault(o[k], len(codes[k])) for k in range(ntiles)] for o in table],
                      dtype=np.int64).reshape(len(table), ntiles)
-        O = T[oidx[rows]]
-        orders = [table[int(x)] for x in oidx[rows]]
+        oi = oidx[rows]
+        O = T[oi]
+
+        def order_of(r: int):
+            return table[int(oi[r])]
 
         def key(cols, tiles, extra=()):
             m = np.concatenate([V[:, cols], O[:, tiles], *extra], axis=1) if (cols or tiles or extra) \
@@ -457,78 +473,97 @@ class SplitPlan:
         sub_first, sub_inv, exp_ids = [], [], []
         for i in range(len(self.subs)):
             first, inv = key(self.sub_cols[i], self.sub_tiles[i])
-            fp: dict = {}
-            ids = np.array([fp.setdefault(self._exports(i, V[r], orders[r]), len(fp)) for r in first],
-                           dtype=np.int64)
+            kern = self.kernels[i]
+            if kern is not None:
+                sub_orders = [order_of(int(r))[kern.tile_k[0]] for r in first]
+                _, ids = unique_rows(kern.exports(V[first], sub_orders))
+            else:
+                fp: dict = {}
+                ids = np.array([fp.setdefault(self._exports(i, V[r], order_of(int(r))), len(fp)) for r in first],
+                               dtype=np.int64)
             sub_first.append(first)
             sub_inv.append(inv)
             exp_ids.append(ids[inv][:, None])
         _, up = key(self.upper_cols, self.upper_tiles, exp_ids)
-        # (upper key, subtree key) pairs and a greedy cover by representative candidates
+        # (upper key, subtree key) pairs
         pair_first, pair_inv = [], []
         for i in range(len(self.subs)):
-            m = np.stack([up, sub_inv[i]], axis=1)
-            first, inv = unique_rows(m)
+            first, inv = unique_rows(np.stack([up, sub_inv[i]], axis=1))
             pair_first.append(first)
             pair_inv.append(inv)
-        need = [set(range(len(f))) for f in pair_first]
-        reps = []
-        for i in sorted(range(len(self.subs)), key=lambda i: -len(pair_first[i])):
-            for q in sorted(need[i]):
-                if q not in need[i]:
-                    continue
-                r = int(pair_first[i][q])
-                reps.append(r)
-                for j in range(len(self.subs)):
-                    need[j].discard(int(pair_inv[j][r]))
-        # walk the representatives, record per-node numbers
-        sub_lat = [dict() for _ in self.subs]  # pair -> {pos: (lat, energy)}
-        sub_cost = [dict() for _ in self.subs]  # pair -> (subtree cost, [colop costs])
-        upper_rec: dict[int, tuple] = {}  # upper key -> (walker, chain ok, {pos: energy}, maxit of S)
         owned = [list(sn) + [p for p, o in self.colops.items() if o == i] for i, sn in enumerate(self.sub_nodes)]
-        for r in reps:
-            u = int(up[r])
-            if u in upper_rec:
-                # only new subtrees: priced in the walker of this upper key, from S's state
-                w = upper_rec[u][0]
-                for i in range(len(self.subs)):
-                    q = int(pair_inv[i][r])
-                    if q in sub_lat[i]:
-                        continue
-                    # a subtree-only walk reads only the subtree's nodes (and S's stored state)
-                    self.ev._apply(V[r], orders[r], only=self.sub_sets[i])
-                    self._subtree_walk(w, i)
-                    sub_lat[i][q] = {p: self._node_vals(w, p) for p in owned[i]}
-                    cols = [w.cost[id(self.ev.nodes[p])] for p, o in sorted(self.colops.items()) if o == i]
-                    sub_cost[i][q] = (w.cost[id(self.subs[i])], cols)
-                continue
-            w = self._walk(V[r], orders[r])
-            for i in range(len(self.subs)):
-                q = int(pair_inv[i][r])
-                sub_lat[i][q] = {p: self._node_vals(w, p) for p in owned[i]}
-                cols = [w.cost[id(self.ev.nodes[p])] for p, o in sorted(self.colops.items()) if o == i]
-                sub_cost[i][q] = (w.cost[id(self.subs[i])], cols)
-            if u not in upper_rec:
-                L = w.loop[id(self.S)]
-                upper_rec[u] = (w, self._chain_ok(w),
-                                {p: self._node_vals(w, p)[1] for p in self.chain_pos + [self.s_pos]},
-                                max(L.iters) if L.iters else 1)
-        # cost of S per candidate (sequential: children's costs, a collective once per iteration)
+        ncol = [sum(1 for o in self.colops.values() if o == i) for i in range(len(self.subs))]
+        nq = [len(f) for f in pair_first]
+        # per pair: subtree cost, its collectives' costs, per owned node (latency, energy)
+        s_cost = [np.zeros(nq[i], dtype=np.int64) for i in range(len(self.subs))]
+        s_col = [[np.zeros(nq[i], dtype=np.int64) for _ in range(ncol[i])] for i in range(len(self.subs))]
+        s_lat = [{p: np.zeros(nq[i], dtype=np.int64) for p in owned[i]} for i in range(len(self.subs))]
+        s_en = [{p: np.zeros(nq[i], dtype=np.float64) for p in owned[i]} for i in range(len(self.subs))]
+
+        def record(w, i, q):
+            for p in owned[i]:
+                s_lat[i][p][q], s_en[i][p][q] = self._node_vals(w, p)
+            s_cost[i][q] = w.cost[id(self.subs[i])]
+            for k, (p, _) in enumerate(sorted((p, o) for p, o in self.colops.items() if o == i)):
+                s_col[i][k][q] = w.cost[id(self.ev.nodes[p])]
+
+        upper_rec: dict[int, tuple] = {}  # upper key -> (walker, chain ok, {pos: energy}, maxit of S)
         nU = int(up.max()) + 1
+        rep_of = np.full(nU, -1, dtype=np.int64)
+        rep_of[up[::-1]] = np.arange(len(up))[::-1]  # first row of each upper key
+        pair_up = [up[pf] for pf in pair_first]
+        for u in range(nU):
+            r = int(rep_of[u])
+            # one full walk per upper key: S's state and the chain; its pairs are priced by it
+            w = self._walk(V[r], order_of(r))
+            L = w.loop[id(self.S)]
+            upper_rec[u] = (w, self._chain_ok(w),
+                            {p: self._node_vals(w, p)[1] for p in self.chain_pos + [self.s_pos]},
+                            max(L.iters) if L.iters else 1)
+            for i in range(len(self.subs)):
+                record(w, i, int(pair_inv[i][r]))
+            for i in range(len(self.subs)):
+                qs = np.flatnonzero(pair_up[i] == u)
+                q0 = int(pair_inv[i][r])
+                qs = qs[qs != q0]
+                if not len(qs):
+                    continue
+                todo = qs
+                kern = self.kernels[i]
+                if kern is not None:
+                    sel = np.concatenate(([q0], qs))
+                    prow = pair_first[i][sel]
+                    res = kern.evaluate(w, V[prow], [order_of(int(x))[kern.tile_k[0]] for x in prow])
+                    # the kernel is checked against the full walk on the representative's pair
+                    if res.ok[0] and self._same(res, i, q0, owned[i], s_cost, s_col, s_lat, s_en):
+                        good = res.ok[1:]
+                        gq = qs[good]
+                        s_cost[i][gq] = res.cost[1:][good]
+                        for k in range(ncol[i]):
+                            s_col[i][k][gq] = res.col_costs[k][1:][good]
+                        for p in owned[i]:
+                            s_lat[i][p][gq] = res.node_lat[p][1:][good]
+                            s_en[i][p][gq] = res.node_en[p][1:][good]
+                        todo = qs[~good]
+                for q in todo.tolist():
+                    # a subtree-only walk reads only the subtree's nodes (and S's stored state)
+                    rr = int(pair_first[i][q])
+                    self.ev._apply(V[rr], order_of(rr), only=self.sub_sets[i])
+                    self._subtree_walk(w, i)
+                    record(w, i, q)
+        # cost of S per candidate (sequential: children's costs, a collective once per iteration)
         maxit = np.array([upper_rec[u][3] for u in range(nU)], dtype=np.int64)[up]
         W = np.zeros(len(V), dtype=np.int64)
         node_lat: dict[int, np.ndarray] = {}
         node_en: dict[int, np.ndarray] = {}
         for i in range(len(self.subs)):
-            nq = len(pair_first[i])
-            c_sub = np.array([sub_cost[i][q][0] for q in range(nq)], dtype=np.int64)[pair_inv[i]]
-            W += c_sub
-            ncol = len(sub_cost[i][0][1])
-            for k in range(ncol):
-                W += maxit * np.array([sub_cost[i][q][1][k] for q in range(nq)], dtype=np.int64)[pair_inv[i]]
+            inv = pair_inv[i]
+            W += s_cost[i][inv]
+            for k in range(ncol[i]):
+                W += maxit * s_col[i][k][inv]
             for p in owned[i]:
-                node_lat[p] = np.array([sub_lat[i][q][p][0] for q in range(nq)], dtype=np.int64)[pair_inv[i]]
-                node_en[p] = np.array([sub_lat[i][q][p][1] for q in range(nq)], dtype=np.float64)[pair_inv[i]]
+                node_lat[p] = s_lat[i][p][inv]
+                node_en[p] = s_en[i][p][inv]
         W &= U32
         for p in self.chain_pos + [self.s_pos]:
             node_en[p] = np.array([upper_rec[u][2][p] for u in range(nU)], dtype=np.float64)[up]
@@ -563,6 +598,16 @@ class SplitPlan:
         out[~priced] = np.nan
         en_out[~priced] = np.nan
         return out, en_out, priced
+
+    @staticmethod
+    def _same(res, i, q0, owned, s_cost, s_col, s_lat, s_en) -> bool:
+        """The kernel's numbers at index 0 == the walk's for pair q0 (cycles and pJ, exactly)."""
+        if int(res.cost[0]) != int(s_cost[i][q0]):
+            return False
+        if any(int(c[0]) != int(s[q0]) for c, s in zip(res.col_costs, s_col[i])):
+            return False
+        return all(int(res.node_lat[p][0]) == int(s_lat[i][p][q0]) and float(res.node_en[p][0]) == float(s_en[i][p][q0])
+                   for p in owned)
 
 
 class _SkipWalker(_FastWalker):
