@@ -278,3 +278,51 @@ def choose_comm_blocks(cfg: MoEConfig, arch="h100", choices=COMM_BLOCKS, calib: 
     preds = {k: predict_layer0(cfg, arch, k, calib, same_gpu)["total_ms"] for k in choices}
     best = min(sorted(preds), key=lambda k: preds[k])
     return best, preds
+
+
+def predict_layer1(cfg: MoEConfig, arch="h100", comm_blocks: int = 0, calib: Calib = DEFAULT_CALIB,
+                   same_gpu: bool = False) -> dict:
+    """layer1 (GEMM2 + return of the rows to their token owners + combine) per rank, ms.
+    comm_blocks = 0: GEMM2 on every SM, then (ep > 1) the return kernel (own rows copied inside
+    the GPU, the rest over the link), then the combine. comm_blocks = k > 0: the one-kernel
+    layer1 (csrc/moe_layer1.cu): GEMM2 on n_sm - k SMs while the k comm CTAs return each finished
+    column tile (every row moves: own rows as a copy at k * copy_block_gbps, capped by HBM, the
+    rest to peers at k * per_block_gbps, capped by the link); the return ends max(0, comm - GEMM2)
+    after the GEMM plus the last item (one column tile of one group), which can only start when
+    the GEMM's last tile is done. The combine reads the k rows of every token and writes it in
+    both forms. Rows of this rank's experts split evenly over the source ranks (uniform)."""
+    g = get_arch(arch)
+    counts = cfg.expert_counts()
+    epr = cfg.experts // cfg.ep
+    local = counts[:epr] if cfg.ep > 1 else counts
+    f, h, B = cfg.ffn // cfg.tp, cfg.hidden, cfg.dtype_bytes
+    bw = g.hbm_gbps * 1e9 * calib.mem_eff
+    link = g.hbm_gbps * 1e9 * calib.mem_eff / 2 if same_gpu else g.link_gbps * 1e9
+    row_bytes = h * B
+    rows_in = float(local.sum())
+    own, remote = rows_in / cfg.ep, rows_in - rows_in / cfg.ep
+    combine = (cfg.tokens * cfg.topk + cfg.tokens) * row_bytes / bw * 1e3 + g.launch_us * 1e-3
+    if comm_blocks <= 0:
+        gemm2 = _gemm_ms(local, h, f, g, calib, g.n_sm, calib.gemm_eff, False)
+        ret = 0.0
+        if cfg.ep > 1:
+            ret = (2 * own * row_bytes / bw + remote * row_bytes / link) * 1e3 + 2 * g.launch_us * 1e-3
+        return {"total_ms": gemm2 + ret + combine, "gemm2_ms": gemm2, "comm_ms": ret, "exposed_ms": ret,
+                "combine_ms": combine}
+    gemm2 = _gemm_ms(local, h, f, g, calib, g.n_sm - comm_blocks, calib.gemm_eff, False)
+    copy_bw = min(bw, comm_blocks * calib.copy_block_gbps * 1e9)
+    put_bw = min(link, comm_blocks * g.per_block_gbps * 1e9)
+    t_comm = (2 * own * row_bytes / copy_bw + remote * row_bytes / put_bw) * 1e3
+    items = max(1, int((local > 0).sum()) * math.ceil(h / calib.bn))
+    exposed = max(0.0, t_comm - gemm2) + t_comm / items
+    total = calib.fused_fixed_us * 1e-3 + gemm2 + exposed + combine
+    return {"total_ms": total, "gemm2_ms": gemm2, "comm_ms": t_comm, "exposed_ms": exposed, "combine_ms": combine}
+
+
+def choose_layer1_comm_blocks(cfg: MoEConfig, arch="h100", choices=COMM_BLOCKS, calib: Calib = DEFAULT_CALIB,
+                              same_gpu: bool = False) -> tuple[int, dict[int, float]]:
+    """Comm CTAs of the one-kernel layer1 (0 = unfused): the choice with the lowest predicted
+    layer1 time; ties go to the smaller count."""
+    preds = {k: predict_layer1(cfg, arch, k, calib, same_gpu)["total_ms"] for k in choices}
+    best = min(sorted(preds), key=lambda k: preds[k])
+    return best, preds

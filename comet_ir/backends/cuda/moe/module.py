@@ -87,7 +87,7 @@ class CometMoE(nn.Module):
     def __init__(self, hidden: int, ffn: int, experts: int, topk: int, *, ep: int = 1, tp: int = 1,
                  group=None, backend: str = "auto", dtype=torch.bfloat16, device=None,
                  gemm_variant=DEFAULT_VARIANT, comm_blocks="auto", transport: str = "auto",
-                 max_tokens: int = 8192, timeout_s: float = 10.0):
+                 max_tokens: int = 8192, timeout_s: float = 10.0, layer1_comm_blocks="auto"):
         super().__init__()
         check_config(1, hidden, ffn, experts, topk, ep, tp)
         if backend not in BACKENDS:
@@ -100,6 +100,9 @@ class CometMoE(nn.Module):
         if max_tokens < 1:
             raise CometError(f"moe: max_tokens must be positive, got {max_tokens}")
         self.comm_blocks, self.transport, self.max_tokens, self.timeout_s = comm_blocks, transport, max_tokens, timeout_s
+        if layer1_comm_blocks != "auto" and layer1_comm_blocks not in COMM_BLOCKS:
+            raise CometError(f"moe: layer1_comm_blocks must be 'auto' or one of {COMM_BLOCKS}, got {layer1_comm_blocks!r}")
+        self.layer1_comm_blocks = layer1_comm_blocks
         self._shmem = None
         self._scratch = {}
         if dtype != torch.bfloat16 and backend == "cutlass":
@@ -249,15 +252,41 @@ class CometMoE(nn.Module):
                 kernels.check(kernels.load().moe_swiglu(g.data_ptr(), h.data_ptr(), rows, Fl, s), "swiglu")
         return h
 
-    def _gemm2_cutlass(self, h, offsets, rows):
+    def _gemm2_parts(self, h, offsets, rows):
+        """GEMM2 per expert group: (y [rows, H], y2, split flag pointer). A split-K variant
+        (kernels.SPLIT_SUFFIX) writes K's second half into y2 when the device finds that the
+        split pays (it sets the flag); y2 is None for other variants, and when so many rows make
+        the split's waves gain too little for its extra output (host bound, no sync)."""
+        from comet_ir.backends.cuda.moe import kernels
         _, w2t = self._pack()
         dev = h.device
-        y = torch.empty(rows, self.hidden, dtype=h.dtype, device=dev)
+        v2 = self._variants()[1]
+        if v2 == "combine_c21":
+            v2 = "coop_128x256"
+        base, ksplit = kernels.parse_variant(v2)
+        if ksplit == 2 and not self._split_may_pay(rows, dev):
+            v2, ksplit = base, 1
+        g = self._gemm_v(v2, self.hidden, self.fl, dev)
+        buf = torch.empty(ksplit * rows, self.hidden, dtype=h.dtype, device=dev)
         if rows:
-            v2 = self._variants()[1]
-            self._gemm_v("coop_128x256" if v2 == "combine_c21" else v2, self.hidden, self.fl, dev).run(
-                offsets.contiguous().data_ptr(), h.data_ptr(), w2t.data_ptr(), y.data_ptr(),
-                torch.cuda.current_stream(dev).cuda_stream)
+            g.run(offsets.contiguous().data_ptr(), h.data_ptr(), w2t.data_ptr(), buf.data_ptr(),
+                  torch.cuda.current_stream(dev).cuda_stream)
+        if ksplit == 1:
+            return buf, None, 0
+        return buf[:rows], buf[rows:], g.split_flag_ptr()
+
+    def _split_may_pay(self, rows: int, dev) -> bool:
+        # at most ~12 waves of whole-K tiles: past that, half a tile's time is < 4 % of GEMM2
+        sms = torch.cuda.get_device_properties(dev).multi_processor_count
+        tiles = (-(-rows // 128) + self.epr) * -(-self.hidden // 256)
+        return tiles <= 12 * sms
+
+    def _gemm2_cutlass(self, h, offsets, rows):
+        y, y2, flag = self._gemm2_parts(h, offsets, rows)
+        if y2 is not None and rows:
+            from comet_ir.backends.cuda.moe import kernels
+            kernels.check(kernels.load().moe_fold(y.data_ptr(), y2.data_ptr(), flag, y.numel(),
+                                                  torch.cuda.current_stream(h.device).cuda_stream), "fold")
         return y
 
     # ------------------------------------------------------------------ forward
@@ -284,7 +313,11 @@ class CometMoE(nn.Module):
         T = x.shape[0]
         x = x.contiguous()
         if self.ep > 1 and backend == "cutlass" and self._use_shmem():
-            out = self._ep_forward_shmem(x, router_logits)
+            cb1 = self.choose_layer1_comm_blocks(T)
+            out = self._ep_forward_shmem_layer1(x, router_logits, cb1) if cb1 else self._ep_forward_shmem(x, router_logits)
+            return self._allreduce_tp(out) if self.tp > 1 else out
+        if self.ep == 1 and backend == "cutlass" and self.choose_layer1_comm_blocks(T):
+            out = self._layer1_fused_local(x, router_logits, self.choose_layer1_comm_blocks(T))
             return self._allreduce_tp(out) if self.tp > 1 else out
         if self.ep == 1 and backend == "cutlass":
             cb = self.choose_comm_blocks(T)
@@ -301,10 +334,14 @@ class CometMoE(nn.Module):
                     gates.data_ptr(), T, self.topk, torch.cuda.current_stream(x.device).cuda_stream)
                 return self._allreduce_tp(out) if self.tp > 1 else out
             if cb:
-                ys, inv, gates = self._layer0_fused_local(x, router_logits, cb)
+                h, offsets, _, gates = self._layer0_fused_local(x, router_logits, cb, gemm2=False)
+                inv = self._scratch.pop("inv")
             else:
                 xs, inv, gates, offsets = self._route_dispatch_fused(x, router_logits)
-                ys = self.experts_forward(xs, offsets, backend)
+                h = self._gemm1_cutlass(xs, offsets, xs.shape[0])
+            ys, y2, flag = self._gemm2_parts(h, offsets, T * self.topk)
+            out = self._combine(ys, inv, gates, T, backend, y2, flag)
+            return self._allreduce_tp(out) if self.tp > 1 else out
         elif self.ep == 1:
             idx, gates = route(router_logits, self.topk)
             perm, inv, counts, offsets = permutation(idx, self.experts)
@@ -375,7 +412,8 @@ class CometMoE(nn.Module):
             if code:
                 err.zero_()
                 what = {1: "a layer0 tile's rows never all arrived", 2: "a peer never sent its expert counts",
-                        3: "a peer never returned its rows"}.get(code, f"code {code}")
+                        3: "a peer never returned its rows", 4: "a layer1 GEMM2 tile never completed",
+                        5: "a peer never returned its layer1 rows"}.get(code, f"code {code}")
                 raise CometError(f"moe: fused EP kernel timed out after {self.timeout_s} s: {what}")
 
     def _fused_combine(self) -> bool:
@@ -408,6 +446,7 @@ class CometMoE(nn.Module):
         g1.run_layer0(offsets.data_ptr(), xs.data_ptr(), w13t.data_ptr(), h.data_ptr(), s, d, comm_blocks // 2,
                       flags.data_ptr(), max_mt, False, self._err_buf(dev).data_ptr(), int(self.timeout_s * 1e9))
         if not gemm2:
+            self._scratch["inv"] = inv
             return h, offsets, perm, gates
         return self._gemm2_cutlass(h, offsets, rows), inv, gates
 
@@ -528,14 +567,16 @@ class CometMoE(nn.Module):
             return xs
         return x.index_select(0, perm // self.topk)
 
-    def _combine(self, ys, inv, gates, T, backend):
+    def _combine(self, ys, inv, gates, T, backend, y2=None, split_flag=0):
+        """out[t] = sum_s gate * (ys (+ y2 when the device flag says GEMM2 split K))[inv]."""
         if backend == "cutlass":
             from comet_ir.backends.cuda.moe import kernels
             out = torch.empty(T, self.hidden, dtype=ys.dtype, device=ys.device)
             g = gates.contiguous().float()
-            kernels.check(kernels.load().moe_combine(ys.data_ptr(), inv.data_ptr(), g.data_ptr(), out.data_ptr(), T,
-                                                     self.hidden, self.topk, torch.cuda.current_stream(ys.device).cuda_stream),
-                          "combine")
+            kernels.check(kernels.load().moe_combine2(
+                ys.data_ptr(), y2.data_ptr() if y2 is not None else None, split_flag or None, inv.data_ptr(),
+                g.data_ptr(), out.data_ptr(), T, self.hidden, self.topk, torch.cuda.current_stream(ys.device).cuda_stream),
+                "combine")
             return out
         y = ys.index_select(0, inv).view(T, self.topk, self.hidden).float()
         return (y * gates.unsqueeze(-1)).sum(1).to(ys.dtype)
@@ -607,3 +648,128 @@ class CometMoE(nn.Module):
         yr[order] = ye                                                   # back to source-major
         ys = self._a2a(yr, send_splits, recv_splits, epg)                # layer1 return
         return ys, inv
+
+    # ------------------------------------------------------------------ fused layer1 (comm blocks)
+    def choose_layer1_comm_blocks(self, tokens: int) -> int:
+        """Comm CTAs of the one-kernel layer1 (GEMM2 whose finished column tiles comm CTAs return
+        to the token owners while the next ones compute; `csrc/moe_layer1.cu`): the constructor's
+        `layer1_comm_blocks`, or ("auto") the cost model's choice (`moe_model.choose_layer1_comm_blocks`).
+        0 = unfused (GEMM2, then the return, then the combine). Needs hidden % 256 == 0 and the
+        cutlass backend."""
+        from comet_ir.backends.cuda.moe.layer1 import TILE_N
+        if self.hidden % TILE_N or self.fl % 8 or self._variants()[1] == "combine_c21":
+            return 0
+        if self.layer1_comm_blocks != "auto":
+            return int(self.layer1_comm_blocks)
+        key = ("cb1", tokens)
+        if key not in self._scratch:
+            from comet_ir.backends.cost import moe_model as MM
+            cfg = MM.MoEConfig(tokens, self.hidden, self.ffn, self.experts, self.topk, self.ep, self.tp)
+            self._scratch[key], _ = MM.choose_layer1_comm_blocks(cfg, "h100", COMM_BLOCKS, same_gpu=self._same_gpu())
+        return self._scratch[key]
+
+    def _l1(self, dev):
+        key = ("l1", dev.index)
+        if key not in self._gemms:
+            from comet_ir.backends.cuda.moe.layer1 import Layer1Gemm
+            self._gemms[key] = Layer1Gemm(self.epr, self.hidden, self.fl, dev.index or 0)
+        return self._gemms[key]
+
+    def _layer1_fused_local(self, x, logits, cb1: int):
+        """ep == 1: layer0 (fused or not, per choose_comm_blocks), then ONE layer1 kernel (GEMM2 +
+        comm CTAs returning finished column tiles into a flat [T*k, H] buffer), then the combine
+        that waits per column tile. No host sync (CUDA-graph capturable)."""
+        from comet_ir.backends.cuda.moe.layer1 import L1Comm
+        T, k, E, H, dev = x.shape[0], self.topk, self.experts, self.hidden, x.device
+        s = torch.cuda.current_stream(dev).cuda_stream
+        cb0 = self.choose_comm_blocks(T)
+        if cb0:
+            h, offsets, perm, gates = self._layer0_fused_local(x, logits, cb0, gemm2=False)
+        else:
+            _, gates, _, offsets, perm, _, xs = self._route(x, logits, copy=True)
+            h = self._gemm1_cutlass(xs, offsets, xs.shape[0])
+        l1 = self._l1(dev)
+        rows = T * k
+        counts = (offsets[1:] - offsets[:-1]).to(torch.int32)
+        y = torch.empty(rows, H, dtype=x.dtype, device=dev)
+        ret = torch.empty(rows, H, dtype=x.dtype, device=dev)
+        sig = torch.zeros(l1.nt, dtype=torch.int32, device=dev)
+        err, tns = self._err_buf(dev).data_ptr(), int(self.timeout_s * 1e9)
+        c = L1Comm(y=y.data_ptr(), recv_off=offsets.data_ptr(), counts=counts.data_ptr(), send_off=offsets.data_ptr(),
+                   perm=perm.data_ptr(), err=err, timeout_ns=tns, vec=H // 8, experts=E, ep=1, me=0, sys_scope=0)
+        c.peer_ret[0], c.peer_sig[0] = ret.data_ptr(), sig.data_ptr()
+        _, w2t = self._pack()
+        l1.run(offsets.data_ptr(), h.data_ptr(), w2t.data_ptr(), y.data_ptr(), c, cb1, s)
+        out = torch.empty(T, H, dtype=x.dtype, device=dev)
+        l1.combine(ret.data_ptr(), None, gates.data_ptr(), out.data_ptr(), T, k, sig.data_ptr(), counts.data_ptr(), E, 1,
+                   False, err, tns, s)
+        return out
+
+    def _l1_sig(self, sh):
+        """Symmetric [ep, H/256] layer1 signals (own address, every EP peer's mapping); allocated
+        once, collectively (every PE reaches its first fused-layer1 call)."""
+        if "l1sig" not in self._scratch:
+            from comet_ir.backends.cuda.moe.layer1 import TILE_N
+            n = self.ep * (self.hidden // TILE_N)
+            base = sh["lib"].moe_shmem_malloc(-(-n * 4 // 256) * 256)
+            if not base:
+                raise CometError("moe: nvshmem_malloc of the layer1 signals failed")
+            peers = [sh["lib"].moe_shmem_ptr(base, p * self.tp + self.tp_rank) for p in range(self.ep)]
+            if not all(peers):
+                raise CometError("moe: a PE's layer1 signals are not reachable by loads/stores (needs NVLink/P2P peers)")
+            self._scratch["l1sig"] = (base, peers, n)
+        return self._scratch["l1sig"]
+
+    def _ep_forward_shmem_layer1(self, x, logits, cb1: int):
+        """EP > 1 over NVSHMEM with the one-kernel layer1: as `_ep_forward_shmem` up to layer0 (same
+        exchange and fused layer0), then GEMM2 whose comm CTAs return each finished column tile of
+        a group to the token owners' return buffers (send layout, peer mappings) with a signal per
+        (source PE, column tile), then the combine, which waits for those signals per column tile.
+        The signals are zeroed before this PE publishes its counts: a peer writes them only after
+        it has seen this call's counts, and every write of the previous call was awaited."""
+        import ctypes
+        from comet_ir.backends.cuda.moe import kernels
+        from comet_ir.backends.cuda.moe import layer1 as L1
+        T, k, E, H, dev = x.shape[0], self.topk, self.experts, self.hidden, x.device
+        if T > self.max_tokens:
+            raise CometError(f"moe: {T} tokens exceed max_tokens={self.max_tokens} given at construction "
+                             "(the NVSHMEM buffers are sized by it)")
+        sh = self._shmem_setup(dev)
+        sig, sig_peers, nsig = self._l1_sig(sh)
+        l1 = self._l1(dev)
+        lib = kernels.load()
+        s = torch.cuda.current_stream(dev).cuda_stream
+        kernels.check(L1.load().moe_l1_zero(sig, nsig, s), "layer1 signal reset")
+        ed, ep, epr = sh["ed"], self.ep, self.epr
+        idx, gates, counts, offsets, perm, inv, _ = self._route(x, logits, copy=False)
+        recv_off = torch.empty(epr + 1, dtype=torch.int64, device=dev)
+        bases = torch.empty(2, E, dtype=torch.int64, device=dev)
+        send_off_all = torch.empty(ep * (E + 1), dtype=torch.int64, device=dev)
+        kernels.check(lib.moe_ep_exchange(ctypes.byref(ed), counts.data_ptr(), recv_off.data_ptr(), bases[0].data_ptr(),
+                                          bases[1].data_ptr(), send_off_all.data_ptr(), s), "EP count exchange")
+        d = kernels.CommDesc(x=x.data_ptr(), idx=idx.data_ptr(), perm=perm.data_ptr(), send_off=offsets.data_ptr(),
+                             abs_base=bases[0].data_ptr(), grp_base=bases[1].data_ptr(), rows=T * k, vec=H // 8,
+                             topk=k, experts=E, ep=ep, me=self.ep_rank, max_mt=sh["max_mt"], sys_scope=1)
+        for p, q in enumerate(sh["peers"]):
+            d.peer_xs[p] = q + sh["parts"]["xs"]
+            d.peer_flags[p] = q + sh["parts"]["flags"]
+        cap = sh["cap_recv"]
+        h = torch.empty(cap, self.fl, dtype=x.dtype, device=dev)
+        w13t, w2t = self._pack()
+        g1 = self._gemm_v(self._variants()[0], 2 * self.fl, H, dev)
+        g1.run_layer0(recv_off.data_ptr(), sh["loc"]["xs"], w13t.data_ptr(), h.data_ptr(), s, d,
+                      self.choose_comm_blocks(T) // 2, sh["loc"]["flags"], sh["max_mt"], True, ed.err,
+                      int(self.timeout_s * 1e9))
+        y = torch.empty(cap, H, dtype=x.dtype, device=dev)
+        tns = int(self.timeout_s * 1e9)
+        c = L1.L1Comm(y=y.data_ptr(), recv_off=recv_off.data_ptr(), counts=ed.counts_local, send_off=send_off_all.data_ptr(),
+                      perm=None, err=ed.err, timeout_ns=tns, vec=H // 8, experts=E, ep=ep, me=self.ep_rank, sys_scope=1)
+        for p, q in enumerate(sh["peers"]):
+            c.peer_ret[p] = q + sh["parts"]["ret"]
+            c.peer_sig[p] = sig_peers[p]
+        l1.run(recv_off.data_ptr(), h.data_ptr(), w2t.data_ptr(), y.data_ptr(), c, cb1, s)
+        out = torch.empty(T, H, dtype=x.dtype, device=dev)
+        l1.combine(sh["loc"]["ret"], inv.data_ptr(), gates.data_ptr(), out.data_ptr(), T, k, sig, counts.data_ptr(), E, ep,
+                   True, ed.err, tns, s)
+        self.check_errors()
+        return out
