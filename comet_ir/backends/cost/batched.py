@@ -16,7 +16,8 @@ walk (steady_state.Walker) runs, with three exact shortcuts that make a batch ch
   order and compute primitive, not on anything above it; candidates sharing a leaf
   configuration share its walk result (copied, since the energy walk scales access counts).
 
-Candidates that repeat in the batch are priced once (numpy.unique over the rows). A candidate
+Candidates that repeat in the batch are priced once (the split plan shares every part between
+rows; the scalar walk runs once per distinct row). A candidate
 the single path rejects (a tile that does not fit its buffer, ...) gets NaN and valid=False.
 Trees of the fused-pipeline shape go through batched_split.SplitPlan: each part of the tree
 is walked once per distinct input it depends on and the totals are numpy gathers and sums
@@ -276,43 +277,42 @@ class BatchEvaluator:
                              f"got shape {vals.shape}")
         b = vals.shape[0]
         if orders is None:
-            ords = np.zeros((b, 0), dtype=np.int64)
+            oidx = np.zeros(b, dtype=np.int64)
             table = [self.template_orders]
         else:
-            rows = [tuple(o) for o in orders]
-            if len(rows) != b or any(len(r) != len(self.tiles) for r in rows):
+            rows = list(map(tuple, orders))
+            table = list(dict.fromkeys(rows))
+            if len(rows) != b or any(len(r) != len(self.tiles) for r in table):
                 raise CometError(f"evaluate_batch: orders must be (candidates, {len(self.tiles)} temporal tiles)")
-            table = sorted(set(rows))
             pos = {r: k for k, r in enumerate(table)}
-            ords = np.array([[pos[r]] for r in rows], dtype=np.int64)
-        keys = np.concatenate([vals, ords], axis=1)
+            oidx = np.fromiter(map(pos.__getitem__, rows), dtype=np.int64, count=b)
         from comet_ir.backends.cost.batched_split import unique_rows
 
-        first, inverse = unique_rows(keys)
-        uniq = keys[first]
-        lat = np.full(len(uniq), np.nan)
-        en = np.full(len(uniq), np.nan)
-        errs: dict[int, str] = {}
-        ns = vals.shape[1]
-        todo = range(len(uniq))
-        if self.split is not None and len(uniq):
-            oidx = uniq[:, ns] if orders is not None else np.zeros(len(uniq), dtype=np.int64)
+        lat = np.full(b, np.nan)
+        en = np.full(b, np.nan)
+        todo = np.arange(b)
+        if self.split is not None and b:
+            # the split plan shares everything shared between rows (repeats included)
             try:
-                lat, en, priced = self.split.evaluate(uniq[:, :ns], oidx, table)
+                lat, en, priced = self.split.evaluate(vals, oidx, table)
                 todo = np.flatnonzero(~priced)
             except CometError:  # a representative the walk rejects: price row by row
-                lat, en = np.full(len(uniq), np.nan), np.full(len(uniq), np.nan)
-        for u in map(int, todo):
-            row = uniq[u]
-            o = table[int(row[ns])] if orders is not None else table[0]
-            try:
-                lat[u], en[u] = self.one(row[:ns], o)
-            except CometError as e:
-                errs[u] = str(e)
-        inverse = inverse.reshape(-1)
-        latency, energy = lat[inverse], en[inverse]
-        errors = {int(i): errs[int(u)] for i, u in enumerate(inverse) if int(u) in errs}
-        return BatchResult(latency, energy, ~np.isnan(latency), errors)
+                lat, en = np.full(b, np.nan), np.full(b, np.nan)
+        errors: dict[int, str] = {}
+        if len(todo):
+            # the scalar walk, once per distinct row
+            first, inverse = unique_rows(np.concatenate([vals[todo], oidx[todo, None]], axis=1))
+            errs: dict[int, str] = {}
+            ul, ue = np.full(len(first), np.nan), np.full(len(first), np.nan)
+            for u, r in enumerate(todo[first].tolist()):
+                try:
+                    ul[u], ue[u] = self.one(vals[r], table[int(oidx[r])])
+                except CometError as e:
+                    errs[u] = str(e)
+            lat[todo], en[todo] = ul[inverse], ue[inverse]
+            if errs:
+                errors = {int(todo[j]): errs[u] for j, u in enumerate(inverse.tolist()) if u in errs}
+        return BatchResult(lat, en, ~np.isnan(lat), errors)
 
 
 def evaluate_batch(program: MappedProgram, values, orders=None, accel=None, space=None) -> BatchResult:

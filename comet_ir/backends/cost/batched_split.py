@@ -39,34 +39,58 @@ from comet_ir.backends.cost.steady_state import U32, Walker, estimate_energy
 from comet_ir.spec.mapping_tree import BindingNode, ColOpNode, ComputeNode, TileNode
 
 
+def unique_codes(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(a row of each distinct value, row -> distinct id, ids in increasing value) of an int
+    vector; values spanning a small range are counted in place, others sorted (np.unique)."""
+    code = np.asarray(code, dtype=np.int64).reshape(-1)
+    n = len(code)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    lo, hi = int(code.min()), int(code.max())
+    if hi - lo < 8 * n + 64:
+        c = code - lo
+        present = np.zeros(hi - lo + 1, dtype=bool)
+        present[c] = True
+        ids = np.cumsum(present) - 1
+        inv = ids[c]
+        first = np.empty(int(ids[-1]) + 1, dtype=np.int64)
+        first[inv] = np.arange(n, dtype=np.int64)  # one row per value (which one does not matter)
+        return first, inv
+    _, first, inv = np.unique(code, return_index=True, return_inverse=True)
+    return first, inv.reshape(-1)
+
+
 def unique_rows(m) -> tuple[np.ndarray, np.ndarray]:
-    """(index of each distinct row's first occurrence, row -> distinct id) of an int matrix;
-    rows are coded as one int64, column by column in mixed radix over each column's range
-    (np.unique(axis=0) sorts void rows, ~20x slower on these batches); a column whose range
-    would overflow the code is ranked first."""
+    """(a row of each distinct row, row -> distinct id) of an int matrix; rows are coded as one
+    int64, column by column in mixed radix over each column's range (np.unique(axis=0) sorts
+    void rows, ~20x slower on these batches); a column whose range would overflow the code is
+    ranked first."""
     m = np.asarray(m, dtype=np.int64)
     if m.ndim != 2 or m.shape[1] == 0 or len(m) == 0:
         return np.zeros(min(len(m), 1), dtype=np.int64), np.zeros(len(m), dtype=np.int64)
-    lo, hi = m.min(axis=0), m.max(axis=0)
-    code = np.zeros(len(m), dtype=np.int64)
+    lo, hi = m.min(axis=0).tolist(), m.max(axis=0).tolist()
+    code = None
     radix = 1
-    for c, (a, b) in enumerate(zip(lo.tolist(), hi.tolist())):
+    for c in range(m.shape[1]):
+        a, b = lo[c], hi[c]
         if a == b:
             continue
         k = b - a + 1
-        col = m[:, c] - a
+        col = m[:, c] - a if a else m[:, c]
         if k >= 1 << 31:
-            _, col = np.unique(m[:, c], return_inverse=True)
-            col = col.reshape(-1)
+            _, col = unique_codes(col)
             k = int(col.max()) + 1
+        if code is None:
+            code, radix = col, k
+            continue
         if radix * k >= 1 << 62:
-            _, code = np.unique(code, return_inverse=True)
-            code = code.reshape(-1)
+            _, code = unique_codes(code)
             radix = int(code.max()) + 1
         code = code * k + col
         radix *= k
-    _, first, inv = np.unique(code, return_index=True, return_inverse=True)
-    return first, inv.reshape(-1)
+    if code is None:
+        return np.zeros(1, dtype=np.int64), np.zeros(len(m), dtype=np.int64)
+    return unique_codes(code)
 
 
 def _sub_preorder(n) -> list:
@@ -455,9 +479,10 @@ class SplitPlan:
             return np.full(b, np.nan), en_out, priced
         V = vals[rows]
         ntiles = len(self.ev.tiles)
-        codes = [{} for _ in range(ntiles)]
-        T = np.array([[codes[k].setdefault(o[k], len(codes[k])) for k in range(ntiles)] for o in table],
-                     dtype=np.int64).reshape(len(table), ntiles)
+        T = np.zeros((len(table), ntiles), dtype=np.int64)
+        for k, col in enumerate(zip(*table)):
+            cd = {o: j for j, o in enumerate(dict.fromkeys(col))}
+            T[:, k] = np.fromiter(map(cd.__getitem__, col), dtype=np.int64, count=len(col))
         oi = oidx[rows]
         O = T[oi]
 
@@ -488,7 +513,7 @@ class SplitPlan:
         # (upper key, subtree key) pairs
         pair_first, pair_inv = [], []
         for i in range(len(self.subs)):
-            first, inv = unique_rows(np.stack([up, sub_inv[i]], axis=1))
+            first, inv = unique_codes(up * (int(sub_inv[i].max()) + 1) + sub_inv[i])
             pair_first.append(first)
             pair_inv.append(inv)
         owned = [list(sn) + [p for p, o in self.colops.items() if o == i] for i, sn in enumerate(self.sub_nodes)]
@@ -573,7 +598,7 @@ class SplitPlan:
         gfirst, ginv = unique_rows(gm)
         g = gm[gfirst]
         glat = np.zeros(len(g), dtype=np.int64)
-        for u in np.unique(g[:, 0]).tolist():
+        for u in sorted(set(g[:, 0].tolist())):
             if not upper_rec[u][1]:
                 continue
             sel = np.flatnonzero(g[:, 0] == u)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -77,6 +78,15 @@ def _by_value(keys: np.ndarray, fn, *dtypes):
     keys = np.asarray(keys, dtype=_I64)
     first, inv = unique_rows(keys)
     vals = [fn(*row) for row in keys[first].tolist()]
+    return [np.array([v[j] for v in vals], dtype=dt)[inv] for j, dt in enumerate(dtypes)]
+
+
+def _by_value1(col: np.ndarray, fn, *dtypes):
+    """_by_value for one int column."""
+    from comet_ir.backends.cost.batched_split import unique_codes
+
+    first, inv = unique_codes(col)
+    vals = [fn(x) for x in col[first].tolist()]
     return [np.array([v[j] for v in vals], dtype=dt)[inv] for j, dt in enumerate(dtypes)]
 
 
@@ -125,16 +135,15 @@ class SubtreeKernel:
         C = T.body[0]
         if not any(g in T.tags for g in P.tags):
             raise _NoFit  # P's untouched-child branch is not covered
+        S = plan.S
         pos = {id(n): k for k, n in enumerate(ev.nodes)}
-        self.P, self.T, self.C = P, T, C
+        self.P, self.T, self.C, self.S = P, T, C, S
         self.pP, self.pT, self.pC = pos[id(P)], pos[id(T)], pos[id(C)]
         self.cols = sorted(p for p, o in plan.colops.items() if o == i)
-        slots = ev.space.slots
-        self.sub_cols = plan.sub_cols[i]
         # where each slot lands: (tile factors: level 0, dim, tensor) or (compute: dim)
         self.t_slot: dict = {}
         self.c_slot: dict = {}
-        for j, s in enumerate(slots):
+        for j, s in enumerate(ev.space.slots):
             if s.node_index == self.pP:
                 raise _NoFit  # spatial factors as slots: P's moves would vary per pair
             if s.node_index == self.pT and not s.is_compute:
@@ -147,59 +156,160 @@ class SubtreeKernel:
         self.tile_k = plan.sub_tiles[i]
         if len(self.tile_k) != 1 or ev.tiles[self.tile_k[0]] != self.pT:
             raise _NoFit
+        # what the walk reads of the tree and the architecture, once (Walker on the template)
         w = plan.loops_walker
-        self.proj = {(t, g): w.proj(t, g) for X in (P, T) for t, g in zip(X.tensors, X.tags)}
+        a = ev.accel
         self.upper_pairs = plan.upper_pairs
         self.out_of = {o.out for o in ev.program.problem.ops}
+        self.dims = list(w.dims)
+        tid = lambda t: w.tid.get(t, len(w.tid))  # noqa: E731 - Walker._loops' rule
+        # T: per tensor
+        nT = len(T.tensors)
+        self.T_rw = [bool(w.is_rw(t, g)) for t, g in zip(T.tensors, T.tags)]
+        self.T_tid = [tid(t) for t in T.tensors]
+        self.T_proj = [w.proj(t, g) for t, g in zip(T.tensors, T.tags)]
+        self.T_last = [list(T.factors[-1]) for _ in range(nT)]  # desc[-1]'s dims, in order
+        self.T_L = SimpleNamespace(node=T, rw=self.T_rw)  # what _move_time reads of a Loop
+        unit = T.child_levels[0]
+        if not a.level(unit).is_compute:
+            raise _NoFit  # the scalar walk raises the located error
+        if any(a.memory(t).dma_contiguous for t in T.targets):
+            raise _NoFit  # no preset has a DMA-contiguous leaf target: the scalar walk
+        self.unit, self.ctu, self.opc = unit, a.compute(unit), units.op_class(C.op_type)
+        self.prim_dims = [d for d in w.dims if d in C.tile_primitive] + \
+            [d for d in C.tile_primitive if d not in w.dims]
+        self.edims = [d for d in w.dims if d in C.tile_primitive]
+        pairs: dict = {}
+        for k in range(nT):
+            pairs.setdefault((T.targets[k], T.child_levels[k]), []).append(k)
+        self.T_ports: dict = {}  # target -> [[tensors on port 0], [port 1]] in node1_node2's order
+        for pr in sorted(pairs, key=w.pair_key):
+            pp = self.T_ports.setdefault(pr[0], [[], []])
+            for idx in (0, 1):
+                pp[idx] += [k for k in pairs[pr] if (1 if self.T_rw[k] else 0) == idx]
+        self.T_levels = sorted(self.T_ports, key=w.seq)
+        self.T_before = {}
+        for pp in self.T_ports.values():
+            for idx in (0, 1):
+                for k, b in enumerate(pp[idx]):
+                    self.T_before[b] = pp[idx][:k]
+        self.T_ramp_lv: dict = {}
+        for k in range(nT):
+            if not self.T_rw[k]:
+                self.T_ramp_lv.setdefault(T.targets[k], []).append(k)
+        # P: per tensor
+        nP = len(P.tensors)
+        self.P_rw = [bool(w.is_rw(t, g)) for t, g in zip(P.tensors, P.tags)]
+        self.P_tid = [tid(t) for t in P.tensors]
+        self.P_proj = [w.proj(t, g) for t, g in zip(P.tensors, P.tags)]
+        self.P_L = SimpleNamespace(node=P, rw=self.P_rw)
+        self.P_uniq, self.P_sp = [], []
+        for k in range(nP):
+            pd = {d for r in self.P_proj[k] for d in r}
+            u, sp = 1, 1
+            for lvl in P.factors:
+                for d, fs in lvl.items():
+                    sp *= fs[k]
+                    if d in pd:
+                        u *= fs[k]
+            self.P_uniq.append(u)
+            self.P_sp.append(sp)
+        if any(u == 0 for u in self.P_uniq):
+            raise _NoFit
+        seqb = w.binding_of(P) == "sequential"
+        self.P_hide = [(t not in w.intermediate) if seqb else True for t in P.tensors]
+        self.P_hit = [g in T.tags for g in P.tags]
+        # _spatial_moves: P's slot in S per tensor (the reference's stale-index quirk included)
+        self.P_child, self.P_inherit = [], []
+        ci = 0
+        for t, g, tg in zip(P.tensors, P.tags, P.targets):
+            for j, (pt, ptag) in enumerate(zip(S.tensors, S.tags)):
+                if pt == t and ptag == g:
+                    ci = j
+                    break
+            self.P_child.append(ci)
+            js = [j for j, (pt, ptag) in enumerate(zip(S.tensors, S.tags)) if pt == t and ptag == g]
+            self.P_inherit.append(js[-1] if tg == S.targets[ci] and js else None)
+        self.P_pairs = sorted({(P.targets[k], P.child_levels[k]) for k in range(nP) if self.P_hit[k]},
+                              key=w.pair_key)
+        self.P_levels_seq = {lv: w.seq(lv) for lv in set(P.targets) | set(T.targets)}
+        self.shared = {c: (not a.level(c).is_compute) and a.memory(c).shared_ports for c in P.child_levels}
+        self.port_use = any(self.shared.values())
+        # energy walk: what _left_tids and the count maps' lookups read
+        kids = w.kids[id(S)]
+        left: list = []
+        for c in kids:
+            if c is P:
+                break
+            if isinstance(c, TileNode):
+                for t in c.tensors:
+                    if tid(t) not in left:
+                        left.append(tid(t))
+        self.P_left = left
+        self.P_root_child = id(S) in w.top
+        self.mem_cost = {}
+        for X, rws in ((P, self.P_rw), (T, self.T_rw)):
+            for lv in set(X.targets) | set(X.child_levels):
+                if a.level(lv).is_compute:
+                    continue
+                m = a.memory(lv)
+                for rw in (False, True):
+                    for tgt in (False, True):
+                        key = ("parent_write" if tgt else "child_read") if rw else ("parent_read" if tgt else "child_write")
+                        self.mem_cost[(lv, rw, tgt)] = (m.energy.get(key, 0.0), m.width or 1)
+        # collectives after the subtree
+        self.col_info = []
+        for p in self.cols:
+            c = ev.nodes[p]
+            k = kids.index(c)
+            ops_left = [tg for x in kids[:k] if isinstance(x, TileNode) for t, tg in zip(x.tensors, x.tags)
+                        if t == c.tensor_in]
+            self.col_info.append((p, c, math.prod(a.level(s).count for s in c.src),
+                                  math.prod(a.level(d).count for d in c.dest), w.proj(c.tensor_in, ""),
+                                  w.tid.get(c.tensor_in, -1), ops_left[-1] if ops_left else None))
 
     # ------------------------------------------------------------------ parameters per pair
-    def _params(self, V: np.ndarray, orders: list):
-        """Factors of T (per level, dim, tensor) and C's steps / primitive / reduction factors
-        as arrays, as BatchEvaluator._apply would write them."""
-        q = len(V)
+    def _params(self, V: np.ndarray):
+        """Factors of T (per level, dim, tensor) and C's steps / primitive / reduction factors,
+        as BatchEvaluator._apply writes them (slot columns or the template's ints)."""
         T, C = self.T, self.C
         fac = []
         for li, lvl in enumerate(T.factors):
-            d_ = {}
-            for d, fs in lvl.items():
-                d_[d] = [V[:, self.t_slot[(d, m)]] if li == 0 and (d, m) in self.t_slot else _col(fs[m], q)
-                         for m in range(len(T.tensors))]
-            fac.append(d_)
+            fac.append({d: [V[:, self.t_slot[(d, m)]] if li == 0 and (d, m) in self.t_slot else fs[m]
+                            for m in range(len(T.tensors))] for d, fs in lvl.items()})
         st0, prim0, red0 = self.ev._pristine[self.pC]
-        steps = {t: {d: (V[:, self.c_slot[d][0]] if d in self.c_slot else _col(v, q)) for d, v in st.items()}
-                 for t, st in st0.items()}
-        prim = {d: (V[:, self.c_slot[d][0]] if d in self.c_slot else _col(v, q)) for d, v in prim0.items()}
-        red = []
-        for k, d in enumerate(C.reduction_dims):
-            if d in self.c_slot and red0[k] == self.c_slot[d][1]:
-                red.append(V[:, self.c_slot[d][0]])
-            else:
-                red.append(_col(red0[k], q))
+        cs = self.c_slot
+        steps = {t: {d: (V[:, cs[d][0]] if d in cs else v) for d, v in st.items()} for t, st in st0.items()}
+        prim = {d: (V[:, cs[d][0]] if d in cs else v) for d, v in prim0.items()}
+        red = [V[:, cs[d][0]] if d in cs and red0[k] == cs[d][1] else red0[k]
+               for k, d in enumerate(C.reduction_dims)]
         return fac, steps, prim, red
 
-    def _loops(self, fac, steps_c, prim, q: int, P_fac):
-        """Walker._loops over C, T, P: strides, step counts, per tensor desc/iters/rts."""
+    def _loops(self, V: np.ndarray):
+        """Walker._loops over C, T, P: strides, and per tile per tensor (desc, iters, rts)."""
+        q = len(V)
         C = self.C
+        fac, steps_c, prim, red = self._params(V)
         stride: dict = {}
         steps: dict = {}
+        gemm = C.op_type.lower() == "gemm"
         for t in C.tensors:
             ts = dict(steps_c.get(t, prim))
             stride[(t, C.name)] = ts
-            if C.op_type.lower() == "gemm":
-                step = np.ones(q, dtype=_I64)
+            step = 1
+            if gemm:
                 for d, v in prim.items():
                     step = step * np.maximum(ts.get(d, v) // np.maximum(v, 1), 0)
-                steps[(t, C.name)] = step
-            else:
-                steps[(t, C.name)] = np.ones(q, dtype=_I64)
+            steps[(t, C.name)] = step
         loops = {}
-        for X, F in ((self.T, fac), (self.P, P_fac)):
-            desc, iters, sp_iters, rts = [], [], [], []
+        for X, F in ((self.T, fac), (self.P, self.P.factors)):
+            desc, iters, rts = [], [], []
+            temporal = X.kind == "temporal"
             for i, (t, tag) in enumerate(zip(X.tensors, X.tags)):
                 key = (t, tag)
                 prev = steps.get(key, 1)
                 st = stride.setdefault(key, {})
-                it, sp, levels = 1, 1, []
+                it, levels = 1, []
                 for lvl in F:
                     d_ = {}
                     for d, fs in lvl.items():
@@ -207,62 +317,45 @@ class SubtreeKernel:
                         s = st.get(d, 1)
                         d_[d] = (s * f, s)
                         st[d] = s * f
-                        if X.kind == "temporal":
+                        if temporal:
                             steps[key] = steps.get(key, 1) * f
                             it = it * f
-                        else:
-                            sp = sp * f
                     levels.append(d_)
                 desc.append(levels)
                 rts.append(prev)
                 iters.append(it)
-                sp_iters.append(sp)
-            loops[id(X)] = (desc, iters, sp_iters, rts)
-        return stride, loops
+            loops[id(X)] = (desc, iters, rts)
+        return stride, loops, prim, red
 
     def exports(self, V: np.ndarray, orders: list) -> np.ndarray:
         """(Q, k) int matrix equal between two pairs iff their exports (batched_split._exports)
         are: the strides left for the (tensor, op) pairs the chain and S hold."""
         q = len(V)
-        fac, steps_c, prim, red = self._params(V, orders)
-        stride, _ = self._loops(fac, steps_c, prim, q, self._P_fac(q))
+        stride, _, _, _ = self._loops(V)
         cols = [np.zeros(q, dtype=_I64)]
         for k in sorted(k for k in stride if k in self.upper_pairs):
             for d in sorted(stride[k]):
                 cols.append(_col(stride[k][d], q))
         return np.stack(cols, axis=1)
 
-    def _P_fac(self, q):
-        return [{d: [_col(f, q) for f in fs] for d, fs in lvl.items()} for lvl in self.P.factors]
-
     # ------------------------------------------------------------------ the subtree
     def evaluate(self, w: Walker, V: np.ndarray, orders: list) -> SubtreeResult:
-        """All numbers of the subtree for Q pairs with the upper key of walker `w` (a full walk of
-        a candidate with that upper key: S's loop nest, moves and energy counts)."""
+        """All numbers of the subtree for Q pairs with the upper key of walker `w` (a walk of a
+        candidate with that upper key: S's loop nest, moves and energy counts)."""
         q = len(V)
-        ev, P, T, C = self.ev, self.P, self.T, self.C
-        S = self.plan.S
-        fac, steps_c, prim, red = self._params(V, orders)
-        stride, loops = self._loops(fac, steps_c, prim, q, self._P_fac(q))
+        P, T, C, S = self.P, self.T, self.C, self.S
+        stride, loops, prim, red = self._loops(V)
         ok = np.ones(q, dtype=bool)
         # ---- T: moves (closed form of _FastWalker._temporal_moves), compute time
-        descT, itersT, _, rtsT = loops[id(T)]
-        LT = w.loop[id(T)]  # node / rw only (fixed by the tree)
+        descT, itersT, rtsT = loops[id(T)]
         nT = len(T.tensors)
+        rw = self.T_rw
         n = _col(itersT[0], q)
-        for it in itersT:
+        for it in itersT[1:]:
             ok &= it == n
         ok &= n >= 1
-        unit = T.child_levels[0]
-        if not w.lvl(unit).is_compute:
-            raise _NoFit
-        prim_dims = [d for d in w.dims if d in C.tile_primitive] + [d for d in C.tile_primitive if d not in w.dims]
-        pk = np.stack([_col(prim[d], q) for d in prim_dims] + [_col(r, q) for r in red], axis=1) \
-            if prim_dims or red else np.zeros((q, 1), dtype=_I64)
-        npd = len(prim_dims)
-        ctu = w.a.compute(unit)
-        opc = units.op_class(C.op_type)
-        edims = [d for d in w.dims if d in C.tile_primitive]
+        npd = len(self.prim_dims)
+        ctu, opc, prim_dims, edims = self.ctu, self.opc, self.prim_dims, self.edims
 
         def _unit(*row):
             red_ = dict(zip(C.reduction_dims, row[npd:]))
@@ -270,179 +363,168 @@ class SubtreeKernel:
             pm = dict(zip(prim_dims, row[:npd]))
             return t_op, units.unit_energy_per_invocation(ctu, [pm[d] for d in edims], opc)
 
-        t_op, comp_pj = _by_value(pk, _unit, _I64, np.float64)
+        cols = [prim[d] for d in prim_dims] + list(red)
+        vary = [isinstance(x, np.ndarray) for x in cols]
+        if any(vary):
+            def _unit_v(*row, it=None):
+                full, k = [], 0
+                for x, v in zip(cols, vary):
+                    if v:
+                        full.append(row[k])
+                        k += 1
+                    else:
+                        full.append(x)
+                return _unit(*full)
+            t_op, comp_pj = _by_value(np.stack([x for x in cols if isinstance(x, np.ndarray)], axis=1), _unit_v,
+                                      _I64, np.float64)
+        else:
+            t0, c0 = _unit(*cols)
+            t_op, comp_pj = np.full(q, t0, dtype=_I64), np.full(q, c0, dtype=np.float64)
         ok &= (t_op >= 0) & (t_op * n < 1 << 31) & (t_op * n != 0)
-        order_codes = {}
-        ocode = np.array([order_codes.setdefault(o, len(order_codes)) for o in orders], dtype=_I64)
+        ocodes: dict = {}
+        ocode = np.fromiter((ocodes.setdefault(o, len(ocodes)) for o in orders), dtype=_I64, count=q)
         per, size_T, E = [], [], []
-        for i, (t, tag) in enumerate(zip(T.tensors, T.tags)):
+        for i in range(nT):
             desc = descT[i][-1]
-            proj = self.proj[(t, tag)]
-            pdims = {d for r in proj for d in r}
-            radix = {d: np.where(s != 0, e // np.maximum(s, 1), 1) for d, (e, s) in desc.items()}
+            dl = self.T_last[i]
+            pd = {d for r in self.T_proj[i] for d in r}
+            # period: the product of the radices inside the innermost projected loop > 1, over
+            # loop positions (the orders are a handful of permutations)
+            perm = np.array([[dl.index(d) for d in [d for d in o if d in desc] + [d for d in dl if d not in o]]
+                             for o in ocodes], dtype=_I64)[ocode]
+            R = np.stack([_col(np.where(s != 0, e // np.maximum(s, 1), 1), q) for e, s in desc.values()], axis=1)
+            Rp = np.take_along_axis(R, perm, axis=1)
+            Pm = np.array([d in pd for d in dl])[perm]
             period = n.copy()
-            for o, c in order_codes.items():
-                sel = ocode == c
-                order = [d for d in o if d in desc] + [d for d in desc if d not in o]
-                pr = np.ones(q, dtype=_I64)
-                found = np.zeros(q, dtype=bool)
-                for d in order:
-                    r = radix[d]
-                    if d in pdims:
-                        hit = (r > 1) & ~found
-                        period = np.where(sel & hit, pr, period)
-                        found |= hit
-                    pr = pr * r
+            pr = 1
+            found = np.zeros(q, dtype=bool)
+            for p in range(len(dl)):
+                r = Rp[:, p]
+                hit = (r > 1) & Pm[:, p] & ~found
+                period = np.where(hit, pr, period)
+                found |= hit
+                pr = pr * r
             period = np.maximum(period, 1)
             ok &= n % period == 0
             per.append(period)
-            sz = _proj_size(proj, {d: s for d, (_, s) in desc.items()}, q)
+            sz = _col(_proj_size(self.T_proj[i], {d: s for d, (_, s) in desc.items()}, q), q)
             size_T.append(sz)
             ok &= sz >= 0
+            tgt, chl, L = T.targets[i], T.child_levels[i], self.T_L
 
-            def _mt(s, i=i):
+            def _mt(s, i=i, tgt=tgt, chl=chl, L=L):
                 try:
-                    m, t_, _ = w._move_time(Mov(s, 1, 1), LT, i, T.targets[i], T.child_levels[i])
+                    m, t_, _ = w._move_time(Mov(s, 1, 1), L, i, tgt, chl)
                 except Exception:  # noqa: BLE001 - the scalar walk raises / prices it
                     return (-1,)
                 return (m + t_ if isinstance(m, int) and isinstance(t_, int) and m >= 0 and t_ >= 0 else -1,)
 
-            e, = _by_value(sz[:, None], _mt, _I64)
+            e, = _by_value1(sz, _mt, _I64)
             ok &= e >= 0
             E.append(e)
-            if w.mem(T.targets[i]).dma_contiguous:
-                raise _NoFit
         per = [np.where(ok, p, 1) for p in per]
         n1 = np.where(ok, n, 1)
         act = [n1 // p for p in per]
-        rw = [bool(x) for x in LT.rw]
         cst = []
         for i in range(nT):
-            nst = _col(rtsT[i], q) * t_op
+            nst = rtsT[i] * t_op
             ok &= nst >= 0
             cst.append(nst * per[i])
-        # ---- T: node1_node2 + node_cost_of on step functions
-        pairs: dict = {}
-        for i in range(nT):
-            pairs.setdefault((T.targets[i], T.child_levels[i]), []).append(i)
-        seq_pairs = sorted(pairs, key=w.pair_key)
-        ports: dict = {}  # target -> [[tensors on port 0], [port 1]] in merge order
-        for pr in seq_pairs:
-            pp = ports.setdefault(pr[0], [[], []])
-            for idx in (0, 1):
-                pp[idx] += [i for i in pairs[pr] if (1 if rw[i] else 0) == idx]
-        # each tensor's stall as a function of the iteration x: (k = x // p)
+        # ---- T: node1_node2 + node_cost_of on step functions of the iteration x (k = x // p)
+        lohi = [(0, n1 - per[a]) if not rw[a] else (per[a], n1) for a in range(nT)]
         bps = [np.zeros(q, dtype=_I64), np.ones(q, dtype=_I64), n1]
-
-        def lohi(a):
-            return (np.zeros(q, dtype=_I64), n1 - per[a]) if not rw[a] else (per[a], n1)
-
-        before = {}
-        for tgt, pp in ports.items():
-            for idx in (0, 1):
-                for k, b in enumerate(pp[idx]):
-                    before[b] = pp[idx][:k]
-                    f = per[b]
-                    bps += [idx * f, (act[b] - 1) * f]
-                    for a in before[b]:
-                        for B in lohi(a):
-                            bps += [(B // f) * f, (B // f + 1) * f]
-        X = np.sort(np.clip(np.stack(bps, axis=1), 0, n1[:, None]), axis=1)
+        for b in range(nT):
+            f = per[b]
+            bps += [(1 if rw[b] else 0) * f, (act[b] - 1) * f]
+            for a in self.T_before[b]:
+                for B in lohi[a]:
+                    c0 = B // f * f
+                    bps += [_col(c0, q), c0 + f]
+        X = np.sort(np.minimum(np.stack(bps, axis=1), n1[:, None]), axis=1)  # all >= 0
         seg = np.diff(X, axis=1)
         X = X[:, :-1]
         nq = n1[:, None]
 
         def stall_of(b):
             f = per[b][:, None]
-            idx = 1 if rw[b] else 0
             k = X // f
-            valid = (X >= idx * f) & (X < nq)
-            valid &= (k >= 1) & (k <= act[b][:, None] - 1) if rw[b] else (k <= act[b][:, None] - 2)
-            dsum = np.zeros_like(X)
-            for a in before[b]:
-                lo, hi = lohi(a)
-                ov = np.minimum(hi[:, None], (k + 1) * f) - np.maximum(lo[:, None], k * f)
-                dsum = dsum + (E[a] // per[a])[:, None] * np.maximum(ov, 0)
-            wk = np.maximum(cst[b][:, None] - dsum, 0)
+            kf = k * f
+            if rw[b]:
+                valid = (X >= f) & (X < nq) & (k <= act[b][:, None] - 1)
+            else:
+                valid = (X < nq) & (k <= act[b][:, None] - 2)
+            wk = cst[b][:, None]
+            for a in self.T_before[b]:
+                lo, hi = lohi[a]
+                ov = np.minimum(hi[:, None], kf + f) - np.maximum(_col(lo, q)[:, None], kf)
+                wk = wk - (E[a] // per[a])[:, None] * np.maximum(ov, 0)
+            wk = np.maximum(wk, 0)
             return np.where(valid, np.maximum((E[b] // per[b])[:, None] - wk // f, 0), 0)
 
-        stall = np.zeros_like(X)
-        ru = np.zeros(q, dtype=_I64)
-        rd = np.zeros(q, dtype=_I64)
+        stall = None
+        ru = rd = 0
         ctT = t_op * n1
-        lcT = {}  # target -> [(compute_time, ramp_up, ramp_down, cum)] per port
-        for li, tgt in enumerate(sorted(ports, key=w.seq)):
+        lcT = {}  # target -> per port (compute_time, ramp_up, ramp_down, cum)
+        for li, tgt in enumerate(self.T_levels):
             fields = []
             for idx in (0, 1):
-                ts = ports[tgt][idx]
+                ts = self.T_ports[tgt][idx]
                 if not ts:
-                    fields.append((0, 0, 0, 0))
+                    fields.append(_Row(0, 0, 0, 0))
                     continue
-                v = 0
-                for b in ts:
+                v = stall_of(ts[0])
+                for b in ts[1:]:
                     v = v + stall_of(b)
-                stall = np.where(X >= idx, v if li == 0 else np.maximum(stall, v), stall)
-                pru = sum(E[b] for b in ts if not rw[b]) if any(not rw[b] for b in ts) else 0
-                prd = sum(E[b] for b in ts if rw[b]) if any(rw[b] for b in ts) else 0
-                cum = 0
+                if stall is None:
+                    stall = np.where(X >= idx, v, 0) if idx else v
+                else:
+                    stall = np.where(X >= idx, v if li == 0 else np.maximum(stall, v), stall)
+                pru = prd = cum = 0
                 for b in ts:
+                    if rw[b]:
+                        prd = prd + E[b]
+                    else:
+                        pru = pru + E[b]
                     cum = cum + (act[b] - 1) * E[b]
                 ru = np.maximum(ru, pru)
                 rd = np.maximum(rd, prd)
-                fields.append((ctT, _col(pru, q), _col(prd, q), _col(cum, q)))
+                fields.append(_Row(ctT, pru, prd, cum))
             lcT[tgt] = fields
         ssum = (stall * seg).sum(axis=1)
         costT = (ctT + ru + rd + _i32(ssum)) & U32
         # T's ramp-ups as _record_rampups keeps them: the level(s) with the largest sum
-        ramp_lv: dict = {}
-        for i in range(nT):
-            if not rw[i]:
-                ramp_lv.setdefault(T.targets[i], []).append(i)
         rampT = {}
-        if ramp_lv:
-            sums = {lv: sum(E[i] for i in ids) for lv, ids in ramp_lv.items()}
-            best = np.max(np.stack([_col(s, q) for s in sums.values()], axis=0), axis=0)
-            for lv, ids in ramp_lv.items():
+        if self.T_ramp_lv:
+            sums = {lv: sum(E[i] for i in ids) for lv, ids in self.T_ramp_lv.items()}
+            best = None
+            for s_ in sums.values():
+                best = s_ if best is None else np.maximum(best, s_)
+            for lv, ids in self.T_ramp_lv.items():
                 keep = sums[lv] == best
                 for i in ids:
-                    rampT[(LT.tids[i], T.tags[i])] = np.where(keep, E[i], 0)
-        actT = {(LT.tids[i], T.tags[i]): act[i] for i in range(nT)}
+                    rampT[(self.T_tid[i], T.tags[i])] = np.where(keep, E[i], 0)
+        actT = {(self.T_tid[i], T.tags[i]): act[i] for i in range(nT)}
         # ---- P: moves from S (fixed by the upper key), sizes from T's extents
-        descP, _, spP, _ = loops[id(P)]
-        LP0 = w.loop[id(P)]
+        descP, _, _ = loops[id(P)]
         LS = w.loop[id(S)]
-        itersP = list(LP0.iters)  # set from S's iterations by _spatial_moves (fixed by the upper key)
+        dmS = w.dm[id(S)]
         nP = len(P.tensors)
-        child_idx = 0
-        patterns, sizeP, uniqP = [], [], []
-        for i, (t, tag) in enumerate(zip(P.tensors, P.tags)):
-            for j, (pt, ptag) in enumerate(zip(S.tensors, S.tags)):
-                if pt == t and ptag == tag:
-                    child_idx = j
-                    break
-            proj = self.proj[(t, tag)]
-            pdims = {d for r in proj for d in r}
-            sizeP.append(_proj_size(proj, {d: s for d, (_, s) in descP[i][0].items()}, q))
-            uniq = 1
-            for lvl in P.factors:
-                for d, fs in lvl.items():
-                    if d in pdims:
-                        uniq *= fs[i]
-            uniqP.append(uniq)
-            pm = w.dm[id(S)][child_idx]
-            patterns.append([not (k and pm[k].unique == 0) for k in range(LS.iters[child_idx])])
-        if [len(p) for p in patterns] != [len(m) for m in w.dm[id(P)]] or any(u == 0 for u in uniqP):
-            raise _NoFit
+        itersP = [LS.iters[j] if j is not None else 1 for j in self.P_inherit]
+        patterns = []
+        for i in range(nP):
+            ci = self.P_child[i]
+            pm = dmS[ci]
+            patterns.append([not (k and pm[k].unique == 0) for k in range(LS.iters[ci])])
         maxitP = max(itersP) if itersP else 1
         different = len(set(itersP)) > 1
         actP = [sum(p) for p in patterns]
         reuseP = [(itersP[i] // actP[i] if actP[i] else 0) or 1 for i in range(nP)]
         # window per P iteration: T's cost, less T's ramp-ups where P reuses a tensor T moves once
         W = costT
-        vec = [W & U32 for _ in range(maxitP)]
+        vec = [W] * maxitP
         reuse_map = {}
         for i in range(nP):
-            reuse_map[(LP0.tids[i], P.tags[i])] = reuseP[i]
+            reuse_map[(self.P_tid[i], P.tags[i])] = reuseP[i]
         for key, rf in sorted(reuse_map.items()):
             if rf != 1 and key in actT:
                 cond = actT[key] == 1
@@ -450,55 +532,54 @@ class SubtreeKernel:
                 for k in range(maxitP):
                     if k % rf:
                         vec[k] = np.where(cond, (vec[k] - r_) & U32, vec[k])
-        seqb = w.binding_of(P) == "sequential"
         ac: dict = {}
         accP = []
         for i, (t, tag) in enumerate(zip(P.tensors, P.tags)):
-            if tag not in T.tags:
+            if not self.P_hit[i]:
                 continue
             target, child = P.targets[i], P.child_levels[i]
-            hide = not LP0.dependent[i] if seqb else True
-            pair = self._target_child(w, LP0, i, target, child, patterns[i], sizeP[i], uniqP[i], LP0.sp_iters[i],
-                                      W, hide, vec, reuseP[i], actP[i], different, ok, q)
-            c = pair[1 if LP0.rw[i] else 0]
-            proj = uniqP[i] or 1
-            accP.append(Access(target, c.access, c.tile, P.precision[i], LP0.rw[i], True, False, LP0.tids[i], tag,
-                               P.rmw[i], proj))
-            accP.append(Access(child, c.access, c.tile, P.precision[i], LP0.rw[i], False, False, LP0.tids[i], tag,
-                               P.rmw[i], proj, noc=c.noc))
+            size = _col(_proj_size(self.P_proj[i], {d: s for d, (_, s) in descP[i][0].items()}, q), q)
+            pair = self._target_child(w, i, target, child, patterns[i], size, W, vec, reuseP[i], actP[i],
+                                      different, ok)
+            c = pair[1 if self.P_rw[i] else 0]
+            proj = self.P_uniq[i] or 1
+            accP.append(Access(target, c.access, c.tile, P.precision[i], self.P_rw[i], True, False, self.P_tid[i],
+                               tag, P.rmw[i], proj))
+            accP.append(Access(child, c.access, c.tile, P.precision[i], self.P_rw[i], False, False, self.P_tid[i],
+                               tag, P.rmw[i], proj, noc=c.noc))
             ac.setdefault((target, child), []).append(pair)
         port_use = {}
-        if any(w.mem(c).shared_ports for c in P.child_levels if not w.lvl(c).is_compute):
+        if self.port_use:
             for lv, fields in lcT.items():
                 for idx in (0, 1):
                     d = port_use.setdefault(lv, {})
-                    d[1 - idx] = d.get(1 - idx, 0) + fields[idx][3] + (fields[idx][1] if idx == 0 else fields[idx][2])
-        nlcP = self._node1_node2(w, ac, maxitP, port_use, q)
-        costP = self._node_cost(w, nlcP, maxitP, q)
+                    fl = fields[idx]
+                    d[1 - idx] = d.get(1 - idx, 0) + fl.cum + (fl.ramp_up if idx == 0 else fl.ramp_down)
+        nlcP = self._node1_node2(ac, maxitP, port_use, q)
+        costP = self._node_cost(nlcP, maxitP, q)
         # ---- energy (steady_state._energy's spatial and leaf branches) with S's count maps
         nsp, icm = w._s_counts
         nsp, icm = _copy(nsp), _copy(icm)
         pit: dict = {}
         accT = []
         max_acc = 0
-        for i, (t, tag) in enumerate(zip(T.tensors, T.tags)):
-            accT.append(Access(T.targets[i], act[i], size_T[i], T.precision[i], LT.rw[i], True, False, LT.tids[i],
+        for i, tag in enumerate(T.tags):
+            accT.append(Access(T.targets[i], act[i], size_T[i], T.precision[i], rw[i], True, False, self.T_tid[i],
                                tag, T.rmw[i], 1))
             max_acc = np.maximum(max_acc, act[i])
-        accT.append(Access(unit, max_acc, compute=True, target=False, tag=T.tags[0], tid=LT.tids[0], rmw=T.rmw[0],
-                           op=opc, comp_pj=comp_pj))
-        enP, nocP, cur = self._energy(w, P, LP0, accP, nsp, icm, pit, leaf=False)
+        accT.append(Access(self.unit, max_acc, compute=True, target=False, tag=T.tags[0], tid=self.T_tid[0],
+                           rmw=T.rmw[0], op=opc, comp_pj=comp_pj))
+        enP, nocP, cur = self._energy(w, P, self.P_tid, self.P_sp, self.P_left, accP, nsp, icm, pit, leaf=False)
         for tag, pc in cur.items():
             d = icm.setdefault(tag, {})
             for tid, c in pc.items():
                 d[tid] = d[tid] * c if tid in d else c
-        enT, nocT, _ = self._energy(w, T, LT, accT, _copy(nsp), _copy(icm), pit, leaf=True)
+        enT, nocT, _ = self._energy(w, T, self.T_tid, None, [], accT, _copy(nsp), _copy(icm), pit, leaf=True)
         # ---- per-node numbers (batched_split._node_vals)
         node_lat, node_en = {}, {}
         itsP, itsT = pit.get(id(P), 1), pit.get(id(T), 1)
-        node_lat[self.pP] = self._row_lat(w, nlcP, costP, q, leaf=False) * itsP
-        node_lat[self.pT] = self._row_lat(w, {lv: [_Row(*f) for f in fl] for lv, fl in lcT.items()}, costT, q,
-                                          leaf=True) * itsT
+        node_lat[self.pP] = self._row_lat(nlcP, costP, q, leaf=False) * itsP
+        node_lat[self.pT] = self._row_lat(lcT, costT, q, leaf=True) * itsT
         node_en[self.pP] = _node_energy(enP, nocP, q)
         node_en[self.pT] = _node_energy(enT, nocT, q)
         node_lat[self.pC] = np.zeros(q, dtype=_I64)
@@ -506,26 +587,21 @@ class SubtreeKernel:
         # ---- collectives after the subtree (their input is produced here)
         col_costs = []
         outputs = {}
-        for X, (desc, _, _, _) in ((T, loops[id(T)]), (P, loops[id(P)])):
+        for X, (desc, _, _) in ((T, loops[id(T)]), (P, loops[id(P)])):
             for i, t in enumerate(X.tensors):
                 if t in self.out_of:
-                    outputs[(X.targets[i], t)] = [{d: e for d, (e, _) in lv.items()} for lv in desc[i]]
-        kids = w.kids[id(S)]
-        for p in self.cols:
-            c = ev.nodes[p]
+                    outputs[(X.targets[i], t)] = desc[i]
+        for p, c, src, dst, proj, in_tid, op_left in self.col_info:
             ext = outputs.get((c.target, c.tensor_in))
             if ext is None:
                 raise _NoFit
-            src = math.prod(w.lvl(s).count for s in c.src)
-            dst = math.prod(w.lvl(d).count for d in c.dest)
-            e_in = dict(ext[-1])
+            e_in = {d: e for d, (e, _) in ext[-1].items()}
             e_out = dict(e_in)
             if c.type in ("gather", "allgather"):
                 e_out[c.dimension] = e_out.get(c.dimension, 1) * src
             elif c.type == "scatter":
                 e_out[c.dimension] = np.trunc(np.asarray(e_out.get(c.dimension, 1), dtype=np.float64) / dst).astype(_I64)
-            proj = w.proj(c.tensor_in, "")
-            s_in, s_out = _proj_size(proj, e_in, q), _proj_size(proj, e_out, q)
+            s_in, s_out = _col(_proj_size(proj, e_in, q), q), _col(_proj_size(proj, e_out, q), q)
 
             def _col_cost(a, b, c=c, src=src, dst=dst):
                 m, nt, r_e, w_e, n_e = collective_cost(w, c, {"in": a, "out": b, "src": src, "dst": dst})
@@ -533,15 +609,11 @@ class SubtreeKernel:
 
             craw, ce_, cn_ = _by_value(np.stack([s_in, s_out], axis=1), _col_cost, _I64, np.float64, np.float64)
             # executions: the subtree's access count of the collective's input (after scaling)
-            k = kids.index(c)
-            in_tid = w.tid.get(c.tensor_in, -1)
-            ops_left = [tg for x in kids[:k] if isinstance(x, TileNode) for t, tg in zip(x.tensors, x.tags)
-                        if t == c.tensor_in]
             seen: dict = {}
             for a in accP:
                 if a.target and not a.compute:
                     seen.setdefault(a.tag, {})[a.tid] = a.count
-            its = seen.get(ops_left[-1], {}).get(in_tid, 0) if ops_left else 0
+            its = seen.get(op_left, {}).get(in_tid, 0) if op_left is not None else 0
             if not isinstance(its, int):
                 raise _NoFit
             col_costs.append(craw & U32)
@@ -550,10 +622,10 @@ class SubtreeKernel:
         return SubtreeResult(ok, costP, col_costs, node_lat, node_en)
 
     # ------------------------------------------------------------------ P's walk, on arrays
-    def _target_child(self, w, L, i, target, child, pattern, size, uniq, count, W, hide, vec, reuse, actual,
-                      different, ok, q):
+    def _target_child(self, w, i, target, child, pattern, size, W, vec, reuse, actual, different, ok):
         """Walker.target_child_cost + evaluate for P's tensor i (window W, per-iteration vec)."""
-        rw = 1 if L.rw[i] else 0
+        rw = 1 if self.P_rw[i] else 0
+        L, count = self.P_L, self.P_sp[i]
 
         def mt(u):
             def f(s):
@@ -564,11 +636,11 @@ class SubtreeKernel:
                 if not (isinstance(m, int) and isinstance(t_, int)):
                     return 0, 0.0, False
                 return m + t_, e_, True
-            e, ne, good = _by_value(size[:, None], f, _I64, np.float64, bool)
-            ok[~good] = False
+            e, ne, good = _by_value1(size, f, _I64, np.float64, bool)
+            np.logical_and(ok, good, out=ok)
             return e, ne
 
-        e_new, ne_new = mt(uniq)
+        e_new, ne_new = mt(self.P_uniq[i])
         e_old, ne_old = mt(0) if not all(pattern) else (None, None)
         if reuse == 1:
             nsv = list(vec)
@@ -582,7 +654,7 @@ class SubtreeKernel:
         pair = [_VTC(), _VTC()]
         c = pair[rw]
         c.ctv = [W * reuse] * actual
-        c.reuse, c.hide = reuse, hide
+        c.reuse, c.hide = reuse, self.P_hide[i]
         s = 0
         for x in nsv:
             s = s + x
@@ -595,9 +667,10 @@ class SubtreeKernel:
         noc = 0.0
         for k, new in enumerate(pattern):
             eff = e_new if new else e_old
-            stall = np.where(eff == 0, 0, eff - (nsv[k] if k < len(nsv) else 0))
-            if not hide:
+            if not c.hide:
                 stall = eff
+            else:
+                stall = np.where(eff == 0, 0, eff - (nsv[k] if k < len(nsv) else 0))
             noc = noc + (ne_new if new else ne_old)
             if rw and k == nm - reuse:
                 c.ramp_down = eff
@@ -619,16 +692,16 @@ class SubtreeKernel:
         c.cstall = [0] * len(c.stall)
         return pair
 
-    def _node1_node2(self, w, arch_cost, maxit, port_use, q):
+    def _node1_node2(self, arch_cost, maxit, port_use, q):
         """Walker.node1_node2 with array values (the loops run over P's few iterations)."""
-        pairs = sorted(arch_cost, key=w.pair_key)
+        pairs = [pr for pr in self.P_pairs if pr in arch_cost]
         win: dict = {}
         for pr in pairs:
             for idx in (0, 1):
                 for per in arch_cost[pr]:
                     if len(per) > idx and per[idx].stall:
                         vec = list(per[idx].ctv)
-                        if not w.lvl(pr[1]).is_compute and port_use and w.mem(pr[1]).shared_ports:
+                        if port_use and self.shared.get(pr[1]):
                             cost = port_use.get(pr[1], {}).get(idx, 0)
                             vec = [np.where(e > cost, e - cost, 0) for e in vec]
                         win.setdefault(pr[0], []).append(vec)
@@ -661,13 +734,14 @@ class SubtreeKernel:
                     mw = win[tgt][tc]
                     its = min(maxit, len(mw))
                     for k in range(idx, its):
+                        mn = p_.mem_net[k] if k < len(p_.mem_net) else 0
+                        s = np.maximum(mn // f - mw[k] // f, 0)
                         for j in range(f):
                             m = k * f + j
                             if not p_.hide and m < len(o.cstall) and k < len(p_.ctv):
                                 o.cstall[m] = o.cstall[m] + (p_.stall[k] if k < len(p_.stall) else 0)
-                            s = (p_.mem_net[k] if k < len(p_.mem_net) else 0) // f - mw[k] // f
                             if m < len(o.stall):
-                                o.stall[m] = o.stall[m] + np.maximum(s, 0)
+                                o.stall[m] = o.stall[m] + s
                         if not p_.hide:
                             continue
                         kcount: dict = {}
@@ -688,11 +762,11 @@ class SubtreeKernel:
                     tcount[tgt] += 1
         return out
 
-    def _node_cost(self, w, nlc, maxit, q):
+    def _node_cost(self, nlc, maxit, q):
         """Walker.node_cost_of + Walker.total with array values."""
-        ru = rd = ct = np.zeros(q, dtype=_I64)
-        st = [np.zeros(q, dtype=_I64) for _ in range(maxit)]
-        for li, level in enumerate(sorted(nlc, key=w.seq)):
+        ru = rd = ct = 0
+        st = [0] * maxit
+        for li, level in enumerate(sorted(nlc, key=self.P_levels_seq.__getitem__)):
             for idx in (0, 1):
                 c = nlc[level][idx]
                 if not c.stall:
@@ -707,37 +781,31 @@ class SubtreeKernel:
                         s = k // f
                         v = (c.stall[s] if s < len(c.stall) else 0) + (c.cstall[s] if s < len(c.cstall) else 0)
                         st[k] = np.where(on, v if li == 0 else np.maximum(st[k], v), st[k])
-        tot = np.zeros(q, dtype=_I64)
+        tot = 0
         for x in st:
             tot = tot + x
-        return (ct + ru + rd + _i32(tot)) & U32
+        return _col((ct + ru + rd + _i32(tot)) & U32, q)
 
-    @staticmethod
-    def _row_lat(w, nlc, cost, q, leaf: bool):
+    def _row_lat(self, nlc, cost, q, leaf: bool):
         """model._row's compulsory + optional (+ compute window for a leaf) of one execution."""
-        cs_port = [np.zeros(q, dtype=_I64), np.zeros(q, dtype=_I64)]
-        ct = np.zeros(q, dtype=_I64)
-        for level in sorted(nlc, key=w.seq):
+        cs0 = cs1 = ct = 0
+        for level in sorted(nlc, key=self.P_levels_seq.__getitem__):
             pair = nlc[level]
-            mw = np.maximum(pair[0].compute_time, pair[1].compute_time)
-            for idx in (0, 1):
-                cs_port[idx] = np.maximum(cs_port[idx], pair[idx].ramp_up + pair[idx].ramp_down)
-            ct = np.maximum(ct, mw)
-        cs = cs_port[0] + cs_port[1]
+            ct = np.maximum(ct, np.maximum(pair[0].compute_time, pair[1].compute_time))
+            cs0 = np.maximum(cs0, pair[0].ramp_up + pair[0].ramp_down)
+            cs1 = np.maximum(cs1, pair[1].ramp_up + pair[1].ramp_down)
+        cs = cs0 + cs1
         os_ = np.maximum(cost - cs - ct, 0)
-        return cs + os_ + ct if leaf else cs + os_
+        return _col(cs + os_ + ct if leaf else cs + os_, q)
 
-    @staticmethod
-    def _energy(w, n, L, accs, nsp, icm, pit, leaf: bool):
+    def _energy(self, w, n, tids, sp_iters, left_sib, accs, nsp, icm, pit, leaf: bool):
         """steady_state._energy's spatial / leaf branch for node n on array-valued accesses:
         (energy per level, NoC energy per link, counts it hands down)."""
-        from comet_ir.backends.cost.steady_state import _left_tids
-
         cur: dict = {}
-        root_child = id(w.parent[id(n)]) in w.top
+        root_child = self.P_root_child if n is self.P else False
         arch_e: dict = {}
         noc_e: dict = {}
-        left = _left_tids(w, n) + list(L.tids)
+        left = list(left_sib) + list(tids)
         for acc in accs:
             tag, tid = acc.tag, acc.tid
             if acc.target and not acc.compute:
@@ -755,7 +823,7 @@ class SubtreeKernel:
                 if tid in nsp[tag]:
                     sp = nsp[tag][tid]
                 else:
-                    for t in L.tids:
+                    for t in tids:
                         if t in nsp[tag]:
                             sp = max(sp, nsp[tag][t])
                     nsp[tag][tid] = sp
@@ -763,24 +831,19 @@ class SubtreeKernel:
                 _, sp = _find_count(nsp, left)
             if acc.compute:
                 if tag in icm:
-                    mx = max([1] + [icm[tag][t] for t in L.tids if t in icm[tag]])
+                    mx = max([1] + [icm[tag][t] for t in tids if t in icm[tag]])
                 else:
-                    found, mx = _find_count(icm, L.tids)
+                    found, mx = _find_count(icm, tids)
                     if not found:
-                        _, mx = _find_count(icm, _left_tids(w, n))
+                        _, mx = _find_count(icm, left_sib)
                 acc.count = acc.count * mx
-                ct = w.a.compute(acc.level)
+                ct = self.ctu
                 if ct.name == "SystolicArray" or ct.kind == "simd":
                     e = sp * acc.count * acc.comp_pj
                 else:
                     e = sp * acc.count * ct.energy * w.lvl(acc.level).count
             else:
-                m = w.mem(acc.level)
-                if acc.rw:
-                    cost = m.energy.get("parent_write" if acc.target else "child_read", 0.0)
-                else:
-                    cost = m.energy.get("parent_read" if acc.target else "child_write", 0.0)
-                block = m.width or 1
+                cost, block = self.mem_cost[(acc.level, bool(acc.rw), bool(acc.target))]
                 e = sp * acc.count * acc.tile * acc.proj * acc.prec * cost / (block * 8.0)
                 if acc.rmw:
                     e = e * 2
@@ -790,7 +853,7 @@ class SubtreeKernel:
             for acc in accs:
                 if not acc.target:
                     continue
-                f = L.sp_iters[cnt] if cnt < len(L.sp_iters) else 1
+                f = sp_iters[cnt] if cnt < len(sp_iters) else 1
                 per = nsp.setdefault(acc.tag, {})
                 per[acc.tid] = per[acc.tid] * f if acc.tid in per else f
                 cnt += 1
