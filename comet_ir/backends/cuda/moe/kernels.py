@@ -29,6 +29,19 @@ VARIANTS = {"coop_128x256": 0, "coop_128x256_c12": 1, "coop_128x256_c11": 2,
 # layer output; top-k <= 2, ep == 1)
 PLAIN_VARIANTS = [v for v in VARIANTS if not v.startswith(("swiglu", "combine"))]
 PAIR_VARIANTS = [v for v in VARIANTS if v.startswith("swiglu")]
+# "<plain variant>_sk2": the same kernel with split-K in two halves, decided per call on the
+# device (csrc moe_group_args_kernel, plan.split_k_pays): the output then has 2 x rows rows
+# and the combine (or `fold`) adds the second half.
+SPLIT_SUFFIX = "_sk2"
+
+
+def parse_variant(name: str) -> tuple[str, int]:
+    """(kernel variant, ksplit) of a variant name; CometError for unknown names."""
+    base, ksplit = (name[:-len(SPLIT_SUFFIX)], 2) if name.endswith(SPLIT_SUFFIX) else (name, 1)
+    if base not in VARIANTS or (ksplit == 2 and base not in PLAIN_VARIANTS):
+        raise CometError(f"moe: unknown grouped-GEMM variant {name!r} (one of {sorted(VARIANTS)}, or a plain one "
+                         f"+ {SPLIT_SUFFIX!r})")
+    return base, ksplit
 
 
 def cache_dir() -> Path:
@@ -160,10 +173,22 @@ def load() -> ctypes.CDLL:
     lib.moe_gather.argtypes = [vp, vp, vp, i32, i32, i32, vp]
     lib.moe_swiglu.argtypes = [vp, vp, i64, i32, vp]
     lib.moe_combine.argtypes = [vp, vp, vp, vp, i32, i32, i32, vp]
+    lib.moe_combine2.argtypes = [vp, vp, vp, vp, vp, vp, i32, i32, i32, vp]
+    lib.moe_fold.argtypes = [vp, vp, vp, i64, vp]
     lib.moe_route_dispatch.argtypes = [vp, vp, i32, i32, i32, i32, vp, vp, vp, vp, vp, vp, vp, vp]
     lib.moe_route_dispatch.restype = ctypes.c_int
     lib.moe_gg_create.argtypes = [i32, i32, i32, i32, i32, i32, ctypes.POINTER(ctypes.c_int)]
     lib.moe_gg_create.restype = vp
+    lib.moe_gg_create2.argtypes = [i32, i32, i32, i32, i32, i32, i32, ctypes.POINTER(ctypes.c_int)]
+    lib.moe_gg_create2.restype = vp
+    lib.moe_gg_set_schedule.argtypes = [vp, i32, i32]
+    lib.moe_gg_set_schedule.restype = None
+    lib.moe_gg_get_schedule.argtypes = [vp] + [ctypes.POINTER(ctypes.c_int)] * 3
+    lib.moe_gg_get_schedule.restype = None
+    lib.moe_gg_set_scalar_stores.argtypes = [vp, i32]
+    lib.moe_gg_set_scalar_stores.restype = None
+    lib.moe_gg_split_flag.argtypes = [vp]
+    lib.moe_gg_split_flag.restype = vp
     lib.moe_gg_run.argtypes = [vp, vp, vp, vp, vp, i64, vp]
     lib.moe_gg_destroy.argtypes = [vp]
     lib.moe_gg_run_combine.argtypes = [vp, vp, vp, vp, vp, vp, vp, i32, i32, vp]
@@ -172,7 +197,8 @@ def load() -> ctypes.CDLL:
     lib.moe_ep_exchange.argtypes = [ctypes.POINTER(EpDesc), vp, vp, vp, vp, vp, vp]
     lib.moe_ep_return.argtypes = [ctypes.POINTER(EpDesc), vp, vp, vp, i32, i64, i32, vp]
     lib.moe_local_bases.argtypes = [vp, i32, vp, vp, vp, i32, vp]
-    for f in (lib.moe_gather, lib.moe_swiglu, lib.moe_combine, lib.moe_gg_run, lib.moe_layer0_run, lib.moe_gg_run_combine,
+    for f in (lib.moe_gather, lib.moe_swiglu, lib.moe_combine, lib.moe_combine2, lib.moe_fold, lib.moe_gg_run,
+              lib.moe_layer0_run, lib.moe_gg_run_combine,
               lib.moe_ep_exchange, lib.moe_ep_return, lib.moe_local_bases, lib.moe_comm_desc_size,
               lib.moe_ep_desc_size):
         f.restype = ctypes.c_int
@@ -196,14 +222,34 @@ class GroupedGemm:
             raise CometError(f"moe: grouped GEMM needs N and K multiples of 8 (got N={n}, K={k})")
         self.lib = load()
         err = ctypes.c_int(0)
-        if variant not in VARIANTS:
-            raise CometError(f"moe: unknown grouped-GEMM variant {variant!r} (one of {sorted(VARIANTS)})")
-        self.h = self.lib.moe_gg_create(VARIANTS[variant], groups, n, k, device, sm_count, ctypes.byref(err))
+        base, self.ksplit = parse_variant(variant)
+        if self.ksplit == 2 and k % 16:
+            raise CometError(f"moe: split-K variant {variant!r} needs K a multiple of 16 (got K={k})")
+        self.h = self.lib.moe_gg_create2(VARIANTS[base], groups, n, k, device, sm_count, self.ksplit, ctypes.byref(err))
         if not self.h:
             raise CometError(f"moe: creating the CUTLASS grouped GEMM failed (code {err.value})")
         self.groups, self.n, self.k = groups, n, k
+        self.variant = base
 
-        self.variant = variant
+    def set_schedule(self, strip: int = 0, light: int = -1) -> None:
+        """Tile order (plan.tile_schedule): strip = N-clusters per strip of a heavy group (0: the
+        L2-sized default, >= N-clusters: CUTLASS's AlongM order); light = groups of at most this
+        many M-clusters are spread over the heavy ones (0: none, -1: the default)."""
+        self.lib.moe_gg_set_schedule(self.h, strip, light)
+
+    def schedule(self) -> tuple[int, int, int]:
+        """(strip, light, clusters of the persistent grid)."""
+        v = [ctypes.c_int(0) for _ in range(3)]
+        self.lib.moe_gg_get_schedule(self.h, *[ctypes.byref(x) for x in v])
+        return tuple(x.value for x in v)
+
+    def set_scalar_stores(self, on: bool) -> None:
+        """swiglu_pair: the first epilogue version (4-byte stores), for A/B timing."""
+        self.lib.moe_gg_set_scalar_stores(self.h, int(on))
+
+    def split_flag_ptr(self) -> int:
+        """Device int: 1 when the last run split K (the second half of D was written)."""
+        return self.lib.moe_gg_split_flag(self.h)
 
     def run(self, offsets_ptr: int, a_ptr: int, b_ptr: int, d_ptr: int, stream: int, b_group_stride: int = 0) -> None:
         check(self.lib.moe_gg_run(self.h, offsets_ptr, a_ptr, b_ptr, d_ptr, b_group_stride, stream), "grouped GEMM")

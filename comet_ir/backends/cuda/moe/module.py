@@ -334,12 +334,12 @@ class CometMoE(nn.Module):
                     gates.data_ptr(), T, self.topk, torch.cuda.current_stream(x.device).cuda_stream)
                 return self._allreduce_tp(out) if self.tp > 1 else out
             if cb:
-                h, offsets, _, gates = self._layer0_fused_local(x, router_logits, cb, gemm2=False)
-                inv = self._scratch.pop("inv")
+                ys, inv, gates = self._layer0_fused_local(x, router_logits, cb)
+                y2, flag = None, 0
             else:
                 xs, inv, gates, offsets = self._route_dispatch_fused(x, router_logits)
-                h = self._gemm1_cutlass(xs, offsets, xs.shape[0])
-            ys, y2, flag = self._gemm2_parts(h, offsets, T * self.topk)
+                # a split-K GEMM2's second half is added in the combine
+                ys, y2, flag = self._gemm2_parts(self._gemm1_cutlass(xs, offsets, xs.shape[0]), offsets, xs.shape[0])
             out = self._combine(ys, inv, gates, T, backend, y2, flag)
             return self._allreduce_tp(out) if self.tp > 1 else out
         elif self.ep == 1:
@@ -446,7 +446,6 @@ class CometMoE(nn.Module):
         g1.run_layer0(offsets.data_ptr(), xs.data_ptr(), w13t.data_ptr(), h.data_ptr(), s, d, comm_blocks // 2,
                       flags.data_ptr(), max_mt, False, self._err_buf(dev).data_ptr(), int(self.timeout_s * 1e9))
         if not gemm2:
-            self._scratch["inv"] = inv
             return h, offsets, perm, gates
         return self._gemm2_cutlass(h, offsets, rows), inv, gates
 

@@ -262,3 +262,113 @@ def ep_reference(xs: list[np.ndarray], logits: list[np.ndarray], w1, w3, w2, top
                 n = int(lay.seg_count[j, s])
                 outs_grouped[s][src_off[j]:src_off[j] + n] = out[lay.seg_start[j, s]:lay.seg_start[j, s] + n]
     return [combine(og, pl.perm, g, x.shape[0]) for og, pl, (_, g), x in zip(outs_grouped, plans, routes, xs)]
+
+
+# ---------------------------------------------------------------- grouped-GEMM tile schedule
+# The order in which the persistent grouped GEMM hands out its work items (clusters of CTA
+# tiles). The CUDA scheduler (csrc MoeGroupScheduler + moe_group_args_kernel) computes exactly
+# this map, item by item; this is the reference the unit tests check it against.
+#
+# * heavy groups (more than `light` M-clusters) run group after group; inside a group the
+#   N-clusters are cut into strips of `strip` columns and the M-clusters of a strip run one
+#   after another (M fastest), so a strip of weight tiles stays in L2 while every row block of
+#   the group passes it (strip >= N-clusters = CUTLASS's AlongM order);
+# * light groups (1..`light` M-clusters: few rows, so each weight tile is used by few rows and
+#   the tile is bound by HBM) are cut into units = all M-clusters of one N-cluster (the rows
+#   that share a weight tile stay together) and the units are spread evenly over the heavy
+#   sequence: unit j goes before heavy item floor((2j+1) H / (2U)), so weight streaming of the
+#   light groups overlaps the math of the heavy ones instead of forming a memory-bound tail.
+
+
+@dataclass
+class TileSchedule:
+    ntc: int                       # N-clusters per group
+    strip: int                     # N-clusters per strip of a heavy group
+    heavy: list                    # [(group, mtc)] in group order
+    hoff: list                     # prefix of heavy items, len(heavy) + 1
+    light: list                    # [(group, mtc)]
+    loff: list                     # prefix of light items, len(light) + 1
+
+    @property
+    def heavy_items(self) -> int:
+        return self.hoff[-1]
+
+    @property
+    def units(self) -> int:
+        return len(self.light) * self.ntc
+
+    @property
+    def items(self) -> int:
+        return self.hoff[-1] + self.loff[-1]
+
+    def _light_before(self, c: int) -> int:
+        """Light items in units 0..c-1."""
+        i, r = divmod(c, self.ntc) if self.ntc else (0, 0)
+        return self.loff[i] + (r * self.light[i][1] if r else 0)
+
+    def _unit_start(self, j: int) -> int:
+        h, u = self.heavy_items, self.units
+        return (2 * j + 1) * h // (2 * u) + self._light_before(j)
+
+    def item(self, p: int):
+        """Work item p -> (group, m_cluster, n_cluster), or None past the end."""
+        if p < 0 or p >= self.items:
+            return None
+        lo, hi = 0, self.units                  # c = number of units starting at or before p
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._unit_start(mid) <= p:
+                lo = mid + 1
+            else:
+                hi = mid
+        c = lo
+        if c:
+            j = c - 1
+            s = self._unit_start(j)
+            g, mtc = self.light[j // self.ntc]
+            if p < s + mtc:
+                return g, p - s, j % self.ntc
+        hi_ = p - self._light_before(c)
+        lo_, up = 0, len(self.heavy) - 1        # last heavy group whose offset <= hi_
+        while lo_ < up:
+            mid = (lo_ + up + 1) // 2
+            if self.hoff[mid] <= hi_:
+                lo_ = mid
+            else:
+                up = mid - 1
+        g, mtc = self.heavy[lo_]
+        local = hi_ - self.hoff[lo_]
+        w = min(self.strip, self.ntc)
+        s, r = divmod(local, mtc * w)
+        return g, r % mtc, s * w + r // mtc
+
+
+def tile_schedule(rows_per_group, n: int, tile=(128, 256), cluster=(1, 2), strip: int = 0,
+                  light: int = 0) -> TileSchedule:
+    """Schedule of the grouped GEMM over groups with these row counts and N columns (same for
+    every group). strip = 0: whole rows of N-clusters (AlongM); light = 0: no light groups."""
+    if n < 1 or min(tile) < 1 or min(cluster) < 1 or strip < 0 or light < 0:
+        raise CometError("moe: tile schedule needs positive n, tile and cluster sizes")
+    ntc = -(-(-(-n // tile[1])) // cluster[1])
+    heavy, light_l = [], []
+    for g, m in enumerate(rows_per_group):
+        if m < 0:
+            raise CometError(f"moe: group {g} has a negative row count {m}")
+        mtc = -(-(-(-int(m) // tile[0])) // cluster[0])
+        if mtc == 0:
+            continue
+        (light_l if mtc <= light else heavy).append((g, mtc))
+    hoff, loff = [0], [0]
+    for _, mtc in heavy:
+        hoff.append(hoff[-1] + mtc * ntc)
+    for _, mtc in light_l:
+        loff.append(loff[-1] + mtc * ntc)
+    return TileSchedule(ntc, strip if strip else ntc, heavy, hoff, light_l, loff)
+
+
+def split_k_pays(items: int, clusters: int) -> bool:
+    """GEMM2 split-K in two (csrc moe_group_args_kernel decides the same on the device): the
+    waves of half-K items beat the waves of whole items by at least half an item's time."""
+    if items <= 0 or clusters <= 0:
+        return False
+    return -(-2 * items // clusters) < 2 * -(-items // clusters)

@@ -51,12 +51,15 @@ __global__ void moe_swiglu_kernel(const __nv_bfloat162* __restrict__ g, __nv_bfl
 }
 
 template <int K>
-__global__ void moe_combine_kernel(const __nv_bfloat16* __restrict__ y, const int64_t* __restrict__ inv,
+__global__ void moe_combine_kernel(const __nv_bfloat16* __restrict__ y, const __nv_bfloat16* __restrict__ y2,
+                                   const int* __restrict__ split, const int64_t* __restrict__ inv,
                                    const float* __restrict__ gates, __nv_bfloat16* __restrict__ out,
                                    int tokens, int hidden, int topk) {
-  // one block per token, 8 bf16 per thread per step
+  // one block per token, 8 bf16 per thread per step; y2 (when *split): GEMM2's second K half,
+  // added to y before the gate weighting
   int t = blockIdx.x;
   if (t >= tokens) return;
+  const bool two = y2 != nullptr && *split;
   int64_t rows[8]; float w[8];
   int k = K > 0 ? K : topk;
 #pragma unroll
@@ -68,8 +71,17 @@ __global__ void moe_combine_kernel(const __nv_bfloat16* __restrict__ y, const in
       if (s < k) {
         uint4 v = *reinterpret_cast<const uint4*>(y + rows[s] * hidden + c);
         const __nv_bfloat16* b = reinterpret_cast<const __nv_bfloat16*>(&v);
+        float part[8];
 #pragma unroll
-        for (int j = 0; j < 8; ++j) acc[j] += w[s] * __bfloat162float(b[j]);
+        for (int j = 0; j < 8; ++j) part[j] = __bfloat162float(b[j]);
+        if (two) {
+          uint4 v2 = *reinterpret_cast<const uint4*>(y2 + rows[s] * hidden + c);
+          const __nv_bfloat16* b2 = reinterpret_cast<const __nv_bfloat16*>(&v2);
+#pragma unroll
+          for (int j = 0; j < 8; ++j) part[j] += __bfloat162float(b2[j]);
+        }
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[j] += w[s] * part[j];
       }
     }
     uint4 o; __nv_bfloat16* ob = reinterpret_cast<__nv_bfloat16*>(&o);
@@ -99,17 +111,50 @@ extern "C" int moe_swiglu(const void* g, void* h, int64_t rows, int ffn, void* s
   return (int)cudaGetLastError();
 }
 
-extern "C" int moe_combine(const void* y, const int64_t* inv, const float* gates, void* out, int tokens,
-                           int hidden, int topk, void* stream) {
+// out[t] = sum_s gate[t, s] * (y + (*split ? y2 : 0))[inv[t*k + s]]; y2 = nullptr: y alone.
+extern "C" int moe_combine2(const void* y, const void* y2, const int* split, const int64_t* inv, const float* gates,
+                            void* out, int tokens, int hidden, int topk, void* stream) {
   if (tokens == 0) return 0;
-  if (hidden % 8 || topk > 8) return -2;
+  if (hidden % 8 || topk > 8 || (y2 && !split)) return -2;
   int threads = min(256, max(32, hidden / 8));
   auto s = (cudaStream_t)stream;
+  auto yb = (const __nv_bfloat16*)y, y2b = (const __nv_bfloat16*)y2;
   if (topk == 2)
-    moe_combine_kernel<2><<<tokens, threads, 0, s>>>((const __nv_bfloat16*)y, inv, gates, (__nv_bfloat16*)out, tokens, hidden, topk);
+    moe_combine_kernel<2><<<tokens, threads, 0, s>>>(yb, y2b, split, inv, gates, (__nv_bfloat16*)out, tokens, hidden, topk);
   else
-    moe_combine_kernel<0><<<tokens, threads, 0, s>>>((const __nv_bfloat16*)y, inv, gates, (__nv_bfloat16*)out, tokens, hidden, topk);
+    moe_combine_kernel<0><<<tokens, threads, 0, s>>>(yb, y2b, split, inv, gates, (__nv_bfloat16*)out, tokens, hidden, topk);
   return (int)cudaGetLastError();
+}
+
+// y += y2 when *split (GEMM2's two K halves folded, for callers that need y itself); n % 8 == 0
+__global__ void moe_fold_kernel(uint4* __restrict__ y, const uint4* __restrict__ y2, const int* __restrict__ split,
+                                int64_t nvec) {
+  if (!*split) return;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < nvec; i += (int64_t)gridDim.x * blockDim.x) {
+    uint4 a = y[i], b = y2[i];
+    __nv_bfloat162* pa = reinterpret_cast<__nv_bfloat162*>(&a);
+    const __nv_bfloat162* pb = reinterpret_cast<const __nv_bfloat162*>(&b);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      float2 x = __bfloat1622float2(pa[j]), z = __bfloat1622float2(pb[j]);
+      pa[j] = __floats2bfloat162_rn(x.x + z.x, x.y + z.y);
+    }
+    y[i] = a;
+  }
+}
+
+extern "C" int moe_fold(void* y, const void* y2, const int* split, int64_t n, void* stream) {
+  if (n == 0) return 0;
+  if (n % 8) return -2;
+  int64_t nvec = n / 8;
+  int blocks = (int)min<int64_t>((nvec + 255) / 256, 132 * 8);
+  moe_fold_kernel<<<blocks, 256, 0, (cudaStream_t)stream>>>((uint4*)y, (const uint4*)y2, split, nvec);
+  return (int)cudaGetLastError();
+}
+
+extern "C" int moe_combine(const void* y, const int64_t* inv, const float* gates, void* out, int tokens,
+                           int hidden, int topk, void* stream) {
+  return moe_combine2(y, nullptr, nullptr, inv, gates, out, tokens, hidden, topk, stream);
 }
 
 
@@ -269,6 +314,144 @@ constexpr int kAlign = 8;
 constexpr int kTileM = 128;
 __shared__ FlagCtx s_fctx;
 
+// ---- tile schedule of the grouped GEMMs ------------------------------------------------------
+// The order in which the persistent kernel hands out work items (clusters of CTA tiles) is
+// computed per call on the device (moe_group_args_kernel fills a MoeSched from the expert
+// offsets) and decoded item by item by MoeGroupScheduler; plan.tile_schedule is the reference.
+//   heavy groups (> light M-clusters): group after group; N-clusters cut into strips of `strip`
+//     columns, the M-clusters of one strip run one after another, so the strip's weight tiles
+//     stay in L2 while every row block of the group passes (strip >= N-clusters: AlongM order);
+//   light groups (1..light M-clusters: few rows per weight tile, HBM-bound tiles): units = all
+//     M-clusters of one N-cluster, spread evenly over the heavy items (unit j before heavy item
+//     floor((2j+1) H / (2U))), so their weight streaming overlaps the heavy groups' math.
+constexpr int kMaxSchedGroups = 512;   // 256 experts x split-K 2
+struct MoeSched {
+  long long heavy_items;   // H
+  long long light_units;   // U = nlight * ntc
+  long long items;         // H + light items
+  int ntc, strip, nheavy, nlight;
+  int split;               // GEMM2 split-K applied in this call (read by the combine)
+  int hgrp[kMaxSchedGroups], hmtc[kMaxSchedGroups];
+  long long hoff[kMaxSchedGroups + 1];
+  int lgrp[kMaxSchedGroups], lmtc[kMaxSchedGroups];
+  long long loff[kMaxSchedGroups + 1];
+};
+
+// light items in units 0..c-1
+__device__ __forceinline__ long long sched_light_before(MoeSched const* s, long long c) {
+  long long i = c / s->ntc, r = c - i * s->ntc;
+  return s->loff[i] + (r ? r * s->lmtc[i] : 0);
+}
+__device__ __forceinline__ long long sched_unit_start(MoeSched const* s, long long j) {
+  return (2 * j + 1) * s->heavy_items / (2 * s->light_units) + sched_light_before(s, j);
+}
+// item p -> (group, m-cluster, n-cluster); false past the end
+__device__ bool sched_item(MoeSched const* s, long long p, int& g, int& mc, int& nc) {
+  if (p < 0 || p >= s->items) return false;
+  long long lo = 0, hi = s->light_units;
+  while (lo < hi) {
+    long long mid = (lo + hi) >> 1;
+    if (sched_unit_start(s, mid) <= p) lo = mid + 1; else hi = mid;
+  }
+  if (lo) {
+    long long j = lo - 1, st = sched_unit_start(s, j);
+    int li = int(j / s->ntc);
+    if (p < st + s->lmtc[li]) {
+      g = s->lgrp[li]; mc = int(p - st); nc = int(j - (long long)li * s->ntc);
+      return true;
+    }
+  }
+  long long h = p - sched_light_before(s, lo);
+  int a = 0, b = s->nheavy - 1;
+  while (a < b) {
+    int mid = (a + b + 1) >> 1;
+    if (s->hoff[mid] <= h) a = mid; else b = mid - 1;
+  }
+  int mtc = s->hmtc[a];
+  long long local = h - s->hoff[a];
+  long long w = min(s->strip, s->ntc), per = (long long)mtc * w;
+  long long st = local / per, r = local - st * per;
+  g = s->hgrp[a]; mc = int(r % mtc); nc = int(st * w + r / mtc);
+  return true;
+}
+
+// CUTLASS's group scheduler with the item order above. The grid is (cluster_m, cluster_n x
+// clusters); cluster c takes items c, c + clusters, ... (static persistent schedule, like the
+// stock scheduler), its CTAs the tiles of the item's cluster.
+template <class GroupProblemShape, int Stages>
+class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSchedulerSm90Group<GroupProblemShape, Stages> {
+  using Base = cutlass::gemm::kernel::detail::PersistentTileSchedulerSm90Group<GroupProblemShape, Stages>;
+  long long item_ = 0, step_ = 1;
+  int off_m_ = 0, off_n_ = 0, cm_ = 1, cn_ = 1;
+  MoeSched const* sched_ = nullptr;
+
+ public:
+  using WorkTileInfo = typename Base::WorkTileInfo;
+  using SchedulerResponse = typename Base::SchedulerResponse;
+  struct Arguments : Base::Arguments { MoeSched const* sched = nullptr; };
+  struct Params : Base::Params { MoeSched const* sched = nullptr; };
+
+  template <class TileShape, class ClusterShape>
+  static Params to_underlying_arguments(GroupProblemShape problem_shapes, TileShape tile_shape, ClusterShape cluster_shape,
+                                        cutlass::KernelHardwareInfo const& hw_info, Arguments const& arguments,
+                                        void* workspace = nullptr, const uint32_t = 1, uint32_t = 1) {
+    Params p;
+    static_cast<typename Base::Params&>(p) =
+        Base::to_underlying_arguments(problem_shapes, tile_shape, cluster_shape, hw_info, arguments, workspace);
+    p.sched = arguments.sched;
+    return p;
+  }
+
+  template <class TileShape, class ClusterShape>
+  CUTLASS_HOST_DEVICE static dim3 get_grid_shape(Params const& params, GroupProblemShape const& problem_shapes,
+                                                 TileShape tile_shape, ClusterShape cluster_shape,
+                                                 cutlass::KernelHardwareInfo hw_info, Arguments arguments, bool = true) {
+    dim3 g = Base::get_grid_shape(params, problem_shapes, tile_shape, cluster_shape, hw_info, arguments);
+    int cm = size<0>(cluster_shape), cn = size<1>(cluster_shape);
+    int clusters = int(g.x * g.y * g.z) / (cm * cn);
+    return dim3(cm, cn * clusters, 1);
+  }
+
+  MoeGroupScheduler() = default;
+  CUTLASS_DEVICE MoeGroupScheduler(Params const& params, SchedulerResponse* response)
+      : Base(params, response), sched_(params.sched) {
+    cm_ = params.cluster_shape_.m(); cn_ = params.cluster_shape_.n();
+    off_m_ = int(blockIdx.x) % cm_; off_n_ = int(blockIdx.y) % cn_;
+    item_ = int(blockIdx.y) / cn_;
+    step_ = (long long)gridDim.y / cn_;
+  }
+
+  CUTLASS_DEVICE WorkTileInfo work_for(long long item) const {
+    int g, mc, nc;
+    if (!sched_item(sched_, item, g, mc, nc)) return WorkTileInfo::invalid_work_tile();
+    return {mc * cm_ + off_m_, nc * cn_ + off_n_, g, 1};
+  }
+
+  template <class ClusterShape>
+  CUTLASS_DEVICE auto initial_work_tile_info(ClusterShape) { return work_for(item_); }
+
+  template <typename Pipe, typename State>
+  CUTLASS_DEVICE auto advance_to_next_work(Pipe& pipeline, State state, uint32_t advance_count = 1) {
+    item_ += step_ * advance_count;
+    auto work = work_for(item_);
+    pipeline.producer_acquire(state);
+    if (cute::elect_one_sync()) {
+      this->response_ptr_[state.index()] = work;
+      cutlass::arch::fence_view_async_shared();
+      pipeline.producer_commit(state);
+    }
+    return cute::make_tuple(work, true);
+  }
+};
+
+// every grouped GEMM of this file (problem shape `ProblemShape`) takes MoeGroupScheduler
+namespace cutlass::gemm::kernel::detail {
+template <class TileShape, class ClusterShape, uint32_t Stages>
+struct TileSchedulerSelector<GroupScheduler, arch::Sm90, TileShape, ClusterShape, Stages, ::ProblemShape> {
+  using Scheduler = ::MoeGroupScheduler<::ProblemShape, int(Stages)>;
+};
+}  // namespace cutlass::gemm::kernel::detail
+
 template <class Base>
 struct FlaggedMainloop : Base {
   using Base::Base;
@@ -348,19 +531,31 @@ struct RegisterEpilogue {
 struct SwigluPairArgs {
   Element** ptr_D = nullptr;   // per group: h rows of the group, row stride ldd
   int64_t ldd = 0;             // F (half of GEMM1's N)
+  int scalar_stores = 0;       // 1: one bf16x2 store per value pair (the first version; kept for A/B timing)
 };
+
+__device__ __forceinline__ float silu_mul(float g, float u) { return __fdividef(g, 1.f + __expf(-g)) * u; }
+__device__ __forceinline__ uint32_t pack_bf16x2(float a, float b) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(a, b);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
 
 struct SwigluPairEpilogue : RegisterEpilogue<SwigluPairArgs> {
   using RegisterEpilogue::RegisterEpilogue;
-  template <class PS> static bool can_implement(PS const&, Arguments const& a) { return a.ldd % 2 == 0; }
+  template <class PS> static bool can_implement(PS const&, Arguments const& a) { return a.ldd % 8 == 0; }
 
+  // The cooperative kernel's math warps run this between two tiles' mainloops, so its time is
+  // tensor-core idle time. A thread holds, per row, output columns {2q, 2q+1} + 8 jp (q = lane
+  // % 4): one 4-byte pair per 8-column block. Four lanes of a quad exchange their pairs of four
+  // consecutive blocks (a 4x4 transpose, 4 shuffles) so each lane stores 8 consecutive columns
+  // with one 16-byte store: a quarter of the store instructions, whole 32-byte sectors.
   template <class PS, class BS, class BC, class FE, class FL, class TiledMma, class Res>
   CUTLASS_DEVICE void operator()(PS problem_shape_mnkl, BS blk_shape, BC blk_coord, cute::Tensor<FE, FL> const& acc,
                                  TiledMma tiled_mma, Res, int thread_idx, char*) {
     static_assert(decltype(size<0, 0>(acc))::value == 2 && decltype(size<0, 1>(acc))::value == 2,
                   "expects the wgmma accumulator layout ((2,2,N/8), MMA_M, MMA_N)");
     constexpr int NJ = decltype(size<0, 2>(acc))::value;
-    static_assert(NJ % 2 == 0, "tile N must be a multiple of 16");
+    static_assert(NJ % 8 == 0, "tile N must be a multiple of 64");
     const int M = int(get<0>(problem_shape_mnkl)), N = int(get<1>(problem_shape_mnkl));
     auto [m_coord, n_coord, k_coord, l_coord] = blk_coord;
     const int m0 = int(m_coord) * int(size<0>(blk_shape)), n0 = int(n_coord) * int(size<1>(blk_shape));
@@ -368,32 +563,72 @@ struct SwigluPairEpilogue : RegisterEpilogue<SwigluPairArgs> {
     auto thr = tiled_mma.get_thread_slice(thread_idx);
     Tensor cD = make_identity_tensor(take<0, 2>(blk_shape));
     Tensor tC = thr.partition_C(cD);
+    if (params.scalar_stores) {
+      CUTLASS_PRAGMA_UNROLL
+      for (int mm = 0; mm < size<1>(acc); ++mm)
+        CUTLASS_PRAGMA_UNROLL
+        for (int mn = 0; mn < size<2>(acc); ++mn)
+          CUTLASS_PRAGMA_UNROLL
+          for (int j = 0; j < NJ; j += 2)
+            CUTLASS_PRAGMA_UNROLL
+            for (int r = 0; r < 2; ++r) {
+              auto c0 = make_coord(make_coord(0, r, j), mm, mn), c1 = make_coord(make_coord(1, r, j), mm, mn);
+              auto u0 = make_coord(make_coord(0, r, j + 1), mm, mn), u1 = make_coord(make_coord(1, r, j + 1), mm, mn);
+              int row = m0 + int(get<0>(tC(c0))), col = n0 + int(get<1>(tC(c0)));
+              if (row < M && col < N) {
+                int64_t oc = (col >> 4) * 8 + (col & 7);
+                *reinterpret_cast<uint32_t*>(D + (int64_t)row * params.ldd + oc) =
+                    pack_bf16x2(silu_mul(acc(c0), acc(u0)), silu_mul(acc(c1), acc(u1)));
+              }
+            }
+      return;
+    }
+    const int q = thread_idx & 3;
     CUTLASS_PRAGMA_UNROLL
     for (int mm = 0; mm < size<1>(acc); ++mm) {
       CUTLASS_PRAGMA_UNROLL
       for (int mn = 0; mn < size<2>(acc); ++mn) {
         CUTLASS_PRAGMA_UNROLL
-        for (int j = 0; j < NJ; j += 2) {
+        for (int r = 0; r < 2; ++r) {
+          const int row = m0 + int(get<0>(tC(make_coord(make_coord(0, r, 0), mm, mn))));
+          // tile column of block 0 of this thread, minus its 2q: the tile's column origin
+          const int cb = n0 + int(get<1>(tC(make_coord(make_coord(0, r, 0), mm, mn)))) - 2 * q;
           CUTLASS_PRAGMA_UNROLL
-          for (int r = 0; r < 2; ++r) {
-            auto c0 = make_coord(make_coord(0, r, j), mm, mn);
-            auto c1 = make_coord(make_coord(1, r, j), mm, mn);
-            auto u0 = make_coord(make_coord(0, r, j + 1), mm, mn);
-            auto u1 = make_coord(make_coord(1, r, j + 1), mm, mn);
-            int row = m0 + int(get<0>(tC(c0))), col = n0 + int(get<1>(tC(c0)));
-            if (row < M && col < N) {
-              float g0 = acc(c0), g1 = acc(c1);
-              float h0 = g0 / (1.f + __expf(-g0)) * acc(u0);
-              float h1 = g1 / (1.f + __expf(-g1)) * acc(u1);
-              int64_t oc = (col >> 4) * 8 + (col & 7);
-              *reinterpret_cast<__nv_bfloat162*>(D + (int64_t)row * params.ldd + oc) = __floats2bfloat162_rn(h0, h1);
+          for (int b = 0; b < NJ / 8; ++b) {
+            uint32_t w[4];
+            CUTLASS_PRAGMA_UNROLL
+            for (int i = 0; i < 4; ++i) {
+              const int j = 2 * (4 * b + i);   // gate block; j + 1 is its up block
+              w[i] = pack_bf16x2(silu_mul(acc(make_coord(make_coord(0, r, j), mm, mn)),
+                                          acc(make_coord(make_coord(0, r, j + 1), mm, mn))),
+                                 silu_mul(acc(make_coord(make_coord(1, r, j), mm, mn)),
+                                          acc(make_coord(make_coord(1, r, j + 1), mm, mn))));
+            }
+            // 4x4 transpose in the quad: afterwards lane q holds block 4b+q of lanes 0..3, i.e.
+            // output columns 8(4b+q) .. 8(4b+q)+7 of the tile, in order
+            CUTLASS_PRAGMA_UNROLL
+            for (int m = 2; m >= 1; m >>= 1) {
+              const bool upper = (q & m) != 0;
+              CUTLASS_PRAGMA_UNROLL
+              for (int i0 = 0; i0 < 4; ++i0) {
+                if (i0 & m) continue;
+                const int i1 = i0 | m;
+                uint32_t got = __shfl_xor_sync(0xffffffff, upper ? w[i0] : w[i1], m);
+                if (upper) w[i0] = got; else w[i1] = got;
+              }
+            }
+            // gate columns of block 4b+q: cb + 16 (4b+q) .. +7 (its up columns follow); N is a
+            // multiple of 16, so a block is wholly inside or outside the problem
+            const int gcol = cb + 16 * (4 * b + q);
+            if (row < M && gcol < N) {
+              int64_t oc = (int64_t)(gcol >> 1);
+              *reinterpret_cast<uint4*>(D + (int64_t)row * params.ldd + oc) = make_uint4(w[0], w[1], w[2], w[3]);
             }
           }
         }
       }
     }
   }
-
 };
 
 // ---- GEMM2 epilogue with the combine fused (top-k <= 2) -------------------------------------
@@ -623,18 +858,62 @@ moe_layer0_kernel(CUTLASS_GRID_CONSTANT typename GemmKernel::Params const params
   op(params, smem);
 }
 
-__global__ void moe_group_args_kernel(int groups, const int64_t* offsets, int n, int k,
-                                      typename ProblemShape::UnderlyingProblemShape* shapes,
-                                      const Element** pa, const Element** pb, Element** pd,
-                                      const Element* a, const Element* b, Element* d,
-                                      int64_t b_gstride, int64_t d_ld) {
-  int g = blockIdx.x * blockDim.x + threadIdx.x;
-  if (g >= groups) return;
-  int64_t r0 = offsets[g], m = offsets[g + 1] - r0;
-  shapes[g] = make_shape(int(m), n, k);
-  pa[g] = a + r0 * k;
-  pb[g] = b + (int64_t)g * b_gstride;
-  pd[g] = d + r0 * d_ld;
+// Per call, on the device (no host sync): problem sizes and pointers of every group from the
+// expert offsets, and the tile schedule (MoeSched). ksplit = 2 (GEMM2): the handle has 2 x E
+// groups; group e + E*h is the K-half h of expert e (A and B advanced by h K/2 columns, same
+// row strides; D slice h at d + h * rows * d_ld) when splitting pays (plan.split_k_pays on the
+// whole-K item count), else group e takes the whole K and the second halves are empty.
+struct SchedCfg { int cm, cn, tile_n, strip, light, clusters; };
+
+__global__ void __launch_bounds__(256) moe_group_args_kernel(
+    int groups, int ksplit, const int64_t* offsets, int n, int k,
+    typename ProblemShape::UnderlyingProblemShape* shapes, const Element** pa, const Element** pb, Element** pd,
+    const Element* a, const Element* b, Element* d, int64_t b_gstride, int64_t d_ld, MoeSched* sched, SchedCfg cfg) {
+  __shared__ int s_mtc[kMaxSchedGroups];
+  __shared__ int s_split;
+  const int experts = groups / ksplit;
+  const int ntc = ((n + cfg.tile_n - 1) / cfg.tile_n + cfg.cn - 1) / cfg.cn;
+  auto mtc_of = [&](int64_t m) { return int(((m + kTileM - 1) / kTileM + cfg.cm - 1) / cfg.cm); };
+  for (int e = threadIdx.x; e < experts; e += blockDim.x) s_mtc[e] = mtc_of(offsets[e + 1] - offsets[e]);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int split = 0;
+    if (ksplit == 2) {
+      long long items = 0;
+      for (int e = 0; e < experts; ++e) items += (long long)s_mtc[e] * ntc;
+      long long c = cfg.clusters;
+      split = items > 0 && c > 0 && (2 * items + c - 1) / c < 2 * ((items + c - 1) / c);
+    }
+    s_split = split;
+    // schedule over all groups (the second halves are empty without a split)
+    int nh = 0, nl = 0;
+    long long h = 0, l = 0;
+    sched->hoff[0] = 0; sched->loff[0] = 0;
+    for (int g = 0; g < groups; ++g) {
+      int mtc = (g < experts || split) ? s_mtc[g % experts] : 0;
+      if (mtc == 0) continue;
+      if (mtc <= cfg.light) {
+        sched->lgrp[nl] = g; sched->lmtc[nl] = mtc; l += (long long)mtc * ntc; sched->loff[++nl] = l;
+      } else {
+        sched->hgrp[nh] = g; sched->hmtc[nh] = mtc; h += (long long)mtc * ntc; sched->hoff[++nh] = h;
+      }
+    }
+    sched->heavy_items = h; sched->light_units = (long long)nl * ntc; sched->items = h + l;
+    sched->ntc = ntc; sched->strip = cfg.strip > 0 ? cfg.strip : ntc; sched->nheavy = nh; sched->nlight = nl;
+    sched->split = split;
+  }
+  __syncthreads();
+  const int split = s_split;
+  const int64_t rows = offsets[experts];
+  const int kk = split ? k / 2 : k;
+  for (int g = threadIdx.x; g < groups; g += blockDim.x) {
+    const int e = g % experts, half = g / experts;
+    const int64_t r0 = offsets[e], m = (half == 0 || split) ? offsets[e + 1] - r0 : 0;
+    shapes[g] = make_shape(int(m), n, kk);
+    pa[g] = a + r0 * k + half * kk;
+    pb[g] = b + (int64_t)e * b_gstride + half * kk;
+    pd[g] = d + (half * rows + r0) * d_ld;
+  }
 }
 
 __global__ void moe_set_combine_args_kernel(CombineArgs* dst, CombineArgs v) { *dst = v; }
@@ -644,6 +923,12 @@ struct GGBase {
   virtual ~GGBase() { if (cargs) cudaFree(cargs); }
   virtual int run(const int64_t*, const void*, const void*, void*, int64_t, void*, const CommDesc*, int,
                   const FlagCtx*) = 0;
+  // strip: N-clusters per strip (<= 0 keeps the L2-sized default; huge = CUTLASS's AlongM order);
+  // light: M-clusters up to which a group is light (0: none; < 0 keeps the default)
+  virtual void set_schedule(int strip, int light) = 0;
+  virtual void get_schedule(int* strip, int* light, int* clusters) = 0;
+  virtual void set_scalar_stores(int v) = 0;
+  virtual const int* split_flag() = 0;
 };
 
 template <class G>
@@ -653,7 +938,10 @@ struct GG : GGBase {
   using SA = typename Kernel::InternalStrideA;
   using SB = typename Kernel::InternalStrideB;
   using SD = typename Kernel::InternalStrideD;
-  int groups, n, k, out_n;
+  int groups, n, k, out_n, ksplit;
+  MoeSched* sched = nullptr;
+  SchedCfg cfg{};
+  int scalar_stores = 0;
   typename ProblemShape::UnderlyingProblemShape* shapes = nullptr;
   const Element** pa = nullptr; const Element** pb = nullptr; Element** pd = nullptr;
   SA* sa = nullptr; SB* sb = nullptr; SD* sd = nullptr;
@@ -661,8 +949,14 @@ struct GG : GGBase {
   Gemm gemm;
   int err = 0;
 
-  GG(int groups_, int n_, int k_, int device, int sm_count) : groups(groups_), n(n_), k(k_) {
+  GG(int experts, int n_, int k_, int device, int sm_count, int ksplit_)
+      : groups(experts * ksplit_), n(n_), k(k_), ksplit(ksplit_) {
     out_n = G::kPair ? n / 2 : n;
+    if (groups > kMaxSchedGroups || (ksplit != 1 && ksplit != 2) || (ksplit == 2 && (k % 16 || G::kPair || G::kCombine))) {
+      err = -12;
+      return;
+    }
+    cudaMalloc(&sched, sizeof(MoeSched));
     cudaMalloc(&shapes, sizeof(*shapes) * groups);
     cudaMalloc(&pa, sizeof(void*) * groups); cudaMalloc(&pb, sizeof(void*) * groups); cudaMalloc(&pd, sizeof(void*) * groups);
     cudaMalloc(&sa, sizeof(SA) * groups); cudaMalloc(&sb, sizeof(SB) * groups); cudaMalloc(&sd, sizeof(SD) * groups);
@@ -698,10 +992,20 @@ struct GG : GGBase {
       args = typename Gemm::Arguments{cutlass::gemm::GemmUniversalMode::kGrouped, {groups, shapes, nullptr},
                                       {pa, sa, pb, sb}, {fusion, nullptr, sd, pd, sd}, hw};
     }
+    args.scheduler.sched = sched;
     size_t ws = Gemm::get_workspace_size(args);
     if (ws) cudaMalloc(&workspace, ws);
     if (gemm.can_implement(args) != cutlass::Status::kSuccess) { err = -3; return; }
     if (gemm.initialize(args, workspace) != cutlass::Status::kSuccess) { err = -4; return; }
+    {
+      dim3 grid = Kernel::get_grid_shape(gemm.params());
+      constexpr int cm = size<0>(typename Kernel::ClusterShape{}), cn = size<1>(typename Kernel::ClusterShape{});
+      // strips of weight tiles that fit ~24 MB of the 50 MB L2 (tile_n x k bf16 per N tile)
+      int tile_n = size<1>(typename Kernel::TileShape{});
+      int strip = int((24ll << 20) / ((long long)tile_n * k * 2)) / cn;
+      cfg = SchedCfg{cm, cn, tile_n, strip > 0 ? strip : 1, (2 + cm - 1) / cm, int(grid.x * grid.y) / (cm * cn)};
+      strip0 = cfg.strip; light0 = cfg.light;
+    }
     if constexpr (G::kPair) {
       err = (int)cudaFuncSetAttribute(moe_layer0_kernel<Kernel>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       int(Kernel::SharedStorageSize));
@@ -710,12 +1014,24 @@ struct GG : GGBase {
     err = (int)cudaDeviceSynchronize();
   }
   ~GG() {
-    cudaFree(shapes); cudaFree(pa); cudaFree(pb); cudaFree(pd); cudaFree(sa); cudaFree(sb); cudaFree(sd);
+    cudaFree(shapes); cudaFree(pa); cudaFree(pb); cudaFree(pd); cudaFree(sa); cudaFree(sb); cudaFree(sd); cudaFree(sched);
     if (workspace) cudaFree(workspace);
   }
 
+  int strip0 = 1, light0 = 1;
+  void set_schedule(int strip, int light) override {
+    cfg.strip = strip > 0 ? strip : strip0;
+    cfg.light = light >= 0 ? light : light0;
+  }
+  void get_schedule(int* strip, int* light, int* clusters) override {
+    *strip = cfg.strip; *light = cfg.light; *clusters = cfg.clusters;
+  }
+  void set_scalar_stores(int v) override { scalar_stores = v; }
+  const int* split_flag() override { return &sched->split; }
+
   int launch_pair(cudaStream_t s, const CommDesc* comm, int comm_clusters, const FlagCtx* fctx) {
-    auto const& params = gemm.params();
+    auto params = gemm.params();
+    params.epilogue.scalar_stores = scalar_stores;
     dim3 grid = Kernel::get_grid_shape(params), block = Kernel::get_block_shape();
     int grid_clusters = int(grid.x * grid.y * grid.z) / G::kClusterSize;
     if (comm_clusters < 0 || comm_clusters >= grid_clusters) return -8;
@@ -723,23 +1039,23 @@ struct GG : GGBase {
     if (comm) c = *comm;
     FlagCtx f{};
     if (fctx) f = *fctx;
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = grid; cfg.blockDim = block;
-    cfg.dynamicSmemBytes = Kernel::SharedStorageSize;  // + the static FlagCtx (and its 1 KB alignment pad)
-    cfg.stream = s;
+    cudaLaunchConfig_t lc = {};
+    lc.gridDim = grid; lc.blockDim = block;
+    lc.dynamicSmemBytes = Kernel::SharedStorageSize;  // + the static FlagCtx (and its 1 KB alignment pad)
+    lc.stream = s;
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeClusterDimension;
     auto cs = typename Kernel::ClusterShape{};
     attr[0].val.clusterDim.x = size<0>(cs); attr[0].val.clusterDim.y = size<1>(cs); attr[0].val.clusterDim.z = 1;
-    cfg.attrs = attr; cfg.numAttrs = 1;
-    return (int)cudaLaunchKernelEx(&cfg, moe_layer0_kernel<Kernel>, params, c, f, comm_clusters);
+    lc.attrs = attr; lc.numAttrs = 1;
+    return (int)cudaLaunchKernelEx(&lc, moe_layer0_kernel<Kernel>, params, c, f, comm_clusters);
   }
 
   int run(const int64_t* offsets, const void* a, const void* b, void* d, int64_t b_gstride, void* stream,
           const CommDesc* comm, int comm_clusters, const FlagCtx* fctx) override {
     auto s = (cudaStream_t)stream;
-    moe_group_args_kernel<<<(groups + 127) / 128, 128, 0, s>>>(groups, offsets, n, k, shapes, pa, pb, pd,
-        (const Element*)a, (const Element*)b, (Element*)d, b_gstride > 0 ? b_gstride : (int64_t)n * k, out_n);
+    moe_group_args_kernel<<<1, 256, 0, s>>>(groups, ksplit, offsets, n, k, shapes, pa, pb, pd, (const Element*)a,
+        (const Element*)b, (Element*)d, b_gstride > 0 ? b_gstride : (int64_t)n * k, out_n, sched, cfg);
     int e = (int)cudaGetLastError();
     if (e) return e;
     if constexpr (G::kPair) {
@@ -758,18 +1074,21 @@ struct GG : GGBase {
 //           3 GEMM1 + SwiGLU pair epilogue cluster 2x1; 4 same, cluster 1x2 (N = 2F interleaved
 //           [w1|w3] in blocks of 8 columns; D is [rows, F]); 5 plain cluster 2x2; 6 pair cluster 2x2.
 //           The pair variants (3, 4, 6) also run the fused layer0.
-extern "C" void* moe_gg_create(int variant, int groups, int n, int k, int device, int sm_count, int* err) {
+// ksplit = 2: split-K in two halves when it pays (decided per call on the device, plain
+// variants only; D then needs 2 x rows rows; moe_gg_split_flag says whether the second half
+// was written).
+extern "C" void* moe_gg_create2(int variant, int groups, int n, int k, int device, int sm_count, int ksplit, int* err) {
 #if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
   GGBase* h = nullptr; int e = 0;
   switch (variant) {
-    case 0: { auto* p = new GG<Coop>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
-    case 1: { auto* p = new GG<CoopC12>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
-    case 2: { auto* p = new GG<CoopC11>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
-    case 3: { auto* p = new GG<Pair21>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
-    case 4: { auto* p = new GG<Pair12>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
-    case 5: { auto* p = new GG<CoopC22>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
-    case 6: { auto* p = new GG<Pair22>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
-    case 7: { auto* p = new GG<Comb21>(groups, n, k, device, sm_count); e = p->err; h = p; break; }
+    case 0: { auto* p = new GG<Coop>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
+    case 1: { auto* p = new GG<CoopC12>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
+    case 2: { auto* p = new GG<CoopC11>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
+    case 3: { auto* p = new GG<Pair21>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
+    case 4: { auto* p = new GG<Pair12>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
+    case 5: { auto* p = new GG<CoopC22>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
+    case 6: { auto* p = new GG<Pair22>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
+    case 7: { auto* p = new GG<Comb21>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
     default: *err = -6; return nullptr;
   }
   *err = e;
@@ -777,6 +1096,36 @@ extern "C" void* moe_gg_create(int variant, int groups, int n, int k, int device
   return h;
 #else
   *err = -1; return nullptr;
+#endif
+}
+
+extern "C" void* moe_gg_create(int variant, int groups, int n, int k, int device, int sm_count, int* err) {
+  return moe_gg_create2(variant, groups, n, k, device, sm_count, 1, err);
+}
+
+extern "C" void moe_gg_set_schedule(void* h, int strip, int light) {
+#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
+  static_cast<GGBase*>(h)->set_schedule(strip, light);
+#endif
+}
+
+extern "C" void moe_gg_get_schedule(void* h, int* strip, int* light, int* clusters) {
+#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
+  static_cast<GGBase*>(h)->get_schedule(strip, light, clusters);
+#endif
+}
+
+extern "C" void moe_gg_set_scalar_stores(void* h, int v) {
+#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
+  static_cast<GGBase*>(h)->set_scalar_stores(v);
+#endif
+}
+
+extern "C" const int* moe_gg_split_flag(void* h) {
+#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
+  return static_cast<GGBase*>(h)->split_flag();
+#else
+  return nullptr;
 #endif
 }
 
