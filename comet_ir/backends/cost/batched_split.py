@@ -246,6 +246,8 @@ class SplitPlan:
 
         # subtrees priced as array code over all their pairs (None: the subtree-only walk)
         self.kernels = [SubtreeKernel.build(self, i) for i in range(len(subs))]
+        if any(k is not None for k in self.kernels):
+            self._verify_kernels()
 
     @staticmethod
     def _produces(sub, col: ColOpNode) -> bool:
@@ -537,39 +539,37 @@ class SplitPlan:
         rep_of = np.full(nU, -1, dtype=np.int64)
         rep_of[up[::-1]] = np.arange(len(up))[::-1]  # first row of each upper key
         pair_up = [up[pf] for pf in pair_first]
+        kern_subs = {i for i, k in enumerate(self.kernels) if k is not None}
         for u in range(nU):
             r = int(rep_of[u])
-            # one full walk per upper key: S's state and the chain; its pairs are priced by it
-            w = self._walk(V[r], order_of(r))
+            # one walk per upper key for S's state and the chain; the subtrees the kernels price
+            # are skipped in it, the others are priced by it on this row's pair
+            w = self._walk(V[r], order_of(r), skip=kern_subs)
             L = w.loop[id(self.S)]
             upper_rec[u] = (w, self._chain_ok(w),
                             {p: self._node_vals(w, p)[1] for p in self.chain_pos + [self.s_pos]},
                             max(L.iters) if L.iters else 1)
             for i in range(len(self.subs)):
-                record(w, i, int(pair_inv[i][r]))
-            for i in range(len(self.subs)):
                 qs = np.flatnonzero(pair_up[i] == u)
-                q0 = int(pair_inv[i][r])
-                qs = qs[qs != q0]
-                if not len(qs):
-                    continue
-                todo = qs
                 kern = self.kernels[i]
-                if kern is not None:
-                    sel = np.concatenate(([q0], qs))
-                    prow = pair_first[i][sel]
+                if kern is None:
+                    q0 = int(pair_inv[i][r])
+                    record(w, i, q0)
+                    todo = qs[qs != q0]
+                else:
+                    prow = pair_first[i][qs]
                     res = kern.evaluate(w, V[prow], [order_of(int(x))[kern.tile_k[0]] for x in prow])
-                    # the kernel is checked against the full walk on the representative's pair
-                    if res.ok[0] and self._same(res, i, q0, owned[i], s_cost, s_col, s_lat, s_en):
-                        good = res.ok[1:]
-                        gq = qs[good]
-                        s_cost[i][gq] = res.cost[1:][good]
-                        for k in range(ncol[i]):
-                            s_col[i][k][gq] = res.col_costs[k][1:][good]
-                        for p in owned[i]:
-                            s_lat[i][p][gq] = res.node_lat[p][1:][good]
-                            s_en[i][p][gq] = res.node_en[p][1:][good]
-                        todo = qs[~good]
+                    good = res.ok
+                    gq = qs[good]
+                    s_cost[i][gq] = res.cost[good]
+                    for k in range(ncol[i]):
+                        s_col[i][k][gq] = res.col_costs[k][good]
+                    for p in owned[i]:
+                        s_lat[i][p][gq] = res.node_lat[p][good]
+                        s_en[i][p][gq] = res.node_en[p][good]
+                    todo = qs[~good]
+                    if len(todo):
+                        w._skip.discard(id(self.subs[i]))
                 for q in todo.tolist():
                     # a subtree-only walk reads only the subtree's nodes (and S's stored state)
                     rr = int(pair_first[i][q])
@@ -624,15 +624,34 @@ class SplitPlan:
         en_out[~priced] = np.nan
         return out, en_out, priced
 
-    @staticmethod
-    def _same(res, i, q0, owned, s_cost, s_col, s_lat, s_en) -> bool:
-        """The kernel's numbers at index 0 == the walk's for pair q0 (cycles and pJ, exactly)."""
-        if int(res.cost[0]) != int(s_cost[i][q0]):
-            return False
-        if any(int(c[0]) != int(s[q0]) for c, s in zip(res.col_costs, s_col[i])):
-            return False
-        return all(int(res.node_lat[p][0]) == int(s_lat[i][p][q0]) and float(res.node_en[p][0]) == float(s_en[i][p][q0])
-                   for p in owned)
+    def _verify_kernels(self) -> None:
+        """Each subtree kernel against the walk of the template candidate (the program's own
+        factors and orders), once per evaluator: a kernel that does not reproduce the walk's
+        numbers exactly (cycles and pJ of every node it prices) is not used. The walk's caches
+        are emptied afterwards (a new evaluator starts cold)."""
+        ev = self.ev
+        row = np.array([ev.template_values], dtype=np.int64)
+        order = ev.template_orders
+        try:
+            w = self._walk(row[0], order)
+            for i, kern in enumerate(self.kernels):
+                if kern is None:
+                    continue
+                res = kern.evaluate(w, row, [order[kern.tile_k[0]]])
+                cols = [w.cost[id(self.ev.nodes[p])] for p, o in sorted(self.colops.items()) if o == i]
+                owned = list(self.sub_nodes[i]) + [p for p, o in self.colops.items() if o == i]
+                same = bool(res.ok[0]) and int(res.cost[0]) == w.cost[id(self.subs[i])] \
+                    and [int(c[0]) for c in res.col_costs] == cols \
+                    and all((int(res.node_lat[p][0]), float(res.node_en[p][0])) == self._node_vals(w, p)
+                            for p in owned)
+                if not same:
+                    self.kernels[i] = None
+        except Exception:  # noqa: BLE001 - an optimisation only: unverified kernels are not used
+            self.kernels = [None] * len(self.subs)
+        finally:
+            ev._moves.clear()
+            ev._mt.clear()
+            ev._leaves.clear()
 
 
 class _SkipWalker(_FastWalker):
