@@ -13,7 +13,13 @@ Layer variants (timed from x and the router weight, the router GEMM included eve
   cb<k>_graph     the fused layer0 kernel with k comm blocks (0 = unfused) -> chosen vs best
 Expert GEMMs alone (rows already grouped), effective TFLOP/s = 6 T k H F / time:
   experts_<v1>+<v2> for GEMM1 variants x GEMM2 variants, and the unfused SwiGLU path.
-Writes $OUT/moe_bench.json.
+MOE_BENCH_MODE=tune measures the grouped-GEMM choices instead (same baselines, same rounds):
+  g1_*  GEMM1 + SwiGLU alone: pair c12 / c21, vector or scalar epilogue stores, tile schedule
+        default (L2 strips + spread light groups) or legacy (CUTLASS's AlongM order)
+  g2_*  GEMM2 alone: cluster 2x1 / 1x2 / 1x1, with and without split-K (_sk2, incl. the fold)
+  experts_<name>, layer <name>_graph for whole configurations; "prev" = the previous default
+  (pair c12 with scalar stores + coop 2x1, both in the legacy order).
+Writes $OUT/moe_bench.json (or $OUT/moe_tune.json).
 """
 from __future__ import annotations
 
@@ -34,12 +40,13 @@ H, FF, E, K = 4096, 14336, 8, 2
 OUT = os.environ.get("OUT", ".")
 ROUNDS = int(os.environ.get("MOE_ROUNDS", "3"))
 REPS = int(os.environ.get("MOE_REPS", "15"))
+MODE = os.environ.get("MOE_BENCH_MODE", "layer")
 RES: dict = {"device": torch.cuda.get_device_name(), "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
              "rounds": ROUNDS, "reps": REPS, "cases": {}, "errors": []}
 
 
 def save():
-    with open(os.path.join(OUT, "moe_bench.json"), "w") as f:
+    with open(os.path.join(OUT, "moe_tune.json" if MODE == "tune" else "moe_bench.json"), "w") as f:
         json.dump(RES, f, indent=1)
 
 
@@ -234,6 +241,145 @@ def case(T, skew, w1, w3, w2, wr, dev):
     torch.cuda.empty_cache()
 
 
+LEGACY = (1 << 30, 0)   # (strip, light): CUTLASS's AlongM order, no light groups
+
+
+def tuned(mm, dev, g1=None, g2=None):
+    """Set the schedule / epilogue options of a module's GEMM handles (created on demand)."""
+    v1, v2 = mm._variants()
+    if g1:
+        h = mm._gemm_v(v1, 2 * FF, H, dev)
+        h.set_schedule(*g1.get("sched", (0, -1)))
+        h.set_scalar_stores(g1.get("scalar", False))
+    if g2:
+        for v in {v2, v2.replace("_sk2", "")}:
+            mm._gemm_v(v, H, FF, dev).set_schedule(*g2.get("sched", (0, -1)))
+    return mm
+
+
+def tune_case(T, skew, w1, w3, w2, wr, dev):
+    name = f"T{T}_{'skewed' if skew else 'uniform'}"
+    r = RES["cases"][name] = {}
+    x = torch.randn(T, H, device=dev).bfloat16()
+    bias = skew_bias(dev) if skew else torch.zeros(E, device=dev)
+    lg = (x @ wr).float() + bias
+    idx, _ = route(lg, K)
+    perm, inv, counts, offsets = permutation(idx, E)
+    r["counts"] = counts.tolist()
+    base = CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0)
+    base.load_global_weights(w1, w3, w2)
+    base._pack()
+
+    def mk(v1, v2, g1=None, g2=None):
+        mm = CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0, gemm_variant=(v1, v2))
+        mm.w1, mm.w3, mm.w2 = base.w1, base.w3, base.w2
+        if v1.startswith("swiglu_pair"):
+            mm._packed = base._packed
+        return tuned(mm, dev, g1, g2)
+    prev = dict(g1={"sched": LEGACY, "scalar": True}, g2={"sched": LEGACY})
+    configs = {
+        "prev": mk("swiglu_pair_c12", "coop_128x256", **prev),
+        "c21": mk("swiglu_pair_c12", "coop_128x256", g1={}, g2={}),
+        "c12sk": mk("swiglu_pair_c12", "coop_128x256_c12_sk2", g1={}, g2={}),
+        "c11sk": mk("swiglu_pair_c12", "coop_128x256_c11_sk2", g1={}, g2={}),
+    }
+    mg = CometMoE(H, FF, E, K, backend="grouped_mm", device=dev)
+    mg.w1, mg.w3, mg.w2 = base.w1, base.w3, base.w2
+    if T == 2048:
+        ref = reference_moe(x, lg, w1, w3, w2, K)
+        for key, mm in configs.items():
+            try:
+                r[f"relerr_{key}"] = rel(mm(x, lg), ref)
+            except Exception as e:
+                RES["errors"].append(f"{name} {key}: {e!r}")
+        r["relerr_torch_loop_bf16"] = rel(plain_layer(x, wr, bias, w1, w3, w2), ref)
+        del ref
+    fns, graphs = {}, {}
+    fns["torch_loop"] = lambda: plain_layer(x, wr, bias, w1, w3, w2)
+    fns["grouped_mm"] = lambda: mg(x, (x @ wr).float() + bias)
+    fns["c12sk_eager"] = lambda: configs["c12sk"](x, (x @ wr).float() + bias)
+    xs = x.index_select(0, perm // K)
+    rows = xs.shape[0]
+    for key, mm in configs.items():
+        try:
+            g, _ = graphed(lambda mm=mm: mm(x, (x @ wr).float() + bias))
+            graphs[key], fns[f"{key}_graph"] = g, g.replay
+            g, _ = graphed(lambda mm=mm: mm.experts_forward(xs, offsets, "cutlass"))
+            graphs["e" + key], fns[f"experts_{key}"] = g, g.replay
+        except Exception as e:
+            RES["errors"].append(f"{name} graph {key}: {e!r}")
+            traceback.print_exc()
+    # the split decision the device took (read after one eager call)
+    try:
+        mm = configs["c12sk"]
+        mm.experts_forward(xs, offsets, "cutlass")
+        hs = [hd for kk, hd in mm._gemms.items() if kk[0].endswith("_sk2")]
+        r["split_taken"] = hs[0].last_split() if hs else None
+    except Exception as e:
+        RES["errors"].append(f"{name} split flag: {e!r}")
+    # GEMM1 / GEMM2 alone
+    g1v = {"c12_vec_def": ("swiglu_pair_c12", {}), "c12_vec_legacy": ("swiglu_pair_c12", {"sched": LEGACY}),
+           "c12_scalar_legacy": ("swiglu_pair_c12", {"sched": LEGACY, "scalar": True}),
+           "c12_vec_nolight": ("swiglu_pair_c12", {"sched": (0, 0)}),
+           "c12_vec_strip10": ("swiglu_pair_c12", {"sched": (10, -1)}),
+           "c21_vec_def": ("swiglu_pair_c21", {})}
+    h = torch.empty(rows, FF, dtype=x.dtype, device=dev)
+    for key, (v1, opt) in g1v.items():
+        try:
+            mm = mk(v1, "coop_128x256", g1=opt)
+            mm._gemm1_cutlass(xs, offsets, rows, h)
+            g, _ = graphed(lambda mm=mm: mm._gemm1_cutlass(xs, offsets, rows, h))
+            graphs["g1" + key], fns[f"g1_{key}"] = g, g.replay
+            configs["g1" + key] = mm
+        except Exception as e:
+            RES["errors"].append(f"{name} g1 {key}: {e!r}")
+    base._gemm1_cutlass(xs, offsets, rows, h)
+    g2v = {"c21_legacy": ("coop_128x256", {"sched": LEGACY}), "c21_def": ("coop_128x256", {}),
+           "c12_def": ("coop_128x256_c12", {}), "c11_def": ("coop_128x256_c11", {}),
+           "c12_legacy": ("coop_128x256_c12", {"sched": LEGACY}),
+           "c12_sk2": ("coop_128x256_c12_sk2", {}), "c11_sk2": ("coop_128x256_c11_sk2", {})}
+    for key, (v2, opt) in g2v.items():
+        try:
+            mm = mk("swiglu_pair_c12", v2, g2=opt)
+            mm._gemm2_cutlass(h, offsets, rows)
+            g, _ = graphed(lambda mm=mm: mm._gemm2_cutlass(h, offsets, rows))
+            graphs["g2" + key], fns[f"g2_{key}"] = g, g.replay
+            configs["g2" + key] = mm
+        except Exception as e:
+            RES["errors"].append(f"{name} g2 {key}: {e!r}")
+    try:
+        a1 = torch.randn(T * K, H, device=dev).bfloat16()
+        b1 = torch.randn(H, 2 * FF, device=dev).bfloat16()
+        a2 = torch.randn(T * K, FF, device=dev).bfloat16()
+        b2 = torch.randn(FF, H, device=dev).bfloat16()
+        gd, _ = graphed(lambda: (a1 @ b1, a2 @ b2))
+        graphs["dense"], fns["experts_dense_cublas_equal_flops"] = gd, gd.replay
+    except Exception as e:
+        RES["errors"].append(f"{name} dense: {e!r}")
+    flops = 6.0 * T * K * H * FF
+    times = {k: [] for k in fns}
+    for rnd in range(ROUNDS):
+        for k, fn in fns.items():
+            try:
+                times[k].append(bench(fn))
+            except Exception as e:
+                RES["errors"].append(f"{name} {k} round {rnd}: {e!r}")
+    for k, ts in times.items():
+        if ts:
+            r[k] = {"ms": statistics.median(ts), "rounds": ts}
+            f = flops if k.startswith("experts_") else flops * 2 / 3 if k.startswith("g1_") else \
+                flops / 3 if k.startswith("g2_") else None
+            if f:
+                r[k]["tflops"] = f / (r[k]["ms"] * 1e9)
+            print(f"{name:16s} {k:36s} {r[k]['ms']:8.3f} ms {[round(t, 3) for t in ts]}", flush=True)
+    for key in configs:
+        if f"{key}_graph" in r and "torch_loop" in r:
+            r[f"speedup_{key}"] = r["torch_loop"]["ms"] / r[f"{key}_graph"]["ms"]
+    save()
+    del graphs, fns, configs, mg, base
+    torch.cuda.empty_cache()
+
+
 def main():
     dev = torch.device("cuda")
     torch.manual_seed(0)
@@ -241,10 +387,11 @@ def main():
     w3 = (torch.randn(E, H, FF, device=dev) * H ** -0.5).bfloat16()
     w2 = (torch.randn(E, FF, H, device=dev) * FF ** -0.5).bfloat16()
     wr = (torch.randn(H, E, device=dev) * H ** -0.5).bfloat16()
+    fn = tune_case if MODE == "tune" else case
     for T in (2048, 8192):
         for skew in (False, True):
             try:
-                case(T, skew, w1, w3, w2, wr, dev)
+                fn(T, skew, w1, w3, w2, wr, dev)
             except Exception:
                 RES["errors"].append(traceback.format_exc())
                 traceback.print_exc()
@@ -258,6 +405,15 @@ if __name__ == "__main__":
         traceback.print_exc()
     save()
     print("\n== summary (ms, median over rounds)")
+    if MODE == "tune":
+        for n, c in RES["cases"].items():
+            print(n, "counts", c.get("counts"), "split_taken", c.get("split_taken"))
+            print("  ", {k: (round(v["ms"], 3), round(v["tflops"])) if "tflops" in v else round(v["ms"], 3)
+                         for k, v in c.items() if isinstance(v, dict) and "ms" in v})
+            print("   speedups", {k: round(v, 3) for k, v in c.items() if k.startswith("speedup")},
+                  "relerr", {k: round(v, 5) for k, v in c.items() if k.startswith("relerr")})
+        print("errors:", RES["errors"])
+        sys.exit(0)
     for n, c in RES["cases"].items():
         keys = ["torch_loop", "ours_graph", "ours_eager", "comb_graph", "comb_cb32_graph", "grouped_mm", "gemm1_pair",
                 "gemm2", "route_dispatch"]

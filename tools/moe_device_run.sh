@@ -2,7 +2,8 @@
 # One device call for the MoE work: install the carried pure-Python wheels (.whl: xdsl and its
 # two deps; torch/NVSHMEM are the device's own), GPU tests, then the benchmarks.
 # Carry: .cache/moe (libcomet_moe.so and libcomet_moe_shmem.so built here with nvcc for sm_90a)
-# and .whl. MOE_TASKS picks "tests bench" (default both).
+# and .whl. MOE_TASKS picks "tests bench" (default both); "tune" = the grouped-GEMM variants
+# (MOE_BENCH_MODE=tune of benchmarks/moe_bench.py).
 export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/moe_out}; mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $(ls .whl/*.whl .cache/moe/whl/*.whl 2>/dev/null) 2>&1 | grep -v "^WARNING: Target"
@@ -16,6 +17,8 @@ for t in ${MOE_TASKS:-tests bench}; do
            grep -E "passed|failed|error" "$OUT/pytest.log" | tail -3; grep -E "^FAILED|^ERROR" "$OUT/pytest.log" | head -30 ;;
     bench) timeout ${MOE_BENCH_TIMEOUT:-330} python3 benchmarks/moe_bench.py > "$OUT/bench.log" 2>&1
            sed -n '/== summary/,$p' "$OUT/bench.log" ;;
+    tune)  MOE_BENCH_MODE=tune MOE_ROUNDS=${MOE_ROUNDS:-5} timeout ${MOE_BENCH_TIMEOUT:-330} python3 benchmarks/moe_bench.py > "$OUT/tune.log" 2>&1
+           sed -n '/== summary/,$p' "$OUT/tune.log"; tail -5 "$OUT/tune.log" | grep -i -E "error|Traceback" ;;
   esac
   echo "== $t done at $(( $(date +%s) - T0 )) s"
 done

@@ -396,3 +396,67 @@ def test_combine_in_gemm2_epilogue(k, e, comm_blocks, case):
     y1, y2 = m(x, lg), m(x, lg)
     assert torch.equal(y1, y2)
     assert rel(y1, reference_moe(x, lg, m.w1.detach(), m.w3.detach(), m.w2.detach(), k)) < TOL
+
+
+@pytest.mark.parametrize("sched", [(0, -1), (1, 0), (1 << 30, 0), (2, 3)])
+@pytest.mark.parametrize("scalar", [False, True])
+def test_gemm1_every_tile_order_and_epilogue(sched, scalar):
+    """GEMM1 + SwiGLU under the default schedule (L2 strips, light groups spread), strips of one
+    N-cluster, CUTLASS's AlongM order and 'everything light', with the 16-byte and the scalar
+    epilogue stores: h == silu(x@w1) * (x@w3) for every group (heavy, light, empty, 1 row), every
+    element written (output poisoned with NaN), 2F not a multiple of the tile."""
+    if "cutlass" not in backends():
+        pytest.skip("needs sm_90")
+    dev = torch.device("cuda")
+    gen = torch.Generator(device=dev).manual_seed(17)
+    h, f, e = 512, 712, 6
+    m = CometMoE(h, f, e, 2, backend="cutlass", device=dev)
+    g = m._gemm_v(m._variants()[0], 2 * f, h, dev)
+    g.set_schedule(*sched)
+    g.set_scalar_stores(scalar)
+    counts = [0, 300, 1, 129, 900, 5]
+    offsets = torch.tensor([0] + list(torch.tensor(counts).cumsum(0)), device=dev)
+    xs = torch.randn(sum(counts), h, generator=gen, device=dev).bfloat16()
+    out = torch.full((sum(counts), f), float("nan"), device=dev, dtype=torch.bfloat16)
+    m._gemm1_cutlass(xs, offsets, xs.shape[0], out)
+    for j in range(e):
+        a, b = int(offsets[j]), int(offsets[j + 1])
+        if a < b:
+            xe = xs[a:b].float()
+            ref = torch.nn.functional.silu(xe @ m.w1[j].float()) * (xe @ m.w3[j].float())
+            assert rel(out[a:b], ref) < TOL
+
+
+@pytest.mark.parametrize("variant", ["coop_128x256_c12_sk2", "coop_128x256_c11_sk2", "coop_128x256_sk2"])
+@pytest.mark.parametrize("t", [300, 2000, 5000])
+def test_gemm2_split_k(variant, t):
+    """GEMM2 split in two K halves when the waves say so (the device decides; plan.split_k_pays
+    on the same item count is the oracle): the layer (halves added in the combine) and GEMM2
+    alone (halves folded) match the references, with or without the split."""
+    if "cutlass" not in backends():
+        pytest.skip("needs sm_90")
+    from comet_ir.backends.cuda.moe import plan as P
+    dev = torch.device("cuda")
+    gen = torch.Generator(device=dev).manual_seed(t)
+    h, f, e, k = 1024, 1536, 8, 2
+    m = CometMoE(h, f, e, k, backend="cutlass", device=dev, gemm_variant=("swiglu_pair_c12", variant), comm_blocks=0)
+    x = torch.randn(t, h, generator=gen, device=dev).bfloat16()
+    lg = logits_for("zipf" if t == 5000 else "uniform", t, e, gen, dev)
+    assert rel(m(x, lg), reference_moe(x, lg, m.w1.detach(), m.w3.detach(), m.w2.detach(), k)) < TOL
+    hs = [hd for key, hd in m._gemms.items() if key[0] == variant]
+    assert hs, "the split-K handle was not used"
+    idx = torch.topk(lg, k, dim=-1).indices
+    counts = torch.bincount(idx.reshape(-1), minlength=e).tolist()
+    cm, cn = {"coop_128x256_c12_sk2": (1, 2), "coop_128x256_c11_sk2": (1, 1), "coop_128x256_sk2": (2, 1)}[variant]
+    ntc = -(-(-(-h // 256)) // cn)
+    items = sum(-(-(-(-c // 128)) // cm) * ntc for c in counts)
+    assert hs[0].last_split() == int(P.split_k_pays(items, hs[0].schedule()[2]))
+    # GEMM2 alone, halves folded
+    rows = t * k
+    offsets = torch.tensor([0] + list(torch.tensor(counts).cumsum(0)), device=dev)
+    hh = torch.randn(rows, f, generator=gen, device=dev).bfloat16()
+    y = m._gemm2_cutlass(hh, offsets, rows)
+    for j in range(e):
+        a, b = int(offsets[j]), int(offsets[j + 1])
+        if a < b:
+            assert rel(y[a:b], hh[a:b].float() @ m.w2[j].float()) < TOL

@@ -189,6 +189,8 @@ def load() -> ctypes.CDLL:
     lib.moe_gg_set_scalar_stores.restype = None
     lib.moe_gg_split_flag.argtypes = [vp]
     lib.moe_gg_split_flag.restype = vp
+    lib.moe_gg_last_split.argtypes = [vp]
+    lib.moe_gg_last_split.restype = i32
     lib.moe_gg_run.argtypes = [vp, vp, vp, vp, vp, i64, vp]
     lib.moe_gg_destroy.argtypes = [vp]
     lib.moe_gg_run_combine.argtypes = [vp, vp, vp, vp, vp, vp, vp, i32, i32, vp]
@@ -246,6 +248,10 @@ class GroupedGemm:
     def set_scalar_stores(self, on: bool) -> None:
         """swiglu_pair: the first epilogue version (4-byte stores), for A/B timing."""
         self.lib.moe_gg_set_scalar_stores(self.h, int(on))
+
+    def last_split(self) -> int:
+        """Whether the last run split K (synchronises with the device)."""
+        return self.lib.moe_gg_last_split(self.h)
 
     def split_flag_ptr(self) -> int:
         """Device int: 1 when the last run split K (the second half of D was written)."""

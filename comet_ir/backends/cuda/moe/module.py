@@ -202,10 +202,11 @@ class CometMoE(nn.Module):
         return "grouped_mm" if hasattr(torch, "_grouped_mm") and device.type == "cuda" else "loop"
 
     def _gemm_v(self, v, n, k, device):
-        key = (v, n, k, device.index)
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        key = (v, n, k, index)   # "cuda" and "cuda:0" name one handle
         if key not in self._gemms:
             from comet_ir.backends.cuda.moe.kernels import GroupedGemm
-            self._gemms[key] = GroupedGemm(self.epr, n, k, device.index or 0, v)
+            self._gemms[key] = GroupedGemm(self.epr, n, k, index, v)
         return self._gemms[key]
 
     def experts_forward(self, xs: torch.Tensor, offsets: torch.Tensor, backend: str) -> torch.Tensor:

@@ -1121,6 +1121,17 @@ extern "C" void moe_gg_set_scalar_stores(void* h, int v) {
 #endif
 }
 
+// the flag's value after the last run (synchronises)
+extern "C" int moe_gg_last_split(void* h) {
+#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
+  int v = -1;
+  if (cudaMemcpy(&v, static_cast<GGBase*>(h)->split_flag(), sizeof(int), cudaMemcpyDeviceToHost)) return -1;
+  return v;
+#else
+  return -1;
+#endif
+}
+
 extern "C" const int* moe_gg_split_flag(void* h) {
 #if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
   return static_cast<GGBase*>(h)->split_flag();
