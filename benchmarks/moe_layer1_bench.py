@@ -1,6 +1,6 @@
 """Layer1 (GEMM2 + return + combine) fused in one kernel vs unfused, Mixtral-8x7B shapes (hidden 4096,
 ffn 14336, 8 experts, top-2), T = 2048 and 8192 tokens, uniform routing. Same run, interleaved rounds,
-median of CUDA-event timings (graph replays at EP=1).
+median of CUDA-event timings of eager calls (see RESULTS: graph replays crashed in this script).
 
 EP=1 (one process), layer1 alone on the same h / offsets / gates:
   unfused     GEMM2 (coop_128x256, the runtime's default) + moe_combine
@@ -73,13 +73,13 @@ def ep1(T, res):
     rows = T * K
     h = (torch.randn(rows, FF, generator=gen, device=dev) * 0.1).bfloat16()
     _, w2t = m._pack()
-    s = torch.cuda.current_stream().cuda_stream
     lib = kernels.load()
     g2 = m._gemm_v("coop_128x256", H, FF, dev)
     y = torch.empty(rows, H, dtype=torch.bfloat16, device=dev)
     out = torch.empty(T, H, dtype=torch.bfloat16, device=dev)
 
     def unfused():
+        s = torch.cuda.current_stream().cuda_stream   # the capture stream inside graphed()
         g2.run(offsets.data_ptr(), h.data_ptr(), w2t.data_ptr(), y.data_ptr(), s)
         kernels.check(lib.moe_combine(y.data_ptr(), inv.data_ptr(), gates.data_ptr(), out.data_ptr(), T, H, K, s), "c")
         return out
@@ -98,6 +98,7 @@ def ep1(T, res):
         c.peer_ret[0], c.peer_sig[0] = ret.data_ptr(), sig.data_ptr()
 
         def fn():
+            s = torch.cuda.current_stream().cuda_stream
             sig.zero_()
             l1.run(offsets.data_ptr(), h.data_ptr(), w2t.data_ptr(), y.data_ptr(), c, k, s)
             l1.combine(ret.data_ptr(), None, gates.data_ptr(), out2.data_ptr(), T, K, sig.data_ptr(), counts.data_ptr(),
@@ -113,24 +114,60 @@ def ep1(T, res):
         torch.cuda.synchronize()
         res.setdefault("check", {})[f"T{T}_fused{k}_vs_unfused_rel"] = float((o.double() - ref.double()).norm() / ref.double().norm())
     m.check_errors()
-    graphs = {n: graphed(fn)[0] for n, fn in variants.items()}
-    # whole layer, graph: layer1 unfused vs fused (layer0 as the runtime chooses)
-    layer = {}
+    # whole layer: layer1 unfused vs fused (layer0 as the runtime chooses)
     for k in (0,) + KS:
         mm = CometMoE(H, FF, E, K, backend="cutlass", device=dev, layer1_comm_blocks=k)
         mm.w1, mm.w3, mm.w2 = m.w1, m.w3, m.w2
         mm._packed = m._packed
-        layer[f"layer_l1cb{k}"] = graphed(lambda mm=mm: mm(x, lg))[0]
-    times = {n: [] for n in list(graphs) + list(layer)}
+        variants[f"layer_l1cb{k}"] = (lambda mm=mm: mm(x, lg))
+        o = variants[f"layer_l1cb{k}"]().clone()
+        torch.cuda.synchronize()
+        if k == 0:
+            lref = o
+        res.setdefault("check", {})[f"T{T}_layer_l1cb{k}_vs_l1cb0_rel"] = float((o.double() - lref.double()).norm() / lref.double().norm())
+        print(f"T={T} layer l1cb{k} eager ok", flush=True)
+    # eager timing (CUDA events; the GPU runs ahead of the launches at these sizes)
+    times = {n: [] for n in variants}
     for _ in range(ROUNDS):
-        for n, g in list(graphs.items()) + list(layer.items()):
-            times[n].append(bench(g.replay))
+        for n, fn in variants.items():
+            times[n].append(bench(fn))
+            torch.cuda.synchronize()
     m.check_errors()
     cfg = MM.MoEConfig(T, H, FF, E, K)
     res[f"ep1_T{T}"] = {n: statistics.median(v) for n, v in times.items()}
     res[f"ep1_T{T}_runs"] = times
     res[f"ep1_T{T}_model"] = {k: MM.predict_layer1(cfg, "h100", k)["total_ms"] for k in (0,) + KS}
     res[f"ep1_T{T}_model_choice"] = MM.choose_layer1_comm_blocks(cfg, "h100")[0]
+
+
+def graph_diag(T, res):
+    """CUDA-graph capture + replay of the whole layer (layer1 fused with 8 comm CTAs, and unfused),
+    one step at a time with a sync after each, so a failure names its step."""
+    from comet_ir.backends.cuda.moe.module import CometMoE
+    dev = torch.device("cuda")
+    gen = torch.Generator(device=dev).manual_seed(T)
+    x = torch.randn(T, H, generator=gen, device=dev).bfloat16()
+    lg = torch.randn(T, E, generator=gen, device=dev)
+    steps = res.setdefault(f"graph_T{T}", [])
+    base = None
+    for k in (0, 8):
+        m = CometMoE(H, FF, E, K, backend="cutlass", device=dev, layer1_comm_blocks=k)
+        if base is None:
+            base = m
+        else:
+            m.w1, m.w3, m.w2 = base.w1, base.w3, base.w2
+        eager = m(x, lg).clone()
+        torch.cuda.synchronize()
+        steps.append(f"l1cb{k} eager ok")
+        g, out = graphed(lambda: m(x, lg))
+        torch.cuda.synchronize()
+        steps.append(f"l1cb{k} captured")
+        for i in range(3):
+            g.replay()
+            torch.cuda.synchronize()
+        steps.append(f"l1cb{k} replayed, rel vs eager {float((out.double() - eager.double()).norm() / eager.double().norm()):.2e}")
+        res[f"graph_T{T}_l1cb{k}_ms"] = bench(g.replay)
+        print(steps[-1], flush=True)
 
 
 def _ep2_worker(rank, world, initfile, T, q):
@@ -184,10 +221,10 @@ def main():
     res = {"device": torch.cuda.get_device_name(), "date": time.strftime("%Y-%m-%d %H:%M"), "rounds": ROUNDS,
            "reps": REPS}
     parts = os.environ.get("L1_PARTS", "ep1 ep2").split()
-    for T in (2048, 8192):
-        for p in parts:
+    for p in parts:
+        for T in (2048, 8192):
             try:
-                {"ep1": ep1, "ep2": ep2}[p](T, res)
+                {"ep1": ep1, "ep2": ep2, "graph": graph_diag}[p](T, res)
             except Exception as err:
                 import traceback
                 res.setdefault("errors", []).append(f"{p} T={T}: {traceback.format_exc()[-1500:]}")
