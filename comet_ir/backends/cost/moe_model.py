@@ -4,7 +4,9 @@ H100/H200, per rank, in milliseconds. Pure functions of (config, arch, implement
 Formulas (one place each):
   grouped GEMM   tiles = sum_e ceil(m_e/BM) * ceil(N/BN); a persistent grouped kernel runs
                  ceil(tiles/n_compute_sm) waves of one tile each per SM, a tile costing
-                 2*BM*BN*K / (peak_per_sm * eff). Memory floor: weights + activations once
+                 2*BM*BN*K / (peak_per_sm * eff). GEMM2 with split-K (the default variant):
+                 when plan.split_k_pays(items, clusters) (the rule the kernel applies on the
+                 device, items and clusters of its 1x2 clusters), twice the tiles at half K. Memory floor: weights + activations once
                  over HBM bandwidth. t = max(compute, memory) + launch.  (Comet §4 treats the
                  expert GEMM as tile-granular in exactly this way; wave quantisation is why
                  skewed routing costs more than its FLOPs say.)
@@ -83,6 +85,8 @@ class Calib:
     copy_block_gbps: float = 25.0 # one comm CTA (12 warps, 4 x 16-byte loads in flight per lane) copying
                                   # rows inside one GPU; lead's loopback fit: 28 GB/s per block
     fused_fixed_us: float = 8.0   # fused layer0 set-up: flag memset + bases kernel launch
+    gemm2_split: bool = True      # GEMM2 variant with split-K in two where the waves say so (_sk2)
+    split_max_waves: float = 12.0 # the runtime never splits past this many waves of whole tiles
 
 
 CALIBRATION = ("fitted by tools/moe_fit_cost.py to H100 runs 1 and 2 (2026-11-23, benchmarks/RESULTS.md): "
@@ -119,11 +123,24 @@ def zipf_counts(rows: int, experts: int, s: float = 1.2, seed: int = 0) -> np.nd
     return np.random.default_rng(seed).multinomial(rows, w / w.sum())
 
 
+def split_pays(m: np.ndarray, n: int, c: Calib, n_sm: float) -> bool:
+    """Whether the split-K GEMM2 splits for these group rows: the runtime's host bound, then the
+    device rule on 1x2 clusters (csrc moe_group_args_kernel)."""
+    from comet_ir.backends.cuda.moe.plan import split_k_pays
+    m = np.asarray(m)
+    if (math.ceil(m.sum() / c.bm) + len(m)) * math.ceil(n / c.bn) > c.split_max_waves * n_sm:
+        return False
+    items = int(sum(math.ceil(x / c.bm) for x in m) * math.ceil(math.ceil(n / c.bn) / 2))
+    return split_k_pays(items, int(n_sm) // 2)
+
+
 def _gemm_ms(m: np.ndarray, n: int, k: int, g: GpuSpec, c: Calib, n_sm: float, eff: float,
-             per_group_launch: bool) -> float:
+             per_group_launch: bool, split: bool = False) -> float:
     m = np.asarray(m)
     bm, bn = (c.loop_bm, c.loop_bn) if per_group_launch else (c.bm, c.bn)
     tiles_per = np.ceil(m / bm) * math.ceil(n / bn)
+    if split and not per_group_launch and split_pays(m, n, c, n_sm):
+        tiles_per, k = 2 * tiles_per, k / 2
     t_tile = 2.0 * bm * bn * k / (g.bf16_tflops * 1e12 / g.n_sm * eff)  # seconds
     if per_group_launch:
         comp = float(sum(math.ceil(t / n_sm) for t in tiles_per if t)) * t_tile
@@ -168,7 +185,7 @@ def predict(cfg: MoEConfig, arch="h100", impl: str = "grouped", comm_ratio: floa
         gemm1 = 2 * _gemm_ms(local, f, h, g, calib, n_sm, eff, True)
     else:
         gemm1 = _gemm_ms(local, 2 * f, h, g, calib, n_sm, eff, False)
-    gemm2 = _gemm_ms(local, h, f, g, calib, n_sm, eff, loop)
+    gemm2 = _gemm_ms(local, h, f, g, calib, n_sm, eff, loop, split=calib.gemm2_split and not loop)
     swiglu = rows_in * f * B * (3 if not loop else 5) / bw * 1e3
     if not loop and calib.swiglu_fused:
         swiglu = 0.0

@@ -33,8 +33,11 @@ from comet_ir.errors import CometError
 
 BACKENDS = ("auto", "cutlass", "grouped_mm", "loop")
 TRANSPORTS = ("auto", "torch", "nvshmem")
-# fastest pair in the 2026-11-24 H100 run at T=2048 and 8192 uniform (benchmarks/RESULTS.md)
-DEFAULT_VARIANT = ("swiglu_pair_c12", "coop_128x256")
+# GEMM1: SwiGLU-pair epilogue, cluster 1x2; GEMM2: cluster 1x2 (no M padding of odd row-tile
+# counts) with split-K where it pays (decided per call on the device; rows past ~12 waves never
+# split). Fastest or within the noise of the fastest in every case of the tuning run
+# (benchmarks/RESULTS.md, "MoE layer, part 3").
+DEFAULT_VARIANT = ("swiglu_pair_c12", "coop_128x256_c12_sk2")
 # comm-block counts (CTAs, whole 2-CTA clusters) of the fused layer0 kernel that the runtime
 # chooses from; 0 = no fusion (route + dispatch copy, then the GEMM)
 COMM_BLOCKS = (0, 4, 8, 16, 32)
@@ -167,7 +170,7 @@ class CometMoE(nn.Module):
 
     def _variants(self):
         v = self.gemm_variant
-        return (v, "coop_128x256") if isinstance(v, str) else tuple(v)
+        return (v, DEFAULT_VARIANT[1]) if isinstance(v, str) else tuple(v)
 
     def _pack(self):
         """(w13 [E, 2F, H] for GEMM1, w2t [E, H, F]); for the swiglu_pair GEMM1 the w1 and w3
