@@ -7,19 +7,22 @@ Layer variants (timed from x and the router weight, the router GEMM included eve
   torch_loop      plain torch layer (softmax, top-2, argsort, per-expert SwiGLU loop,
                   gate-weighted index_add_; eager: it syncs for the counts)
   grouped_mm      CometMoE(backend="grouped_mm")
-  ours_eager      CometMoE default (GEMM1 + SwiGLU in one CUTLASS kernel, GEMM2, comm blocks
-                  chosen by the cost model)
+  ours_eager      CometMoE default (GEMM1 + SwiGLU in one CUTLASS kernel, GEMM2 with split-K where
+                  it pays, comm blocks chosen by the cost model)
   ours_graph      the same captured in a CUDA graph
+  skip_graph      the same with row-half skipping on (MOE_BENCH_SKIP=0 leaves it out)
+  prev_graph      the previous default (scalar SwiGLU-epilogue stores, CUTLASS's tile order, GEMM2
+                  cluster 2x1 without split-K)
   cb<k>_graph     the fused layer0 kernel with k comm blocks (0 = unfused) -> chosen vs best
 Expert GEMMs alone (rows already grouped), effective TFLOP/s = 6 T k H F / time:
-  experts_<v1>+<v2> for GEMM1 variants x GEMM2 variants, and the unfused SwiGLU path.
+  experts_ours / _skip / _prev, and cuBLAS dense GEMMs of equal FLOPs; stages gemm1_pair, gemm2,
+  route_dispatch.
 MOE_BENCH_MODE=tune measures the grouped-GEMM choices instead (same baselines, same rounds):
   g1_*  GEMM1 + SwiGLU alone: pair c12 / c21, vector or scalar epilogue stores, tile schedule
         default (L2 strips + spread light groups) or legacy (CUTLASS's AlongM order)
   g2_*  GEMM2 alone: cluster 2x1 / 1x2 / 1x1, with and without split-K (_sk2, incl. the fold)
-  experts_<name>, layer <name>_graph for whole configurations; "prev" = the previous default
-  (pair c12 with scalar stores + coop 2x1, both in the legacy order).
-Writes $OUT/moe_bench.json (or $OUT/moe_tune.json).
+  experts_<name>, layer <name>_graph for whole configurations; "prev" = the previous default.
+Writes $OUT/moe_bench.json (tune: $OUT/moe_tune.json).
 """
 from __future__ import annotations
 
@@ -131,10 +134,13 @@ def case(T, skew, w1, w3, w2, wr, dev):
     mods = {"ours": m}
     for cb in COMM_BLOCKS:
         mods[f"cb{cb}"] = share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=cb))
-    v1 = m._variants()[0]
-    mods["comb"] = share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, gemm_variant=(v1, "combine_c21")))
-    mods["comb_cb32"] = share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, gemm_variant=(v1, "combine_c21"),
-                                       comm_blocks=32))
+    # row-half skipping on (same kernels); the previous default (scalar epilogue stores, CUTLASS's
+    # tile order, GEMM2 cluster 2x1 without split-K) for before/after in one run
+    if os.environ.get("MOE_BENCH_SKIP", "1") == "1":
+        mods["skip"] = share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0))
+        mods["skip"].set_row_skip(True)
+    mods["prev"] = tuned(share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0,
+                                        gemm_variant=("swiglu_pair_c12", "coop_128x256"))), dev, **PREV)
     mg = share(CometMoE(H, FF, E, K, backend="grouped_mm", device=dev))
     # correctness of every layer variant at this shape (fp32 reference at T=2048 only: slow)
     if T == 2048:
@@ -165,25 +171,21 @@ def case(T, skew, w1, w3, w2, wr, dev):
     rows = xs.shape[0]
     flops = 6.0 * T * K * H * FF
     exp = {}
-    combos = [(a, b) for a in ("swiglu_pair_c21", "swiglu_pair_c12", "swiglu_pair_c22")
-              for b in ("coop_128x256", "coop_128x256_c11", "coop_128x256_c22")]
-    combos.append(("coop_128x256", "coop_128x256"))  # unfused SwiGLU (separate pass), the previous default
     y0 = None
-    keep = []  # modules own the GEMM handles (device pointer arrays) their graphs replay
-    for v in combos:
-        me = share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, gemm_variant=v))
-        key = f"experts_{v[0]}+{v[1]}"
+    for key in ("ours", "skip", "prev"):
+        me = mods.get(key)
+        if me is None:
+            continue
         try:
             y = me.experts_forward(xs, offsets, "cutlass")
             if y0 is None:
                 y0 = y.float()
-            r[key + "_relerr_vs_first"] = rel(y.float(), y0)
+            r[f"experts_{key}_relerr_vs_ours"] = rel(y.float(), y0)
             g, _ = graphed(lambda me=me: me.experts_forward(xs, offsets, "cutlass"))
-            keep.append(me)
-            exp[key] = g.replay
-            graphs[key] = g
+            exp[f"experts_{key}"] = g.replay
+            graphs[f"e_{key}"] = g
         except Exception as e:
-            RES["errors"].append(f"{name} {key}: {e!r}")
+            RES["errors"].append(f"{name} experts {key}: {e!r}")
     # GEMM1 alone / GEMM2 alone (default variants) for the model and the profile
     try:
         h = m._gemm1_cutlass(xs, offsets, rows)
@@ -236,12 +238,16 @@ def case(T, skew, w1, w3, w2, wr, dev):
     if "torch_loop" in r and "ours_graph" in r:
         r["speedup_graph"] = r["torch_loop"]["ms"] / r["ours_graph"]["ms"]
         r["speedup_eager"] = r["torch_loop"]["ms"] / r["ours_eager"]["ms"]
+        for key in ("skip", "prev"):
+            if f"{key}_graph" in r:
+                r[f"speedup_{key}_graph"] = r["torch_loop"]["ms"] / r[f"{key}_graph"]["ms"]
     save()
-    del graphs, layers, exp, allv, mods, m, mg, keep
+    del graphs, layers, exp, allv, mods, m, mg
     torch.cuda.empty_cache()
 
 
 LEGACY = (1 << 30, 0)   # (strip, light): CUTLASS's AlongM order, no light groups
+PREV = dict(g1={"sched": LEGACY, "scalar": True}, g2={"sched": LEGACY})   # the previous default's options
 
 
 def tuned(mm, dev, g1=None, g2=None):
@@ -276,9 +282,8 @@ def tune_case(T, skew, w1, w3, w2, wr, dev):
         if v1.startswith("swiglu_pair"):
             mm._packed = base._packed
         return tuned(mm, dev, g1, g2)
-    prev = dict(g1={"sched": LEGACY, "scalar": True}, g2={"sched": LEGACY})
     configs = {
-        "prev": mk("swiglu_pair_c12", "coop_128x256", **prev),
+        "prev": mk("swiglu_pair_c12", "coop_128x256", **PREV),
         "c21": mk("swiglu_pair_c12", "coop_128x256", g1={}, g2={}),
         "c12sk": mk("swiglu_pair_c12", "coop_128x256_c12_sk2", g1={}, g2={}),
         "c11sk": mk("swiglu_pair_c12", "coop_128x256_c11_sk2", g1={}, g2={}),
@@ -415,18 +420,16 @@ if __name__ == "__main__":
         print("errors:", RES["errors"])
         sys.exit(0)
     for n, c in RES["cases"].items():
-        keys = ["torch_loop", "ours_graph", "ours_eager", "comb_graph", "comb_cb32_graph", "grouped_mm", "gemm1_pair",
+        keys = ["torch_loop", "ours_graph", "ours_eager", "skip_graph", "prev_graph", "grouped_mm", "gemm1_pair",
                 "gemm2", "route_dispatch"]
-        print(n, {k: round(c[k]["ms"], 3) for k in keys if k in c},
-              "speedup graph/eager", round(c.get("speedup_graph", 0), 3), round(c.get("speedup_eager", 0), 3))
+        print(n, c.get("counts"), {k: round(c[k]["ms"], 3) for k in keys if k in c},
+              "speedup graph/eager", round(c.get("speedup_graph", 0), 3), round(c.get("speedup_eager", 0), 3),
+              "skip", round(c.get("speedup_skip_graph", 0), 3), "prev", round(c.get("speedup_prev_graph", 0), 3))
         ex = {k: (round(v["ms"], 3), round(v["tflops"])) for k, v in c.items() if k.startswith("experts_") and isinstance(v, dict)}
         print("  experts", ex)
         print("  comm sweep", {k: round(v, 3) for k, v in c.get("comm_sweep_ms", {}).items()},
               "chosen", c.get("chosen_comm_blocks"), "best", c.get("measured_best_comm_blocks"),
               "model err %", {k: round(v, 1) for k, v in c.get("model_err_pct", {}).items()})
-        print("  relerr", {k: round(v, 5) for k, v in c.items() if k.startswith("relerr")})
-        if "comb_graph" in c:
-            print("  speedup comb graph", round(c["torch_loop"]["ms"] / c["comb_graph"]["ms"], 3),
-                  "comb_cb32", round(c["torch_loop"]["ms"] / c.get("comb_cb32_graph", {"ms": 1e9})["ms"], 3))
+        print("  relerr", {k: round(v, 5) for k, v in c.items() if k.startswith("relerr") or k.endswith("relerr_vs_ours")})
     print("errors:", RES["errors"])
     sys.exit(0)

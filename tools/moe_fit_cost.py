@@ -42,7 +42,7 @@ def predictions(cfg, cal, router=True):
 # measured keys of benchmarks/moe_bench.py (layer mode, tune mode, and the 2026-11-23 runs) that
 # are our default layer / expert GEMMs
 LAYER_KEYS = ("ours_graph", "c12sk_graph", "cutlass_graph")
-EXPERT_KEYS = ("experts_swiglu_pair_c12+coop_128x256_c12_sk2", "experts_c12sk", "experts_cutlass_coop")
+EXPERT_KEYS = ("experts_ours", "experts_c12sk", "experts_cutlass_coop")
 
 
 def table(data, cal):

@@ -228,8 +228,10 @@ __global__ void moe_dispatch_kernel(const uint4* __restrict__ x, const int64_t* 
                                     int tokens, int topk, int vec_per_row) {
   int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
   if (warp >= tokens) return;
-  const uint4* src = x + (int64_t)warp * vec_per_row;
-  for (int s = 0; s < topk; ++s) {
+  int64_t dst_row[8];
+#pragma unroll
+  for (int s = 0; s < 8; ++s) {
+    if (s >= topk) break;
     int64_t flat = (int64_t)warp * topk + s;
     int64_t row = 0;
     if (lane == 0) {
@@ -237,10 +239,24 @@ __global__ void moe_dispatch_kernel(const uint4* __restrict__ x, const int64_t* 
       row = offsets[e] + atomicAdd(cursors + e, 1);
       perm[row] = flat; inv[flat] = row;
     }
-    row = __shfl_sync(0xffffffff, row, 0);
-    if (xs == nullptr) continue;  // route only: the fused layer0 kernel's comm blocks move the rows
-    uint4* dst = xs + row * vec_per_row;
-    for (int i = lane; i < vec_per_row; i += 32) dst[i] = src[i];
+    dst_row[s] = __shfl_sync(0xffffffff, row, 0);
+  }
+  if (xs == nullptr) return;  // route only: the fused layer0 kernel's comm blocks move the rows
+  // the token's row is read once (4 16-byte loads in flight per lane) and written to its k rows
+  const uint4* src = x + (int64_t)warp * vec_per_row;
+  for (int i = lane; i < vec_per_row; i += 128) {
+    uint4 v[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u)
+      if (i + 32 * u < vec_per_row) v[u] = src[i + 32 * u];
+#pragma unroll
+    for (int s = 0; s < 8; ++s) {
+      if (s >= topk) break;
+      uint4* dst = xs + dst_row[s] * vec_per_row;
+#pragma unroll
+      for (int u = 0; u < 4; ++u)
+        if (i + 32 * u < vec_per_row) dst[i + 32 * u] = v[u];
+    }
   }
 }
 
@@ -451,6 +467,87 @@ struct TileSchedulerSelector<GroupScheduler, arch::Sm90, TileShape, ClusterShape
   using Scheduler = ::MoeGroupScheduler<::ProblemShape, int(Stages)>;
 };
 }  // namespace cutlass::gemm::kernel::detail
+
+// ---- row-half skipping ---------------------------------------------------------------------
+// The last row block of a group often holds far fewer than 128 valid rows (512 +- 20 rows per
+// expert at T=2048: about every other expert has a 5th tile of a few rows). The cooperative
+// kernel splits a tile's rows between its two math warp groups, 64 each; a warp group whose 64
+// rows all lie past the group's end waits for and releases each stage without issuing wgmma,
+// so the other warp group has the tensor cores alone (about half the tile's time). The
+// producer warp passes each tile's valid row count to the math warps through a per-CTA ring in
+// global memory, written before the tile's first stage is armed: the stage's full barrier
+// (release by the producer's arrive, acquire by the consumers' wait) orders it. ring[0] = 0
+// turns the skipping off (every tile then counts as full).
+constexpr int kRingSlots = 16;   // > pipeline stages + 1: the producer runs at most `stages` k-blocks ahead
+
+template <class Base>
+struct RowSkipMainloop : Base {
+  using Base::Base;
+  using BaseArguments = typename Base::Arguments;
+  struct Arguments : Base::Arguments { int* ring = nullptr; };   // [1 + CTAs * kRingSlots]
+  struct Params : Base::Params { int* ring = nullptr; };
+  int rows_ = 0;        // producer: rows of the current group
+  int tile_ = 0;        // tiles this thread has seen (producer: loaded, consumer: multiplied)
+  bool skipped_ = false;
+
+  template <class PS>
+  static Params to_underlying_arguments(PS problem_shapes, Arguments const& args, void* workspace) {
+    Params p;
+    static_cast<typename Base::Params&>(p) = Base::to_underlying_arguments(problem_shapes, args, workspace);
+    p.ring = args.ring;
+    return p;
+  }
+
+  CUTLASS_DEVICE static int* cta_ring(int* ring) {
+    return ring + 1 + (int64_t)(blockIdx.x + blockIdx.y * gridDim.x) * kRingSlots;
+  }
+
+  template <class Storage, class P, class TM, class PS>
+  CUTLASS_DEVICE void tensormaps_perform_update(Storage& s, P const& p, TM const& tm, PS ps, int32_t next_batch) {
+    rows_ = int(get<0>(ps));
+    Base::tensormaps_perform_update(s, p, tm, ps, next_batch);
+  }
+
+  template <class P, class Pipe, class State, class LI, class TM, class BC, class KI, class Storage>
+  CUTLASS_DEVICE void load(P const& mp, Pipe pipeline, State st, LI const& li, TM const& tm, BC const& bc,
+                           KI k_iter, int k_count, int thread_idx, uint32_t rank, Storage& ts) {
+    if (mp.ring != nullptr) {
+      if ((threadIdx.x & 31) == 0)
+        cta_ring(mp.ring)[tile_ % kRingSlots] = mp.ring[0] ? rows_ - int(get<0>(bc)) * kTileM : kTileM;
+      __syncwarp();   // before the leader lane arms the tile's first stage
+      ++tile_;
+    }
+    Base::load(mp, pipeline, st, li, tm, bc, k_iter, k_count, thread_idx, rank, ts);
+  }
+
+  template <class Pipe, class State, class Frg, class Storage, class P>
+  CUTLASS_DEVICE void mma(Pipe pipeline, State read, Frg& accum, int k_tile_count, int thread_idx, Storage& st,
+                          P const& p) {
+    static_assert(size<0>(typename Base::TileShape{}) == kTileM, "row-half skipping assumes 128-row tiles");
+    skipped_ = false;
+    if (p.ring != nullptr && k_tile_count > 0) {
+      pipeline.consumer_wait(read, pipeline.consumer_try_wait(read));
+      const int valid = cta_ring(p.ring)[tile_ % kRingSlots];
+      ++tile_;
+      // cooperative tiled MMA: warp group w computes rows [64 w, 64 w + 64) of the tile
+      if ((thread_idx / cutlass::NumThreadsPerWarpGroup) * (kTileM / 2) >= valid) {
+        skipped_ = true;
+        for (int k = 0; k < k_tile_count; ++k) {
+          if (k) pipeline.consumer_wait(read, pipeline.consumer_try_wait(read));
+          pipeline.consumer_release(read);
+          ++read;
+        }
+        return;
+      }
+    }
+    Base::mma(pipeline, read, accum, k_tile_count, thread_idx, st, p);
+  }
+
+  template <class Pipe, class State>
+  CUTLASS_DEVICE void mma_tail(Pipe pipeline, State release, int k_tile_count) {
+    if (!skipped_) Base::mma_tail(pipeline, release, k_tile_count);   // a skipped tile released every stage
+  }
+};
 
 template <class Base>
 struct FlaggedMainloop : Base {
@@ -714,7 +811,7 @@ struct GroupedGemm {
       cutlass::epilogue::collective::EpilogueTileAuto, float, float,
       void, LayoutD*, kAlign, Element, LayoutD*, kAlign, EpilogueSchedule_,
       cutlass::epilogue::fusion::LinearCombination<Element, float, void>>::CollectiveOp;
-  using CollectiveMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue, KernelSchedule_>;
+  using CollectiveMainloop = RowSkipMainloop<GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue, KernelSchedule_>>;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
   static constexpr bool kPair = false;
@@ -727,7 +824,7 @@ template <class ClusterShape_>
 struct CombGemm {
   using TileShape_ = Shape<_128, _256, _64>;
   using CollectiveEpilogue = cutlass::epilogue::collective::detail::Sm90TmaWarpSpecializedAdapter<CombineEpilogue>;
-  using CollectiveMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>;
+  using CollectiveMainloop = RowSkipMainloop<GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>>;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
   static constexpr bool kPair = false;
@@ -740,7 +837,7 @@ template <class ClusterShape_>
 struct PairGemm {
   using TileShape_ = Shape<_128, _256, _64>;
   using CollectiveEpilogue = cutlass::epilogue::collective::detail::Sm90TmaWarpSpecializedAdapter<SwigluPairEpilogue>;
-  using BaseMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>;
+  using BaseMainloop = RowSkipMainloop<GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>>;
   using CollectiveMainloop = FlaggedMainloop<BaseMainloop>;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
@@ -928,6 +1025,7 @@ struct GGBase {
   virtual void set_schedule(int strip, int light) = 0;
   virtual void get_schedule(int* strip, int* light, int* clusters) = 0;
   virtual void set_scalar_stores(int v) = 0;
+  virtual int set_row_skip(int on) = 0;
   virtual const int* split_flag() = 0;
 };
 
@@ -940,6 +1038,7 @@ struct GG : GGBase {
   using SD = typename Kernel::InternalStrideD;
   int groups, n, k, out_n, ksplit;
   MoeSched* sched = nullptr;
+  int* ring = nullptr;
   SchedCfg cfg{};
   int scalar_stores = 0;
   typename ProblemShape::UnderlyingProblemShape* shapes = nullptr;
@@ -972,17 +1071,22 @@ struct GG : GGBase {
     cutlass::KernelHardwareInfo hw = cutlass::KernelHardwareInfo::make_kernel_hardware_info<Kernel>(device);
     // compute role on fewer SMs when comm blocks take the rest (thread-block isolation ratio)
     if (sm_count > 0 && sm_count < hw.sm_count) hw.sm_count = sm_count;
+    // row-half skipping ring: [0] on/off, then kRingSlots per CTA (at most one CTA per SM)
+    cudaMalloc(&ring, sizeof(int) * (1 + (size_t)hw.sm_count * kRingSlots));
+    cudaMemset(ring, 0, sizeof(int) * (1 + (size_t)hw.sm_count * kRingSlots));
+    typename G::CollectiveMainloop::Arguments ma{};
+    ma.ptr_A = pa; ma.dA = sa; ma.ptr_B = pb; ma.dB = sb; ma.ring = ring;
     typename Gemm::Arguments args;
     if constexpr (G::kCombine) {
       cudaMalloc(&cargs, sizeof(CombineArgs));
       cudaMemset(cargs, 0, sizeof(CombineArgs));
       typename G::CollectiveEpilogue::Arguments ea{cargs};
       args = typename Gemm::Arguments{cutlass::gemm::GemmUniversalMode::kGrouped, {groups, shapes, nullptr},
-                                      {pa, sa, pb, sb}, ea, hw};
+                                      ma, ea, hw};
     } else if constexpr (G::kPair) {
       typename G::CollectiveEpilogue::Arguments ea{pd, (int64_t)out_n};
       args = typename Gemm::Arguments{cutlass::gemm::GemmUniversalMode::kGrouped, {groups, shapes, nullptr},
-                                      {pa, sa, pb, sb}, ea, hw};
+                                      ma, ea, hw};
     } else {
       decltype(args.epilogue.thread) fusion{};
       fusion.alpha = 1.f; fusion.beta = 0.f;
@@ -990,7 +1094,7 @@ struct GG : GGBase {
       fusion.alpha_ptr_array = nullptr; fusion.beta_ptr_array = nullptr;
       fusion.dAlpha = {cute::_0{}, cute::_0{}, 0}; fusion.dBeta = {cute::_0{}, cute::_0{}, 0};
       args = typename Gemm::Arguments{cutlass::gemm::GemmUniversalMode::kGrouped, {groups, shapes, nullptr},
-                                      {pa, sa, pb, sb}, {fusion, nullptr, sd, pd, sd}, hw};
+                                      ma, {fusion, nullptr, sd, pd, sd}, hw};
     }
     args.scheduler.sched = sched;
     size_t ws = Gemm::get_workspace_size(args);
@@ -1014,7 +1118,7 @@ struct GG : GGBase {
     err = (int)cudaDeviceSynchronize();
   }
   ~GG() {
-    cudaFree(shapes); cudaFree(pa); cudaFree(pb); cudaFree(pd); cudaFree(sa); cudaFree(sb); cudaFree(sd); cudaFree(sched);
+    cudaFree(shapes); cudaFree(pa); cudaFree(pb); cudaFree(pd); cudaFree(sa); cudaFree(sb); cudaFree(sd); cudaFree(sched); cudaFree(ring);
     if (workspace) cudaFree(workspace);
   }
 
@@ -1027,6 +1131,7 @@ struct GG : GGBase {
     *strip = cfg.strip; *light = cfg.light; *clusters = cfg.clusters;
   }
   void set_scalar_stores(int v) override { scalar_stores = v; }
+  int set_row_skip(int on) override { return (int)cudaMemcpy(ring, &on, sizeof(int), cudaMemcpyHostToDevice); }
   const int* split_flag() override { return &sched->split; }
 
   int launch_pair(cudaStream_t s, const CommDesc* comm, int comm_clusters, const FlagCtx* fctx) {
@@ -1112,6 +1217,15 @@ extern "C" void moe_gg_set_schedule(void* h, int strip, int light) {
 extern "C" void moe_gg_get_schedule(void* h, int* strip, int* light, int* clusters) {
 #if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
   static_cast<GGBase*>(h)->get_schedule(strip, light, clusters);
+#endif
+}
+
+// row-half skipping (RowSkipMainloop) on (1) or off (0, the initial state)
+extern "C" int moe_gg_set_row_skip(void* h, int on) {
+#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
+  return static_cast<GGBase*>(h)->set_row_skip(on);
+#else
+  return -1;
 #endif
 }
 
