@@ -10,12 +10,11 @@ Layer variants (timed from x and the router weight, the router GEMM included eve
   ours_eager      CometMoE default (GEMM1 + SwiGLU in one CUTLASS kernel, GEMM2 with split-K where
                   it pays, comm blocks chosen by the cost model)
   ours_graph      the same captured in a CUDA graph
-  skip_graph      the same with row-half skipping on (MOE_BENCH_SKIP=0 leaves it out)
   prev_graph      the previous default (scalar SwiGLU-epilogue stores, CUTLASS's tile order, GEMM2
                   cluster 2x1 without split-K)
   cb<k>_graph     the fused layer0 kernel with k comm blocks (0 = unfused) -> chosen vs best
 Expert GEMMs alone (rows already grouped), effective TFLOP/s = 6 T k H F / time:
-  experts_ours / _skip / _prev, and cuBLAS dense GEMMs of equal FLOPs; stages gemm1_pair, gemm2,
+  experts_ours / _prev, and cuBLAS dense GEMMs of equal FLOPs; stages gemm1_pair, gemm2,
   route_dispatch.
 MOE_BENCH_MODE=tune measures the grouped-GEMM choices instead (same baselines, same rounds):
   g1_*  GEMM1 + SwiGLU alone: pair c12 / c21, vector or scalar epilogue stores, tile schedule
@@ -134,11 +133,8 @@ def case(T, skew, w1, w3, w2, wr, dev):
     mods = {"ours": m}
     for cb in COMM_BLOCKS:
         mods[f"cb{cb}"] = share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=cb))
-    # row-half skipping on (same kernels); the previous default (scalar epilogue stores, CUTLASS's
-    # tile order, GEMM2 cluster 2x1 without split-K) for before/after in one run
-    if os.environ.get("MOE_BENCH_SKIP", "1") == "1":
-        mods["skip"] = share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0))
-        mods["skip"].set_row_skip(True)
+    # the previous default (scalar epilogue stores, CUTLASS's tile order, GEMM2 cluster 2x1
+    # without split-K) for before/after in one run
     mods["prev"] = tuned(share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0,
                                         gemm_variant=("swiglu_pair_c12", "coop_128x256"))), dev, **PREV)
     mg = share(CometMoE(H, FF, E, K, backend="grouped_mm", device=dev))
@@ -172,7 +168,7 @@ def case(T, skew, w1, w3, w2, wr, dev):
     flops = 6.0 * T * K * H * FF
     exp = {}
     y0 = None
-    for key in ("ours", "skip", "prev"):
+    for key in ("ours", "prev"):
         me = mods.get(key)
         if me is None:
             continue
@@ -238,7 +234,7 @@ def case(T, skew, w1, w3, w2, wr, dev):
     if "torch_loop" in r and "ours_graph" in r:
         r["speedup_graph"] = r["torch_loop"]["ms"] / r["ours_graph"]["ms"]
         r["speedup_eager"] = r["torch_loop"]["ms"] / r["ours_eager"]["ms"]
-        for key in ("skip", "prev"):
+        for key in ("prev",):
             if f"{key}_graph" in r:
                 r[f"speedup_{key}_graph"] = r["torch_loop"]["ms"] / r[f"{key}_graph"]["ms"]
     save()
@@ -420,11 +416,11 @@ if __name__ == "__main__":
         print("errors:", RES["errors"])
         sys.exit(0)
     for n, c in RES["cases"].items():
-        keys = ["torch_loop", "ours_graph", "ours_eager", "skip_graph", "prev_graph", "grouped_mm", "gemm1_pair",
+        keys = ["torch_loop", "ours_graph", "ours_eager", "prev_graph", "grouped_mm", "gemm1_pair",
                 "gemm2", "route_dispatch"]
         print(n, c.get("counts"), {k: round(c[k]["ms"], 3) for k in keys if k in c},
               "speedup graph/eager", round(c.get("speedup_graph", 0), 3), round(c.get("speedup_eager", 0), 3),
-              "skip", round(c.get("speedup_skip_graph", 0), 3), "prev", round(c.get("speedup_prev_graph", 0), 3))
+              "prev", round(c.get("speedup_prev_graph", 0), 3))
         ex = {k: (round(v["ms"], 3), round(v["tflops"])) for k, v in c.items() if k.startswith("experts_") and isinstance(v, dict)}
         print("  experts", ex)
         print("  comm sweep", {k: round(v, 3) for k, v in c.get("comm_sweep_ms", {}).items()},

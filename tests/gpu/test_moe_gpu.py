@@ -400,13 +400,12 @@ def test_combine_in_gemm2_epilogue(k, e, comm_blocks, case):
 
 @pytest.mark.parametrize("sched", [(0, -1), (1, 0), (1 << 30, 0), (2, 3)])
 @pytest.mark.parametrize("scalar", [False, True])
-@pytest.mark.parametrize("skip", [False, True])
-def test_gemm1_every_tile_order_and_epilogue(sched, scalar, skip):
+def test_gemm1_every_tile_order_and_epilogue(sched, scalar):
     """GEMM1 + SwiGLU under the default schedule (L2 strips, light groups spread), strips of one
     N-cluster, CUTLASS's AlongM order and 'everything light', with the 16-byte and the scalar
-    epilogue stores, with and without row-half skipping: h == silu(x@w1) * (x@w3) for every group
-    (heavy, light, empty, 1 row, last tiles of 1..64 and 65..127 rows), every element written
-    (output poisoned with NaN), 2F not a multiple of the tile."""
+    epilogue stores: h == silu(x@w1) * (x@w3) for every group (heavy, light, empty, 1 row, last
+    tiles of 1..64 and 65..127 rows), every element written (output poisoned with NaN), 2F not a
+    multiple of the tile."""
     if "cutlass" not in backends():
         pytest.skip("needs sm_90")
     dev = torch.device("cuda")
@@ -416,7 +415,6 @@ def test_gemm1_every_tile_order_and_epilogue(sched, scalar, skip):
     g = m._gemm_v(m._variants()[0], 2 * f, h, dev)
     g.set_schedule(*sched)
     g.set_scalar_stores(scalar)
-    g.set_row_skip(skip)
     counts = [0, 300, 1, 129, 900, 5]
     offsets = torch.tensor([0] + list(torch.tensor(counts).cumsum(0)), device=dev)
     xs = torch.randn(sum(counts), h, generator=gen, device=dev).bfloat16()
@@ -432,8 +430,7 @@ def test_gemm1_every_tile_order_and_epilogue(sched, scalar, skip):
 
 @pytest.mark.parametrize("variant", ["coop_128x256_c12_sk2", "coop_128x256_c11_sk2", "coop_128x256_sk2"])
 @pytest.mark.parametrize("t", [300, 2000, 5000])
-@pytest.mark.parametrize("skip", [False, True])
-def test_gemm2_split_k(variant, t, skip):
+def test_gemm2_split_k(variant, t):
     """GEMM2 split in two K halves when the waves say so (the device decides; plan.split_k_pays
     on the same item count is the oracle): the layer (halves added in the combine) and GEMM2
     alone (halves folded) match the references, with or without the split."""
@@ -444,7 +441,6 @@ def test_gemm2_split_k(variant, t, skip):
     gen = torch.Generator(device=dev).manual_seed(t)
     h, f, e, k = 1024, 1536, 8, 2
     m = CometMoE(h, f, e, k, backend="cutlass", device=dev, gemm_variant=("swiglu_pair_c12", variant), comm_blocks=0)
-    m.set_row_skip(skip)
     x = torch.randn(t, h, generator=gen, device=dev).bfloat16()
     lg = logits_for("zipf" if t == 5000 else "uniform", t, e, gen, dev)
     assert rel(m(x, lg), reference_moe(x, lg, m.w1.detach(), m.w3.detach(), m.w2.detach(), k)) < TOL
@@ -465,26 +461,3 @@ def test_gemm2_split_k(variant, t, skip):
         a, b = int(offsets[j]), int(offsets[j + 1])
         if a < b:
             assert rel(y[a:b], hh[a:b].float() @ m.w2[j].float()) < TOL
-
-
-@pytest.mark.parametrize("variant,comm_blocks", [(None, 0), (("swiglu_pair_c21", "coop_128x256"), 0),
-                                                 (("swiglu_pair_c12", "combine_c21"), 0), (None, 8)])
-@pytest.mark.parametrize("case", ["uniform", "zipf", "one_expert", "odd_tokens"])
-def test_row_skip_layer(variant, comm_blocks, case):
-    """The whole layer with row-half skipping in every grouped GEMM (default pair, cluster 2x1
-    pair + plain GEMM2, GEMM2 with the combine epilogue, the fused layer0 with comm CTAs) matches
-    the reference; graph replay of the same layer matches eager."""
-    if "cutlass" not in backends():
-        pytest.skip("needs sm_90")
-    dev = torch.device("cuda")
-    gen = torch.Generator(device=dev).manual_seed(23)
-    t = 333 if case == "odd_tokens" else 700
-    h, f, e, k = 1024, 2048, 8, 2
-    kw = {"gemm_variant": variant} if variant else {}
-    m = CometMoE(h, f, e, k, backend="cutlass", device=dev, comm_blocks=comm_blocks, **kw)
-    m.set_row_skip(True)
-    x = torch.randn(t, h, generator=gen, device=dev).bfloat16()
-    lg = logits_for(case, t, e, gen, dev)
-    y = m(x, lg)
-    m.check_errors()
-    assert rel(y, reference_moe(x, lg, m.w1.detach(), m.w3.detach(), m.w2.detach(), k)) < TOL

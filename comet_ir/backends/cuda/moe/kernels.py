@@ -185,8 +185,6 @@ def load() -> ctypes.CDLL:
     lib.moe_gg_set_schedule.restype = None
     lib.moe_gg_get_schedule.argtypes = [vp] + [ctypes.POINTER(ctypes.c_int)] * 3
     lib.moe_gg_get_schedule.restype = None
-    lib.moe_gg_set_row_skip.argtypes = [vp, i32]
-    lib.moe_gg_set_row_skip.restype = i32
     lib.moe_gg_set_scalar_stores.argtypes = [vp, i32]
     lib.moe_gg_set_scalar_stores.restype = None
     lib.moe_gg_split_flag.argtypes = [vp]
@@ -246,11 +244,6 @@ class GroupedGemm:
         v = [ctypes.c_int(0) for _ in range(3)]
         self.lib.moe_gg_get_schedule(self.h, *[ctypes.byref(x) for x in v])
         return tuple(x.value for x in v)
-
-    def set_row_skip(self, on: bool) -> None:
-        """Row-half skipping: a math warp group whose 64 rows of a tile are all past its group's
-        end issues no MMAs for the tile (csrc RowSkipMainloop)."""
-        check(self.lib.moe_gg_set_row_skip(self.h, int(on)), "setting row-half skipping")
 
     def set_scalar_stores(self, on: bool) -> None:
         """swiglu_pair: the first epilogue version (4-byte stores), for A/B timing."""

@@ -38,8 +38,6 @@ TRANSPORTS = ("auto", "torch", "nvshmem")
 # split). Fastest or within the noise of the fastest in every case of the tuning run
 # (benchmarks/RESULTS.md, "MoE layer, part 3").
 DEFAULT_VARIANT = ("swiglu_pair_c12", "coop_128x256_c12_sk2")
-# row-half skipping in the grouped GEMMs (csrc RowSkipMainloop): off until measured
-ROW_SKIP = False
 # comm-block counts (CTAs, whole 2-CTA clusters) of the fused layer0 kernel that the runtime
 # chooses from; 0 = no fusion (route + dispatch copy, then the GEMM)
 COMM_BLOCKS = (0, 4, 8, 16, 32)
@@ -136,7 +134,6 @@ class CometMoE(nn.Module):
         self.gemm_variant = gemm_variant
         self._packed = None
         self._gemms = {}
-        self.row_skip = ROW_SKIP
         self._subgroups = None
 
     @classmethod
@@ -213,16 +210,7 @@ class CometMoE(nn.Module):
         if key not in self._gemms:
             from comet_ir.backends.cuda.moe.kernels import GroupedGemm
             self._gemms[key] = GroupedGemm(self.epr, n, k, index, v)
-            self._gemms[key].set_row_skip(self.row_skip)
         return self._gemms[key]
-
-    def set_row_skip(self, on: bool) -> None:
-        """Row-half skipping in every grouped GEMM of this layer (kernels.GroupedGemm.set_row_skip)."""
-        from comet_ir.backends.cuda.moe.kernels import GroupedGemm
-        self.row_skip = bool(on)
-        for g in self._gemms.values():
-            if isinstance(g, GroupedGemm):
-                g.set_row_skip(self.row_skip)
 
     def experts_forward(self, xs: torch.Tensor, offsets: torch.Tensor, backend: str) -> torch.Tensor:
         """Grouped SwiGLU experts on rows grouped by local expert (offsets [E/ep + 1])."""

@@ -468,87 +468,6 @@ struct TileSchedulerSelector<GroupScheduler, arch::Sm90, TileShape, ClusterShape
 };
 }  // namespace cutlass::gemm::kernel::detail
 
-// ---- row-half skipping ---------------------------------------------------------------------
-// The last row block of a group often holds far fewer than 128 valid rows (512 +- 20 rows per
-// expert at T=2048: about every other expert has a 5th tile of a few rows). The cooperative
-// kernel splits a tile's rows between its two math warp groups, 64 each; a warp group whose 64
-// rows all lie past the group's end waits for and releases each stage without issuing wgmma,
-// so the other warp group has the tensor cores alone (about half the tile's time). The
-// producer warp passes each tile's valid row count to the math warps through a per-CTA ring in
-// global memory, written before the tile's first stage is armed: the stage's full barrier
-// (release by the producer's arrive, acquire by the consumers' wait) orders it. ring[0] = 0
-// turns the skipping off (every tile then counts as full).
-constexpr int kRingSlots = 16;   // > pipeline stages + 1: the producer runs at most `stages` k-blocks ahead
-
-template <class Base>
-struct RowSkipMainloop : Base {
-  using Base::Base;
-  using BaseArguments = typename Base::Arguments;
-  struct Arguments : Base::Arguments { int* ring = nullptr; };   // [1 + CTAs * kRingSlots]
-  struct Params : Base::Params { int* ring = nullptr; };
-  int rows_ = 0;        // producer: rows of the current group
-  int tile_ = 0;        // tiles this thread has seen (producer: loaded, consumer: multiplied)
-  bool skipped_ = false;
-
-  template <class PS>
-  static Params to_underlying_arguments(PS problem_shapes, Arguments const& args, void* workspace) {
-    Params p;
-    static_cast<typename Base::Params&>(p) = Base::to_underlying_arguments(problem_shapes, args, workspace);
-    p.ring = args.ring;
-    return p;
-  }
-
-  CUTLASS_DEVICE static int* cta_ring(int* ring) {
-    return ring + 1 + (int64_t)(blockIdx.x + blockIdx.y * gridDim.x) * kRingSlots;
-  }
-
-  template <class Storage, class P, class TM, class PS>
-  CUTLASS_DEVICE void tensormaps_perform_update(Storage& s, P const& p, TM const& tm, PS ps, int32_t next_batch) {
-    rows_ = int(get<0>(ps));
-    Base::tensormaps_perform_update(s, p, tm, ps, next_batch);
-  }
-
-  template <class P, class Pipe, class State, class LI, class TM, class BC, class KI, class Storage>
-  CUTLASS_DEVICE void load(P const& mp, Pipe pipeline, State st, LI const& li, TM const& tm, BC const& bc,
-                           KI k_iter, int k_count, int thread_idx, uint32_t rank, Storage& ts) {
-    if (mp.ring != nullptr) {
-      if ((threadIdx.x & 31) == 0)
-        cta_ring(mp.ring)[tile_ % kRingSlots] = mp.ring[0] ? rows_ - int(get<0>(bc)) * kTileM : kTileM;
-      __syncwarp();   // before the leader lane arms the tile's first stage
-      ++tile_;
-    }
-    Base::load(mp, pipeline, st, li, tm, bc, k_iter, k_count, thread_idx, rank, ts);
-  }
-
-  template <class Pipe, class State, class Frg, class Storage, class P>
-  CUTLASS_DEVICE void mma(Pipe pipeline, State read, Frg& accum, int k_tile_count, int thread_idx, Storage& st,
-                          P const& p) {
-    static_assert(size<0>(typename Base::TileShape{}) == kTileM, "row-half skipping assumes 128-row tiles");
-    skipped_ = false;
-    if (p.ring != nullptr && k_tile_count > 0) {
-      pipeline.consumer_wait(read, pipeline.consumer_try_wait(read));
-      const int valid = cta_ring(p.ring)[tile_ % kRingSlots];
-      ++tile_;
-      // cooperative tiled MMA: warp group w computes rows [64 w, 64 w + 64) of the tile
-      if ((thread_idx / cutlass::NumThreadsPerWarpGroup) * (kTileM / 2) >= valid) {
-        skipped_ = true;
-        for (int k = 0; k < k_tile_count; ++k) {
-          if (k) pipeline.consumer_wait(read, pipeline.consumer_try_wait(read));
-          pipeline.consumer_release(read);
-          ++read;
-        }
-        return;
-      }
-    }
-    Base::mma(pipeline, read, accum, k_tile_count, thread_idx, st, p);
-  }
-
-  template <class Pipe, class State>
-  CUTLASS_DEVICE void mma_tail(Pipe pipeline, State release, int k_tile_count) {
-    if (!skipped_) Base::mma_tail(pipeline, release, k_tile_count);   // a skipped tile released every stage
-  }
-};
-
 template <class Base>
 struct FlaggedMainloop : Base {
   using Base::Base;
@@ -811,7 +730,7 @@ struct GroupedGemm {
       cutlass::epilogue::collective::EpilogueTileAuto, float, float,
       void, LayoutD*, kAlign, Element, LayoutD*, kAlign, EpilogueSchedule_,
       cutlass::epilogue::fusion::LinearCombination<Element, float, void>>::CollectiveOp;
-  using CollectiveMainloop = RowSkipMainloop<GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue, KernelSchedule_>>;
+  using CollectiveMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue, KernelSchedule_>;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
   static constexpr bool kPair = false;
@@ -824,7 +743,7 @@ template <class ClusterShape_>
 struct CombGemm {
   using TileShape_ = Shape<_128, _256, _64>;
   using CollectiveEpilogue = cutlass::epilogue::collective::detail::Sm90TmaWarpSpecializedAdapter<CombineEpilogue>;
-  using CollectiveMainloop = RowSkipMainloop<GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>>;
+  using CollectiveMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
   static constexpr bool kPair = false;
@@ -837,7 +756,7 @@ template <class ClusterShape_>
 struct PairGemm {
   using TileShape_ = Shape<_128, _256, _64>;
   using CollectiveEpilogue = cutlass::epilogue::collective::detail::Sm90TmaWarpSpecializedAdapter<SwigluPairEpilogue>;
-  using BaseMainloop = RowSkipMainloop<GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>>;
+  using BaseMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>;
   using CollectiveMainloop = FlaggedMainloop<BaseMainloop>;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
@@ -1025,7 +944,6 @@ struct GGBase {
   virtual void set_schedule(int strip, int light) = 0;
   virtual void get_schedule(int* strip, int* light, int* clusters) = 0;
   virtual void set_scalar_stores(int v) = 0;
-  virtual int set_row_skip(int on) = 0;
   virtual const int* split_flag() = 0;
 };
 
@@ -1038,7 +956,6 @@ struct GG : GGBase {
   using SD = typename Kernel::InternalStrideD;
   int groups, n, k, out_n, ksplit;
   MoeSched* sched = nullptr;
-  int* ring = nullptr;
   SchedCfg cfg{};
   int scalar_stores = 0;
   typename ProblemShape::UnderlyingProblemShape* shapes = nullptr;
@@ -1071,11 +988,7 @@ struct GG : GGBase {
     cutlass::KernelHardwareInfo hw = cutlass::KernelHardwareInfo::make_kernel_hardware_info<Kernel>(device);
     // compute role on fewer SMs when comm blocks take the rest (thread-block isolation ratio)
     if (sm_count > 0 && sm_count < hw.sm_count) hw.sm_count = sm_count;
-    // row-half skipping ring: [0] on/off, then kRingSlots per CTA (at most one CTA per SM)
-    cudaMalloc(&ring, sizeof(int) * (1 + (size_t)hw.sm_count * kRingSlots));
-    cudaMemset(ring, 0, sizeof(int) * (1 + (size_t)hw.sm_count * kRingSlots));
-    typename G::CollectiveMainloop::Arguments ma{};
-    ma.ptr_A = pa; ma.dA = sa; ma.ptr_B = pb; ma.dB = sb; ma.ring = ring;
+    typename G::CollectiveMainloop::Arguments ma{pa, sa, pb, sb};
     typename Gemm::Arguments args;
     if constexpr (G::kCombine) {
       cudaMalloc(&cargs, sizeof(CombineArgs));
@@ -1118,7 +1031,7 @@ struct GG : GGBase {
     err = (int)cudaDeviceSynchronize();
   }
   ~GG() {
-    cudaFree(shapes); cudaFree(pa); cudaFree(pb); cudaFree(pd); cudaFree(sa); cudaFree(sb); cudaFree(sd); cudaFree(sched); cudaFree(ring);
+    cudaFree(shapes); cudaFree(pa); cudaFree(pb); cudaFree(pd); cudaFree(sa); cudaFree(sb); cudaFree(sd); cudaFree(sched);
     if (workspace) cudaFree(workspace);
   }
 
@@ -1131,7 +1044,6 @@ struct GG : GGBase {
     *strip = cfg.strip; *light = cfg.light; *clusters = cfg.clusters;
   }
   void set_scalar_stores(int v) override { scalar_stores = v; }
-  int set_row_skip(int on) override { return (int)cudaMemcpy(ring, &on, sizeof(int), cudaMemcpyHostToDevice); }
   const int* split_flag() override { return &sched->split; }
 
   int launch_pair(cudaStream_t s, const CommDesc* comm, int comm_clusters, const FlagCtx* fctx) {
@@ -1217,15 +1129,6 @@ extern "C" void moe_gg_set_schedule(void* h, int strip, int light) {
 extern "C" void moe_gg_get_schedule(void* h, int* strip, int* light, int* clusters) {
 #if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
   static_cast<GGBase*>(h)->get_schedule(strip, light, clusters);
-#endif
-}
-
-// row-half skipping (RowSkipMainloop) on (1) or off (0, the initial state)
-extern "C" int moe_gg_set_row_skip(void* h, int on) {
-#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
-  return static_cast<GGBase*>(h)->set_row_skip(on);
-#else
-  return -1;
 #endif
 }
 
