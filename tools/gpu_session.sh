@@ -3,6 +3,8 @@
 # (xdsl + deps; torch/NVSHMEM are the device's own), then the tasks in $TASKS:
 #   tests            pytest tests/gpu/test_tp_gpu.py (world 1/2/4 on one GPU, CUDA graphs, timeout)
 #   bench1 / bench   GEMM vs cuBLAS (world 1) / AG+GEMM and GEMM+RS with 2 ranks on the GPU
+#   bench1m          bench1 at 8192x7168x4096 only (e.g. g8-bench1m: another L2 grouping;
+#                    bench1m#2: a repeat in its own log folder)
 #   sweep            shape sweep, 2 ranks: overlap vs sequential vs the cost model's choice
 #   TASK:W           tp_worker task TASK with W ranks (correct, graph, timeout, bench, sweep)
 #   c2-X / g8-X      X with the cluster-2x1 library (COMET_TP_CLUSTER=2) / L2 group of 8 row blocks
@@ -15,14 +17,15 @@ TASKS=${TASKS:-"tests bench1 bench sweep"}
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,memory.used,memory.total --format=csv | tee "$OUT/gpu.txt"
 T0=$(date +%s)
 for t in $TASKS; do
-  tag=$t; base=$t
+  tag=$t; base=${t%%#*}      # TASK#2: a repeat of TASK with its own log folder
   unset COMET_TP_CLUSTER COMET_GROUP_M
   case $base in c2-*) export COMET_TP_CLUSTER=2; base=${base#c2-};; c1-*) export COMET_TP_CLUSTER=1; base=${base#c1-};; esac
   case $base in g*-*) export COMET_GROUP_M=${base%%-*}; COMET_GROUP_M=${COMET_GROUP_M#g}; base=${base#*-};; esac
-  L=$OUT/logs/${tag//:/_}; mkdir -p $L; export COMET_GPU_LOGS=$L
+  L=$OUT/logs/${tag//[:#]/_}; mkdir -p $L; export COMET_GPU_LOGS=$L
   case $base in
     tests) timeout ${TEST_TIMEOUT:-300} python3 -m pytest -q -x -rf -p no:cacheprovider tests/gpu/test_tp_gpu.py > $L/pytest.log 2>&1; tail -5 $L/pytest.log ;;
     bench1) timeout 200 python3 tests/gpu/tp_launch.py 1 bench 180 $L > /dev/null ;;
+    bench1m) COMET_BENCH_SHAPES=8192x7168x4096 timeout 100 python3 tests/gpu/tp_launch.py 1 bench 90 $L > /dev/null ;;
     bench) timeout 200 python3 tests/gpu/tp_launch.py 2 bench 180 $L > /dev/null ;;
     sweep) timeout 300 python3 tests/gpu/tp_launch.py 2 sweep 280 $L > /dev/null ;;
     *:*) timeout 200 python3 tests/gpu/tp_launch.py ${base#*:} ${base%%:*} 180 $L > /dev/null ;;

@@ -30,6 +30,16 @@ def gen(torch, shape, seed):
     return (torch.randn(*shape, generator=g, device="cuda", dtype=torch.float32) * 0.5).to(torch.bfloat16)
 
 
+def split_all(ctx, m, n, k, units, tile=None):
+    """A stream-K split of every cluster tile of an M x N GEMM over `units` runs (test aid: the
+    runtime's plan splits only what it predicts to pay)."""
+    from comet_ir.backends.cuda.stream_k import Split
+
+    kern = ctx.kernel(m, n, k, ctx.sms, tile or ctx.kernels[0].name)
+    tiles = -(-m // (kern.tile_m * kern.cluster_m)) * -(-n // kern.tile_n)
+    return Split(tiles, min(units, tiles * -(-k // kern.tile_k)))
+
+
 def bench(torch, fn, iters=20, warmup=5, barrier=None):
     for _ in range(warmup):
         fn()
@@ -96,6 +106,43 @@ def main() -> None:
                     torch.cuda.synchronize()
                     res["cases"].append({"op": "gemm_rs", "shape": [m, k, n], "strategy": strat,
                                          "err": rel_err(y, ref), "ok": rel_err(y, ref) < TOL})
+            # stream-K (the runtime's plan and forced splits of every tile, incl. residues in M, N
+            # and K, runs shorter than a tile, and more runs than tiles)
+            from comet_ir.backends.cuda.stream_k import Split
+            sk_shapes = [(512, 4096, 4096, "auto"), (1000, 1032, 776, 5), (1000, 1032, 776, 40), (200, 520, 1000, 64),
+                         (8192 // w, 4096, 7168 if w == 1 else 2048, "auto"), (3000, 1000, 264, 17)]
+            for i, (ms, k, n, units) in enumerate(sk_shapes):
+                for tile in [kn.name for kn in ctx.kernels]:     # every tile configuration of the library
+                    m = ms * w
+                    xfull = gen(torch, (m, k), 700 + i)
+                    wt = gen(torch, (k, n), 800 + i)
+                    ref = xfull.float() @ wt.float()
+                    sp = "auto" if units == "auto" else split_all(ctx, m, n, k, units, tile)
+                    blocks = ctx.sms if w == 1 else ctx.sms - 8
+                    planned = ctx.split(m, n, k, blocks, sp, ctx.kernel(m, n, k, blocks, tile))
+                    if w == 1:
+                        y = rt.gemm(xfull, wt, split=sp, tile=tile)
+                        op = "gemm stream-K"
+                    else:
+                        y = rt.ag_gemm(xfull[r * ms:(r + 1) * ms], wt, strategy="overlap", comm_blocks=8, split=sp,
+                                       tile=tile)
+                        op = "ag_gemm stream-K"
+                    torch.cuda.synchronize()
+                    ctx.check()
+                    e = rel_err(y, ref)
+                    res["cases"].append({"op": op, "tile": tile, "shape": [ms, k, n],
+                                         "split": [planned.sk_tiles, planned.sk_units],
+                                         "err": e, "ok": e < TOL})
+                    if w > 1:       # GEMM+RS with the same split of its (M, N) grid
+                        xs = [gen(torch, (m, k), 7000 + 10 * i + s_) for s_ in range(w)]
+                        ws_ = [gen(torch, (k, n), 8000 + 10 * i + s_) for s_ in range(w)]
+                        refz = sum(a.float() @ b.float() for a, b in zip(xs, ws_))[r * ms:(r + 1) * ms]
+                        z = rt.gemm_rs(xs[r], ws_[r], strategy="overlap", comm_blocks=8, split=sp, tile=tile)
+                        torch.cuda.synchronize()
+                        ctx.check()
+                        e = rel_err(z, refz)
+                        res["cases"].append({"op": "gemm_rs stream-K", "tile": tile, "shape": [m, k, n], "err": e,
+                                             "ok": e < TOL})
             if w > 1:
                 # strategy="tuned" (the default): the model's shortlist is timed once, the winner is
                 # remembered per shape and agreed by all ranks
@@ -145,17 +192,26 @@ def main() -> None:
             xs.copy_(gen(torch, (ms, k), 10 + r))
             xw = torch.empty(ms * 2, k, dtype=torch.bfloat16, device="cuda")
             wr = gen(torch, (k, n), 6)
+            xg = torch.empty(ms, k, dtype=torch.bfloat16, device="cuda")
+            xg.copy_(gen(torch, (ms, k), 20 + r))
+            tiles = [kn.name for kn in ctx.kernels]
+            planned = [split_all(ctx, ms, n, k, 12, t) for t in tiles]     # every tile split over 12 runs
             rt.ag_gemm(xs, wt)        # warm: symmetric buffers and tile orders exist before capture
             rt.gemm_rs(xw, wr)
+            for t, sp in zip(tiles, planned):
+                rt.gemm(xg, wt, tile=t, split=sp)
             torch.cuda.synchronize()
             dist.barrier()
             g = torch.cuda.CUDAGraph()
             with torch.cuda.graph(g):
                 y = rt.ag_gemm(xs, wt)
                 z = rt.gemm_rs(xw, wr)
+                # stream-K on each tile (planned[i].on): its flags must be reset by the kernel
+                ygs = [rt.gemm(xg, wt, tile=t, split=sp) for t, sp in zip(tiles, planned)]
             for it in range(3):
                 xs.copy_(gen(torch, (ms, k), 1000 * it + r))
                 xw.copy_(gen(torch, (ms * 2, k), 2000 * it + r))
+                xg.copy_(gen(torch, (ms, k), 3000 * it + r))
                 g.replay()
                 torch.cuda.synchronize()
                 ctx.check()
@@ -164,8 +220,11 @@ def main() -> None:
                 refz = sum(gen(torch, (ms * 2, k), 2000 * it + s).float() @ wr.float() for s in range(w))
                 rows = ms * 2 // w
                 e2 = rel_err(z, refz[r * rows:(r + 1) * rows])
+                refg = gen(torch, (ms, k), 3000 * it + r).float() @ wt.float()
+                e3 = max(rel_err(yg, refg) for yg in ygs)
                 res["cases"].append({"op": "cuda-graph replay", "iter": it, "err_ag": e1, "err_rs": e2,
-                                     "ok": e1 < TOL and e2 < TOL})
+                                     "err_gemm_stream_k": e3, "split": [[p_.sk_tiles, p_.sk_units] for p_ in planned],
+                                     "ok": e1 < TOL and e2 < TOL and e3 < TOL and all(p_.on for p_ in planned)})
         elif args.task == "timeout":
             # rank 1 never calls: rank 0 must get a CometError after the timeout, not hang
             # both ranks make one call first: symmetric buffers are allocated collectively
@@ -276,35 +335,90 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
     r, w = args.rank, args.world
     barrier = dist.barrier
     if args.task == "bench" and w == 1:
-        for (m, n, k) in [(8192, 7168, 4096), (8192, 8192, 8192), (4096, 4096, 4096), (2048, 4096, 4096),
-                          (512, 4096, 4096)]:
-            x, wt = gen(torch, (m, k), 1), gen(torch, (k, n), 2)
-            wnk = wt.t().contiguous().t()           # [K, N] view of [N, K] storage (zero-copy path)
-            y = rt.gemm(x, wnk)
-            err = rel_err(y, x.float() @ wt.float())
-            out = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
-            tc = bench(torch, lambda: rt.gemm(x, wnk, out=out), iters=30)
-            tt = bench(torch, lambda: torch.matmul(x, wt), iters=30)
-            tc2 = bench(torch, lambda: rt.gemm(x, wnk, out=out), iters=30)
-            trm = bench(torch, lambda: rt.gemm(x, wnk, out=out, order="row-major"), iters=30)
-            g = torch.cuda.CUDAGraph()            # host overhead out: 10 calls in one graph
+        def graph_of(fn):                    # host overhead out: 10 calls in one graph
+            fn()
+            g = torch.cuda.CUDAGraph()
             with torch.cuda.graph(g):
                 for _ in range(10):
-                    rt.gemm(x, wnk, out=out)
-            gt = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(gt):
-                for _ in range(10):
-                    torch.matmul(x, wt)
-            ours, theirs = [], []
-            for _ in range(3):            # interleaved: clocks drift under sustained load
-                ours.append(bench(torch, g.replay, iters=10) / 10)
-                theirs.append(bench(torch, gt.replay, iters=10) / 10)
-            tg, tgt = sorted(ours)[1], sorted(theirs)[1]
-            pred = gpu_model.estimate("gemm", m, n, k, 1, "h100").latency_us / 1e3
-            res["cases"].append({"op": "gemm", "mnk": [m, n, k], "comet_ms": tc, "comet_ms_again": tc2,
-                                 "comet_rowmajor_order_ms": trm, "comet_graph_ms": tg, "torch_graph_ms": tgt,
-                                 "torch_ms": tt, "speedup_vs_cublas": tt / tc, "graph_speedup_vs_cublas": tgt / tg,
-                                 "tflops": 2 * m * n * k / tc / 1e9, "pred_ms": pred, "err": err})
+                    fn()
+            return g
+
+        def cublas_kernels(fn):
+            try:
+                from torch.profiler import ProfilerActivity, profile
+                with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                    fn()
+                    torch.cuda.synchronize()
+                return sorted({e.key for e in prof.key_averages() if "gemm" in e.key.lower() or "sm90" in e.key})
+            except Exception as e:  # noqa: BLE001 - informative only
+                return [f"profiler: {e}"]
+
+        shapes = [(8192, 7168, 4096), (8192, 8192, 8192), (16384, 7168, 4096), (4096, 4096, 4096),
+                  (2048, 4096, 4096), (1024, 4096, 4096), (512, 4096, 4096), (512, 7168, 4096),
+                  (256, 4096, 4096), (128, 4096, 4096), (128, 7168, 4096)]
+        if os.environ.get("COMET_BENCH_SHAPES"):
+            shapes = [tuple(int(v) for v in s_.split("x")) for s_ in os.environ["COMET_BENCH_SHAPES"].split(",")]
+        rounds_main = int(os.environ.get("COMET_BENCH_ROUNDS", "15"))
+        trace_shapes = {(8192, 7168, 4096), (512, 4096, 4096), (128, 7168, 4096)}
+        slots = ctx.set_trace(None)
+        for (m, n, k) in shapes:
+            x, wt = gen(torch, (m, k), 1), gen(torch, (k, n), 2)
+            wnk = wt.t().contiguous().t()           # [K, N] view of [N, K] storage (zero-copy path)
+            ref = x.float() @ wt.float()
+            auto = ctx.kernel(m, n, k, ctx.sms)
+            out = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
+            # variants: (tile, split); "comet" = what the runtime picks (model's tile, planned split)
+            configs = {"comet": (None, "auto")}
+            for kn in ctx.kernels:
+                configs[f"t{kn.tile_n}"] = (kn.name, "auto")
+                if ctx.split(m, n, k, ctx.sms, "auto", kn).on:
+                    configs[f"t{kn.tile_n}_nosplit"] = (kn.name, "off")
+            sp_auto = ctx.split(m, n, k, ctx.sms, "auto", auto)
+            row = {"op": "gemm", "mnk": [m, n, k], "tile": auto.name, "split": [sp_auto.sk_tiles, sp_auto.sk_units]}
+            errs = {name: rel_err(rt.gemm(x, wnk, tile=t, split=sp), ref) for name, (t, sp) in configs.items()}
+            variants = {name: (lambda t=t, sp=sp: rt.gemm(x, wnk, out=out, tile=t, split=sp))
+                        for name, (t, sp) in configs.items()}
+            variants["torch"] = lambda: torch.matmul(x, wt)
+            eager = {name: bench(torch, variants[name], iters=30) for name in ("comet", "torch")}
+            graphs = {name: graph_of(fn) for name, fn in variants.items()}
+            samples = {name: [] for name in variants}
+            rounds = rounds_main if (m, n, k) == (8192, 7168, 4096) else 5
+            order = list(variants)
+            for i in range(rounds):            # interleaved, order rotated: clocks drift under load
+                for name in order[i % len(order):] + order[:i % len(order)]:
+                    samples[name].append(bench(torch, graphs[name].replay, iters=3, warmup=1) / 10)
+            med = {name: sorted(v)[len(v) // 2] for name, v in samples.items()}
+            ratios = sorted(t / c for t, c in zip(samples["torch"], samples["comet"]))
+            row.update({"comet_graph_ms": med["comet"], "torch_graph_ms": med["torch"],
+                        "graph_speedup_vs_cublas": med["torch"] / med["comet"],
+                        "ratio_median": ratios[len(ratios) // 2], "ratio_min": ratios[0], "ratio_max": ratios[-1],
+                        "ratio_q1_q3": [ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]],
+                        "comet_ms": eager["comet"], "torch_ms": eager["torch"],
+                        "speedup_vs_cublas": eager["torch"] / eager["comet"],
+                        "tflops_graph": 2 * m * n * k / med["comet"] / 1e9,
+                        "pred_ms": gpu_model.estimate("gemm", m, n, k, 1, "h100").latency_us / 1e3,
+                        "median_ms": med, "samples": samples, "err": errs,
+                        "cublas_kernels": cublas_kernels(lambda: torch.matmul(x, wt))})
+            row["pred_variants_ms"] = {
+                name: (gpu_model.gemm_us(m, n, k, ctx.sms, "h100", ctx.kernel(m, n, k, ctx.sms, t).tile, sp == "auto",
+                                         gpu_model.CLUSTER_M) + gpu_model.LAUNCH_US) / 1e3
+                for name, (t, sp) in configs.items()}
+            if (m, n, k) in trace_shapes:
+                buf = torch.zeros(ctx.sms, slots, dtype=torch.int64, device="cuda")
+                row["trace"] = {}
+                for name, (t, sp) in configs.items():
+                    if sp != "auto" or name == "comet":
+                        continue
+                    ctx.set_trace(buf)
+                    buf.zero_()
+                    rt.gemm(x, wnk, out=out, tile=t, split=sp)
+                    torch.cuda.synchronize()
+                    ctx.set_trace(None)
+                    tr = buf.cpu()
+                    t0 = int(tr[:, 0][tr[:, 0] > 0].min())
+                    row["trace"][name] = [[int(v) - t0 if v > 1000 else int(v) for v in r_] for r_ in tr.tolist()]
+            row["ok"] = all(e < TOL for e in errs.values())
+            res["cases"].append(row)
         return
     # several ranks on one GPU
     shapes = [(8192, 4096, 7168)] if args.task == "bench" else \

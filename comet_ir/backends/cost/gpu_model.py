@@ -2,8 +2,10 @@
 
 Pure functions of (shape, config, arch) -> microseconds; one formula each:
 
-* GEMM on `c` compute blocks (`gemm_us`): tiles = ceil(M/BM) * ceil(N/BN) run in
-  ceil(tiles / c) waves; one tile takes 2*BM*BN*K / (rate per SM), the rate per SM being the
+* GEMM on `c` compute blocks (`gemm_us`): cluster tiles (CLUSTER_M row blocks of BM x BN) on
+  c / CLUSTER_M clusters, in k-steps of BK: whole rounds of tiles, plus the stream-K split of
+  the last partial round that the runtime would pick (backends/cuda/stream_k.py: the same
+  `plan` and `steps`); one k-step takes 2*BM*BN*BK / (rate per SM), the rate per SM being the
   arch's sustained GEMM rate (measured cuBLAS figure where the preset has one, else the
   datasheet peak) / sm_count. A GEMM is never faster than streaming its operands once from HBM.
 * communication on `k` comm blocks (`comm_us`): bytes / min(link, k * per_block_rate). The link
@@ -40,6 +42,28 @@ DECISION_MARGIN = 0.05    # overlap only when predicted >= 5 % faster than seque
                           # error on the overlap kernel (mean 9 %) is larger than most gains
 COMM_CANDIDATES = (2, 4, 8, 12, 16, 20, 24, 32)
 DEFAULT_TILE = (128, 256, 64)
+TILES = ((128, 256, 64), (128, 128, 64), (128, 64, 64))   # the runtime library's kernels
+# k-step rate of a tile relative to the arch's sustained GEMM rate (smaller tiles re-read the
+# operands from shared memory and L2 for fewer outputs). 128x128: 0.44-0.48 us per k-step vs
+# 0.397 at the cuBLAS rate on the H100, multi-round shapes (benchmarks/RESULTS.md 2026-11-24).
+TILE_EFFICIENCY = {(128, 256, 64): 1.0, (128, 128, 64): 0.88, (128, 64, 64): 0.75}
+CLUSTER_M = 2             # the runtime library's cluster (two row blocks share B by multicast)
+# ... except for the 128x64 tile, which serves M <= 256: with 128 rows a 2x1 cluster's second CTA
+# reads only TMA zero-fill, and that pair ran 0.375 us per k-step against 0.24 with 256 rows
+TILE_CLUSTER = {(128, 64, 64): 1}
+
+
+def tile_cluster(tile) -> int:
+    return TILE_CLUSTER.get(tuple(tile), CLUSTER_M)
+# Clocks: the preset's sustained rate is what the H100 holds under continuous GEMM load (power
+# limit). A short GEMM runs at boost: per-CTA traces of one call after idle gave 0.68 us per
+# 128x256x64 k-step against 0.79 sustained (x1.17); graph-replayed GEMMs of < ~100 us of work
+# (1024x4096x4096: 50 us) keep that rate. So the first BURST_US of work run BURST_SPEEDUP faster.
+BURST_US = 100.0
+BURST_SPEEDUP = 1.17
+GEMM_LAUNCH_US = 3.0      # one GEMM kernel replayed in a CUDA graph (the TP estimates use LAUNCH_US)
+MEM_EFFICIENCY = 0.6      # share of the HBM bandwidth this kernel streams B at (128 rows x 7168 x
+                          # 4096: 34.6 us, i.e. ~1.9 TB/s with 3 us launch, on the H100)
 
 
 def _arch(arch):
@@ -54,15 +78,52 @@ def _arch(arch):
     return a
 
 
-def gemm_us(m: int, n: int, k: int, blocks: int, arch, tile=DEFAULT_TILE) -> float:
+def step_us(tile, arch) -> float:
+    """One k-step of one CTA's tile at the sustained rate."""
     a = _arch(arch)
-    bm, bn, _ = tile
-    tiles = math.ceil(m / bm) * math.ceil(n / bn)
-    per_sm = a.gemm_tflops("bf16") * 1e12 / a.sm_count
-    waves = math.ceil(tiles / max(blocks, 1))
-    t_compute = waves * 2.0 * bm * bn * k / per_sm * 1e6
-    t_mem = (m * k + k * n + m * n) * 2 / (a.hbm_gbps * 1e9) * 1e6
+    bm, bn, bk = tile
+    per_sm = a.gemm_tflops("bf16") * 1e12 / a.sm_count * TILE_EFFICIENCY.get(tuple(tile), 1.0)
+    return 2.0 * bm * bn * bk / per_sm * 1e6
+
+
+def split_plan(m: int, n: int, k: int, blocks: int, arch, tile=DEFAULT_TILE, cluster_m: int | None = None):
+    """The stream-K split the runtime runs for this GEMM (backends/cuda/stream_k.plan)."""
+    from comet_ir.backends.cuda import stream_k
+
+    cluster_m = cluster_m or tile_cluster(tile)
+    bm, bn, bk = tile
+    tiles = math.ceil(m / (bm * cluster_m)) * math.ceil(n / bn)
+    return stream_k.plan(tiles, math.ceil(k / bk), max(blocks // cluster_m, 1), step_us(tile, arch))
+
+
+def gemm_us(m: int, n: int, k: int, blocks: int, arch, tile=DEFAULT_TILE, split: bool = True,
+            cluster_m: int = 1) -> float:
+    from comet_ir.backends.cuda import stream_k
+
+    a = _arch(arch)
+    bm, bn, bk = tile
+    tiles = math.ceil(m / (bm * cluster_m)) * math.ceil(n / bn)
+    k_steps = math.ceil(k / bk)
+    clusters = max(blocks // cluster_m, 1)
+    t_step = step_us(tile, a)
+    sp = split_plan(m, n, k, blocks, a, tile, cluster_m) if split else stream_k.Split()
+    t_sust = stream_k.steps(tiles, k_steps, clusters, sp, t_step) * t_step
+    t_compute = t_sust / BURST_SPEEDUP if t_sust <= BURST_US else BURST_US / BURST_SPEEDUP + t_sust - BURST_US
+    t_mem = (m * k + k * n + m * n) * 2 / (a.hbm_gbps * MEM_EFFICIENCY * 1e9) * 1e6
     return max(t_compute, t_mem)
+
+
+def gemm_best(m: int, n: int, k: int, blocks: int, arch, tiles=TILES, split: bool = True,
+              clusters: dict | None = None) -> tuple[float, tuple[int, int, int]]:
+    """(time, tile) of the fastest library tile for this GEMM on `blocks` blocks; ties keep
+    the first (largest) tile. `clusters`: tile -> cluster size (default TILE_CLUSTER)."""
+    best = None
+    for t in tiles:
+        cm = (clusters or {}).get(tuple(t)) or tile_cluster(t)
+        us = gemm_us(m, n, k, blocks, arch, tuple(t), split, cm)
+        if best is None or us < best[0] * (1 - 1e-9):
+            best = (us, tuple(t))
+    return best
 
 
 def link_gbps(arch, same_gpu: bool = False) -> float:
@@ -89,11 +150,11 @@ def contention_us(nbytes: float, arch, same_gpu: bool = False) -> float:
 
 
 def overlap_no_wait_us(m: int, n: int, k: int, nbytes: float, blocks: int, arch, same_gpu: bool = False,
-                       tile=DEFAULT_TILE) -> float:
+                       tile=DEFAULT_TILE, split: bool = True) -> float:
     """Comm blocks beside a GEMM that never waits for them (the loopback measurement):
     max(gemm(SM - k) + contention, comm(k)) + launch."""
     a = _arch(arch)
-    g = gemm_us(m, n, k, a.sm_count - blocks, a, tile) + contention_us(nbytes, a, same_gpu)
+    g = gemm_us(m, n, k, a.sm_count - blocks, a, tile, split, CLUSTER_M) + contention_us(nbytes, a, same_gpu)
     return max(g, comm_us(nbytes, blocks, a, same_gpu)) + LAUNCH_US
 
 
@@ -137,13 +198,21 @@ class GpuEstimate:
 
 
 def estimate(pattern: str, m: int, n: int, k: int, world: int, arch, comm_blocks: int | None = None,
-             same_gpu: bool = False, tile=DEFAULT_TILE) -> GpuEstimate:
-    """m, n, k of the whole GEMM (AG: gathered rows; RS: rows before the scatter)."""
+             same_gpu: bool = False, tile=None, split: bool = True) -> GpuEstimate:
+    """m, n, k of the whole GEMM (AG: gathered rows; RS: rows before the scatter). split=False:
+    whole tiles only (the runtime's split="off"); tile=None: the library's fastest tile for each
+    block count (what the runtime picks)."""
     a = _arch(arch)
     sms = a.sm_count
+
+    def gemm_on(blocks: int) -> float:
+        if tile is not None:
+            return gemm_us(m, n, k, blocks, a, tile, split, tile_cluster(tile))
+        return gemm_best(m, n, k, blocks, a, TILES, split)[0]
+
     if world == 1 or pattern == "gemm":
-        t = gemm_us(m, n, k, sms, a, tile) + LAUNCH_US
-        return GpuEstimate(pattern, m, n, k, world, a.name, 0, t - LAUNCH_US, 0.0, 0.0, t, t, "overlap")
+        t = gemm_on(sms) + GEMM_LAUNCH_US
+        return GpuEstimate(pattern, m, n, k, world, a.name, 0, t - GEMM_LAUNCH_US, 0.0, 0.0, t, t, "overlap")
     shard = m // world
     nbytes = (world - 1) * shard * (k if pattern == "ag_gemm" else n) * 2
     red = 0.0
@@ -152,12 +221,12 @@ def estimate(pattern: str, m: int, n: int, k: int, world: int, arch, comm_blocks
     cands = {}
     pool = COMM_CANDIDATES if comm_blocks is None else (comm_blocks,)
     for c in pool:
-        g = gemm_us(m, n, k, sms - c, a, tile) + contention_us(nbytes, a, same_gpu)
+        g = gemm_on(sms - c) + contention_us(nbytes, a, same_gpu)
         cands[c] = max(g, g / world + comm_us(nbytes, c, a, same_gpu, world - 1)) + red + LAUNCH_US
     best = min(cands, key=cands.get)
-    g_best = gemm_us(m, n, k, sms - best, a, tile)
+    g_best = gemm_on(sms - best)
     # the runtime's fallback: a comm kernel on 32 blocks, then the GEMM on all SMs
-    seq = comm_us(nbytes, 32, a, same_gpu, world - 1) + gemm_us(m, n, k, sms, a, tile) + red + 2 * LAUNCH_US
+    seq = comm_us(nbytes, 32, a, same_gpu, world - 1) + gemm_on(sms) + red + 2 * LAUNCH_US
     choice = "overlap" if cands[best] <= (1 - DECISION_MARGIN) * seq else "sequential"
     return GpuEstimate(pattern, m, n, k, world, a.name, best, g_best,
                        comm_us(nbytes, best, a, same_gpu, world - 1), red, cands[best], seq, choice, cands)

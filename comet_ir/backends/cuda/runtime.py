@@ -26,9 +26,9 @@ from comet_ir.errors import CometError
 
 REPO = Path(__file__).resolve().parents[3]
 ERRORS = {1: "a peer's shard chunk did not arrive", 2: "a row block's tiles did not finish",
-          3: "a peer did not reach this call (it never signalled 'ready')"}
+          3: "a peer did not reach this call (it never signalled 'ready')",
+          4: "a stream-K partial tile was not published"}
 MODES = {"gemm": 0, "ag_gemm": 1, "gemm_rs": 2}
-DEFAULT_CLUSTER = 2   # thread-block cluster along M of the runtime library (COMET_TP_CLUSTER)
 
 
 # ------------------------------------------------------------------ toolchain discovery
@@ -109,54 +109,81 @@ def build(source: str, name: str = "libcomet_tp.so") -> Path:
     return out
 
 
-def runtime_source(arch: str = "h100", tile=(128, 256, 64), cluster_m: int | None = None) -> tuple[str, str]:
-    """(source, C prefix) of the runtime's kernel library: the generated kernel for a canonical
-    cometgpu.kernel (problem shape and mode are runtime arguments of the generated code)."""
-    from comet_ir.backends.cost.gpu_model import _arch
-    from comet_ir.backends.cuda.codegen import KernelConfig, emit_kernel
+# Tile shapes of the runtime library, one kernel each (the GPU model picks per shape): 128x256
+# for large GEMMs; 128x128 and 128x64 fill more SMs when M x N is small (shorter tile times, more
+# tiles), at a lower k-step efficiency.
+RUNTIME_TILES = ((128, 256, 64), (128, 128, 64), (128, 64, 64))   # == gpu_model.TILES
+
+
+def _tile_sym(tile) -> str:
+    return "tp" if tuple(tile) == RUNTIME_TILES[0] else "tp_%dx%d" % tuple(tile[:2])
+
+
+def runtime_source(arch: str = "h100", tiles=RUNTIME_TILES, cluster_m: int | None = None) -> tuple[str, list[str]]:
+    """(source, C prefixes) of the runtime's kernel library: the generated kernel for a canonical
+    cometgpu.kernel per tile shape (problem shape and mode are runtime arguments of the code).
+    cluster_m (env COMET_TP_CLUSTER): every kernel's cluster; default gpu_model.tile_cluster."""
+    from comet_ir.backends.cost.gpu_model import _arch, tile_cluster
+    from comet_ir.backends.cuda.codegen import KernelConfig, _cname, emit_kernel
 
     a = _arch(arch)
-    if cluster_m is None:
-        cluster_m = int(os.environ.get("COMET_TP_CLUSTER", DEFAULT_CLUSTER))
-    cfg = KernelConfig("tp", "ag_gemm", 8192, 7168, 4096, 2, tuple(tile), 8, a.sm_count, a.smem_per_sm_kb,
-                       cluster_m=cluster_m, ir_text="cometgpu.kernel tp (runtime library: mode and shape are arguments)",
-                       location="comet_ir.backends.cuda.runtime")
-    src = "#define COMET_WITH_NVSHMEM 1\n" if nvshmem_root() else ""
-    return src + emit_kernel(cfg), "comet_tp_"
+    if cluster_m is None and os.environ.get("COMET_TP_CLUSTER"):
+        cluster_m = int(os.environ["COMET_TP_CLUSTER"])
+    parts, prefixes = ["#define COMET_WITH_NVSHMEM 1\n" if nvshmem_root() else ""], []
+    for tile in tiles:
+        sym = _tile_sym(tile)
+        cfg = KernelConfig(sym, "ag_gemm", 8192, 7168, 4096, 2, tuple(tile), 8, a.sm_count, a.smem_per_sm_kb,
+                           cluster_m=cluster_m or tile_cluster(tile),
+                           ir_text="cometgpu.kernel tp (runtime library: mode and shape are arguments)",
+                           location="comet_ir.backends.cuda.runtime")
+        parts.append(emit_kernel(cfg))
+        prefixes.append(f"comet_{_cname(sym)}_")
+    return "\n".join(parts), prefixes
 
 
 _LIB: dict = {}
 
 
+class _Kernel:
+    """One tile configuration's entry points in the loaded library."""
+
+    def __init__(self, lib, prefix: str):
+        vp, i32, i64, ll = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_longlong
+        self.prefix = prefix
+        self.tp_gemm = getattr(lib, prefix + "tp_gemm")
+        self.tp_gemm.argtypes = [i32, i32, i32, vp, vp, vp, i64, i32, i32, i32, i32, vp, vp, vp, vp, vp, vp, vp, vp,
+                                 i32, i32, i32, vp, ll, i32, i32, vp, vp, vp]
+        self.tp_gemm.restype = i32
+        self.loopback = getattr(lib, prefix + "loopback")
+        self.loopback.argtypes = [vp, vp, vp, i32, i32, i32, i32, vp, vp, vp, vp, vp, vp, i32, i32, i32, i32, vp, i32,
+                                  i32, vp, vp, vp]
+        self.loopback.restype = i32
+        self.prepare = getattr(lib, prefix + "prepare")
+        self.set_trace = getattr(lib, prefix + "set_trace")
+        self.set_trace.argtypes = [vp]
+        self.tile = (getattr(lib, prefix + "tile_m")(), getattr(lib, prefix + "tile_n")(),
+                     getattr(lib, prefix + "tile_k")())
+        self.tile_m, self.tile_n, self.tile_k = self.tile
+        self.cluster_m = getattr(lib, prefix + "cluster_m")()
+        self.name = "%dx%d" % self.tile[:2]
+
+
 def load(arch: str = "h100"):
-    if (arch, os.environ.get("COMET_TP_CLUSTER", "")) in _LIB:
-        return _LIB[(arch, os.environ.get("COMET_TP_CLUSTER", ""))]
+    key = (arch, os.environ.get("COMET_TP_CLUSTER", ""))
+    if key in _LIB:
+        return _LIB[key]
     nv = nvshmem_root()
     if nv is None:
         raise CometError("cuda: NVSHMEM not found (set NVSHMEM_HOME or pip install nvidia-nvshmem-cu13)")
     ctypes.CDLL(str(nv / "lib" / "libnvshmem_host.so.3"), mode=ctypes.RTLD_GLOBAL)
     pre = os.environ.get("COMET_TP_LIB")
-    key = (arch, os.environ.get("COMET_TP_CLUSTER", ""))
-    if pre:
-        path, prefix = Path(pre), "comet_tp_"
-    else:
-        src, prefix = runtime_source(arch)
-        path = build(src)
+    src, prefixes = runtime_source(arch)
+    path = Path(pre) if pre else build(src)
     lib = ctypes.CDLL(str(path))
-    vp, i32, i64, ll = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_longlong
-    f = getattr(lib, prefix + "tp_gemm")
-    f.argtypes = [i32, i32, i32, vp, vp, vp, i64, i32, i32, i32, i32, vp, vp, vp, vp, vp, vp, vp, vp, i32, i32, i32,
-                  vp, ll, vp]
-    f.restype = i32
-    lib.tp_gemm = f
-    lib.prepare = getattr(lib, prefix + "prepare")
-    lb = getattr(lib, prefix + "loopback")
-    lb.argtypes = [vp, vp, vp, i32, i32, i32, i32, vp, vp, vp, vp, vp, vp, i32, i32, i32, i32, vp, vp]
-    lb.restype = i32
-    lib.loopback = lb
-    lib.tile_m = getattr(lib, prefix + "tile_m")
-    lib.tile_n = getattr(lib, prefix + "tile_n")
-    lib.cluster_m = getattr(lib, prefix + "cluster_m")
+    vp, i32 = ctypes.c_void_p, ctypes.c_int
+    lib.kernels = [_Kernel(lib, pfx) for pfx in prefixes if hasattr(lib, pfx + "tp_gemm")]
+    if not lib.kernels:
+        raise CometError(f"cuda: {path} holds none of the kernels {prefixes}")
     lib.comet_symm_malloc.restype = vp
     lib.comet_symm_malloc.argtypes = [ctypes.c_size_t]
     lib.comet_symm_free.argtypes = [vp]
@@ -204,12 +231,15 @@ class TPContext:
         os.environ.setdefault("NVSHMEM_SYMMETRIC_SIZE", "3G")
         os.environ.setdefault("NVSHMEM_DISABLE_NVLS", "1")
         self.lib = load(arch)
-        rc = self.lib.prepare()
-        if rc:
-            raise CometError(f"cuda: preparing the kernel failed (cudaError {rc})")
+        self.kernels = self.lib.kernels
+        for kern in self.kernels:
+            rc = kern.prepare()
+            if rc:
+                raise CometError(f"cuda: preparing the kernel {kern.name} failed (cudaError {rc})")
         self.sms = torch.cuda.get_device_properties(self.device).multi_processor_count
-        self.tile_m, self.tile_n = self.lib.tile_m(), self.lib.tile_n()
-        self.cluster_m = self.lib.cluster_m()
+        k0 = self.kernels[0]                    # the default (largest) tile
+        self.tile_m, self.tile_n, self.tile_k = k0.tile
+        self.cluster_m = k0.cluster_m
         uid = (ctypes.c_char * self.lib.comet_uid_size())()
         if self.rank == 0 and self.lib.comet_get_uid(uid):
             raise CometError("cuda: nvshmemx_get_uniqueid failed")
@@ -223,6 +253,10 @@ class TPContext:
         self.epoch = torch.zeros(1, dtype=torch.int64, device=self.device)
         self.err = torch.zeros(1, dtype=torch.int32, device=self.device)
         self.tile_done = torch.zeros(1024, dtype=torch.int64, device=self.device)
+        # stream-K: one fp32 partial tile per compute CTA, a flag per split cluster tile and CTA
+        self.sk_ws = torch.empty(self.sms * max(kn.tile_m * kn.tile_n for kn in self.kernels), dtype=torch.float32,
+                                 device=self.device)
+        self.sk_flags = torch.zeros(self.sms * self.cluster_m, dtype=torch.int64, device=self.device)
         self._symm: dict[str, tuple[int, int]] = {}
         self._orders: dict = {}
         self._tuned: dict = {}
@@ -249,13 +283,14 @@ class TPContext:
         t = self.torch.as_tensor(_CudaArray(ptr, rows * cols * 2), device=self.device)
         return t.view(self.torch.bfloat16)[: rows * cols].view(rows, cols)
 
-    def _order(self, pattern: str, m: int, n: int, policy: str):
+    def _order(self, pattern: str, m: int, n: int, policy: str, kern=None):
         from comet_ir.passes.reschedule import order_tiles
 
-        key = (pattern, m, n, policy)
+        kern = kern or self.kernels[0]
+        key = (pattern, m, n, policy, kern.tile)
         if key not in self._orders:
             # ids over the grid of cluster tiles (cluster_m adjacent row blocks each)
-            o = order_tiles(pattern, m, n, self.tile_m * self.cluster_m, self.tile_n, self.world, self.rank, policy)
+            o = order_tiles(pattern, m, n, kern.tile_m * kern.cluster_m, kern.tile_n, self.world, self.rank, policy)
             self._orders[key] = self.torch.tensor(o, dtype=self.torch.int32, device=self.device)
         return self._orders[key]
 
@@ -274,6 +309,52 @@ class TPContext:
                 raise CometError(f"cuda {name}: tensors must be on the GPU")
             if t.dim() != 2:
                 raise CometError(f"cuda {name}: 2-D tensors expected (got shape {tuple(t.shape)})")
+
+    def kernel(self, m: int, n: int, k: int, compute_blocks: int, tile=None):
+        """The library kernel for this GEMM: tile="128x256" / "128x128" (or a tuple), or None:
+        the GPU model's fastest tile on `compute_blocks` blocks (env COMET_TP_TILE overrides)."""
+        from comet_ir.backends.cost.gpu_model import gemm_best
+
+        tile = tile or os.environ.get("COMET_TP_TILE") or None
+        if tile is None:
+            _, best = gemm_best(m, n, k, compute_blocks, self.arch, [kn.tile for kn in self.kernels],
+                                clusters={kn.tile: kn.cluster_m for kn in self.kernels})
+            return next(kn for kn in self.kernels if kn.tile == best)
+        name = tile if isinstance(tile, str) else "%dx%d" % tuple(tile)[:2]
+        for kn in self.kernels:
+            if kn.name == name:
+                return kn
+        raise CometError(f"cuda: no kernel with tile {name} (have {', '.join(kn.name for kn in self.kernels)})")
+
+    def split(self, m: int, n: int, k: int, compute_blocks: int, split="auto", kern=None):
+        """The stream-K split (stream_k.Split) of the GEMM launch on `compute_blocks` blocks:
+        split="auto" (stream_k.plan), "off" (whole tiles only) or a Split."""
+        from comet_ir.backends.cuda import stream_k
+
+        if isinstance(split, stream_k.Split):
+            return split
+        if split == "off":
+            return stream_k.Split()
+        if split != "auto":
+            raise CometError(f"cuda: split must be 'auto', 'off' or a stream_k.Split (got {split!r})")
+        from comet_ir.backends.cost.gpu_model import split_plan
+
+        kern = kern or self.kernels[0]
+        return split_plan(m, n, k, compute_blocks, self.arch, kern.tile, kern.cluster_m)
+
+    def set_trace(self, buf) -> int:
+        """Measurement aid: later launches stamp per-CTA global-timer events into `buf` (an int64
+        CUDA tensor of sms x slots; None turns it off). Returns the slots per CTA."""
+        ptr = buf.data_ptr() if buf is not None else None
+        return [kn.set_trace(ptr) for kn in self.kernels][0]
+
+    def _split_args(self, sp):
+        if sp.sk_units > self.sms:
+            raise CometError(f"cuda: stream-K split {sp} has more runs than the {self.sms} SMs")
+        if sp.sk_tiles * 2 > self.sk_flags.numel():       # zeros: the kernel resets what it uses
+            self.sk_flags = self.torch.zeros(sp.sk_tiles * 2, dtype=self.torch.int64, device=self.device)
+        return (sp.sk_tiles, sp.sk_units, self.sk_ws.data_ptr() if sp.on else None,
+                self.sk_flags.data_ptr() if sp.on else None)
 
     def plan(self, pattern: str, m: int, n: int, k: int, strategy: str = "auto", comm_blocks: int | None = None):
         from comet_ir.backends.cost.gpu_model import estimate
@@ -332,7 +413,7 @@ class TPContext:
         return win
 
     def run(self, pattern: str, x, w, strategy: str = "tuned", comm_blocks: int | None = None,
-            order: str | None = None, out=None, check: bool | None = None):
+            order: str | None = None, out=None, check: bool | None = None, split="auto", tile=None):
         torch = self.torch
         self._checks(pattern, x, w)
         x = x.contiguous()
@@ -353,8 +434,13 @@ class TPContext:
         strat, comm = self.plan(pattern, m, n, k, strategy, comm_blocks) if world > 1 else ("overlap", 0)
         if strat == "sequential":
             comm = max(comm, 32)
+        cm = self.cluster_m
+        gemm_blocks = self.sms if (world == 1 or strat == "sequential") else \
+            (self.sms - -(-comm // cm) * cm) // cm * cm
+        kern = self.kernel(m, n, k, gemm_blocks, tile)
         policy = order or {"ag_gemm": "local-first", "gemm_rs": "arrival"}.get(pattern, "natural")
-        tile_order = self._order(pattern if world > 1 else "gemm", m, n, policy if world > 1 else (order or "natural"))
+        tile_order = self._order(pattern if world > 1 else "gemm", m, n, policy if world > 1 else (order or "natural"),
+                                 kern)
         stream = torch.cuda.current_stream().cuda_stream
         shard = recv = 0
         y = None
@@ -377,13 +463,15 @@ class TPContext:
             y = out if out is not None else torch.empty(m // world, n, dtype=torch.bfloat16, device=self.device)
         if world > 1 and comm > 256:
             raise CometError("cuda: at most 256 comm chunks")
-        if self.tile_done.numel() < -(-m // self.tile_m):
-            self.tile_done = torch.zeros(-(-m // self.tile_m), dtype=torch.int64, device=self.device)
-        rc = self.lib.tp_gemm(MODES[pattern] if world > 1 else 0, self.rank, world, a.data_ptr(), bnk.data_ptr(),
+        if self.tile_done.numel() < -(-m // kern.tile_m):
+            self.tile_done = torch.zeros(-(-m // kern.tile_m), dtype=torch.int64, device=self.device)
+        sk = self._split_args(self.split(m, n, k, gemm_blocks, split, kern))
+        rc = kern.tp_gemm(MODES[pattern] if world > 1 else 0, self.rank, world, a.data_ptr(), bnk.data_ptr(),
                               d.data_ptr(), n, m, n, k, m // world if world > 1 else m,
                               shard or None, recv or None, y.data_ptr(), self.flags, self.ready,
                               self.tile_done.data_ptr(), self.epoch.data_ptr(), tile_order.data_ptr(), comm,
-                              self.sms, 1 if strat == "sequential" else 0, self.err.data_ptr(), self.timeout_ns, stream)
+                              self.sms, 1 if strat == "sequential" else 0, self.err.data_ptr(), self.timeout_ns,
+                              *sk, stream)
         if rc:
             raise CometError(f"cuda {pattern}: launch failed (code {rc}"
                              + (": a peer's buffers are not P2P-reachable)" if rc == -3 else ")"))
@@ -392,7 +480,7 @@ class TPContext:
         return y
 
     def loopback(self, x_full, w, world: int, comm_blocks: int, sequential: bool = False, out=None,
-                 wait: bool = False, order: str = "natural"):
+                 wait: bool = False, order: str = "natural", split="auto", tile=None):
         """Measurement aid, one PE: the AG+GEMM overlap kernel as rank 0 of a simulated `world`,
         its comm blocks copying (world-1) shard copies through local HBM beside the GEMM. wait=False:
         no waits (interference only). wait=True: the copies land in x_full's rows of shards
@@ -412,20 +500,24 @@ class TPContext:
             self._lb_key = key
         sink, flags, sink_flags, ready = self._lb
         y = out if out is not None else torch.empty(m, n, dtype=torch.bfloat16, device=self.device)
+        cm = self.cluster_m
+        gemm_blocks = self.sms if sequential else (self.sms - -(-comm_blocks // cm) * cm) // cm * cm
+        kern = self.kernel(m, n, k, gemm_blocks, tile)
         if order == "natural":
-            order_t = self._order("gemm", m, n, "natural")
+            order_t = self._order("gemm", m, n, "natural", kern)
         else:
             from comet_ir.passes.reschedule import order_tiles
 
-            okey = ("loopback", m, n, world, order)
+            okey = ("loopback", m, n, world, order, kern.tile)
             if okey not in self._orders:
-                ids = order_tiles("ag_gemm", m, n, self.tile_m * self.cluster_m, self.tile_n, world, 0, order)
+                ids = order_tiles("ag_gemm", m, n, kern.tile_m * kern.cluster_m, kern.tile_n, world, 0, order)
                 self._orders[okey] = self.torch.tensor(ids, dtype=self.torch.int32, device=self.device)
             order_t = self._orders[okey]
-        rc = self.lib.loopback(x_full.data_ptr(), bnk.data_ptr(), y.data_ptr(), m, n, k, world, sink.data_ptr(),
+        sk = self._split_args(self.split(m, n, k, gemm_blocks, split, kern))
+        rc = kern.loopback(x_full.data_ptr(), bnk.data_ptr(), y.data_ptr(), m, n, k, world, sink.data_ptr(),
                                flags.data_ptr(), sink_flags.data_ptr(), ready.data_ptr(), self.epoch.data_ptr(),
                                order_t.data_ptr(), comm_blocks, self.sms, 1 if sequential else 0,
-                               1 if wait else 0, self.err.data_ptr(), torch.cuda.current_stream().cuda_stream)
+                               1 if wait else 0, self.err.data_ptr(), *sk, torch.cuda.current_stream().cuda_stream)
         if rc:
             raise CometError(f"cuda loopback: launch failed (code {rc})")
         return y
@@ -434,6 +526,7 @@ class TPContext:
         code = self.lib.comet_read_error(self.err.data_ptr(), self.torch.cuda.current_stream().cuda_stream)
         if code:
             self.err.zero_()
+            self.sk_flags.zero_()        # a late partial may have counted after its reducer gave up
             raise CometError(f"cuda: PE {self.rank}: {ERRORS.get(code, 'error')} within "
                              f"{self.timeout_ns / 1e9:g} s (code {code}); a peer is missing or stalled")
 
