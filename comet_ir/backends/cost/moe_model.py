@@ -245,6 +245,18 @@ def _gemm1_tiles(local: np.ndarray, n: int, c: Calib) -> int:
     return int((np.ceil(np.asarray(local) / c.bm) * math.ceil(n / c.bn)).sum())
 
 
+def _rank_view(cfg: MoEConfig, arch, calib: Calib, same_gpu: bool):
+    """What one rank's layers see: arch, the row counts of its experts, its ffn share, hidden,
+    element bytes, effective HBM bandwidth and the link to its peers (bytes/s; PEs sharing one
+    GPU split its HBM)."""
+    g = get_arch(arch)
+    counts = cfg.expert_counts()
+    local = counts[:cfg.experts // cfg.ep] if cfg.ep > 1 else counts
+    bw = g.hbm_gbps * 1e9 * calib.mem_eff
+    link = bw / 2 if same_gpu else g.link_gbps * 1e9
+    return g, local, cfg.ffn // cfg.tp, cfg.hidden, cfg.dtype_bytes, bw, link
+
+
 def predict_layer0(cfg: MoEConfig, arch="h100", comm_blocks: int = 0, calib: Calib = DEFAULT_CALIB,
                    same_gpu: bool = False) -> dict:
     """layer0 (route + dispatch + GEMM1 with SwiGLU) per rank, ms. comm_blocks = 0: route with the
@@ -255,18 +267,12 @@ def predict_layer0(cfg: MoEConfig, arch="h100", comm_blocks: int = 0, calib: Cal
     one tile less when tiles mod n_sm != 0: that tile's time is slack that hides the comm; the
     rest of the comm time delays the end. Fill: the first expert's rows must land before its
     tiles start."""
-    g = get_arch(arch)
-    counts = cfg.expert_counts()
-    epr = cfg.experts // cfg.ep
-    local = counts[:epr] if cfg.ep > 1 else counts
-    f, h, B = cfg.ffn // cfg.tp, cfg.hidden, cfg.dtype_bytes
-    bw = g.hbm_gbps * 1e9 * calib.mem_eff
+    g, local, f, h, B, bw, link = _rank_view(cfg, arch, calib, same_gpu)
     gemm1 = _gemm_ms(local, 2 * f, h, g, calib, g.n_sm, calib.gemm_eff, False)
     rows_out = cfg.tokens * cfg.topk
     row_bytes = h * B
     local_rows = rows_out / cfg.ep
     remote_rows = rows_out - local_rows
-    link = g.hbm_gbps * 1e9 * calib.mem_eff / 2 if same_gpu else g.link_gbps * 1e9
     route = calib.route_fused_us * 1e-3
     if comm_blocks <= 0:
         copy = 2 * rows_out * row_bytes / bw * 1e3
@@ -288,13 +294,16 @@ def predict_layer0(cfg: MoEConfig, arch="h100", comm_blocks: int = 0, calib: Cal
 COMM_BLOCKS = (0, 4, 8, 16, 32)
 
 
+def _choose(predict, cfg, arch, choices, calib, same_gpu) -> tuple[int, dict[int, float]]:
+    preds = {k: predict(cfg, arch, k, calib, same_gpu)["total_ms"] for k in choices}
+    return min(sorted(preds), key=lambda k: preds[k]), preds
+
+
 def choose_comm_blocks(cfg: MoEConfig, arch="h100", choices=COMM_BLOCKS, calib: Calib = DEFAULT_CALIB,
                        same_gpu: bool = False) -> tuple[int, dict[int, float]]:
     """Adaptive comm-block count of the fused layer0 kernel: the choice (from the set the runtime
     offers) with the lowest predicted layer0 time; ties go to the smaller count."""
-    preds = {k: predict_layer0(cfg, arch, k, calib, same_gpu)["total_ms"] for k in choices}
-    best = min(sorted(preds), key=lambda k: preds[k])
-    return best, preds
+    return _choose(predict_layer0, cfg, arch, choices, calib, same_gpu)
 
 
 def predict_layer1(cfg: MoEConfig, arch="h100", comm_blocks: int = 0, calib: Calib = DEFAULT_CALIB,
@@ -308,13 +317,7 @@ def predict_layer1(cfg: MoEConfig, arch="h100", comm_blocks: int = 0, calib: Cal
     after the GEMM plus the last item (one column tile of one group), which can only start when
     the GEMM's last tile is done. The combine reads the k rows of every token and writes it in
     both forms. Rows of this rank's experts split evenly over the source ranks (uniform)."""
-    g = get_arch(arch)
-    counts = cfg.expert_counts()
-    epr = cfg.experts // cfg.ep
-    local = counts[:epr] if cfg.ep > 1 else counts
-    f, h, B = cfg.ffn // cfg.tp, cfg.hidden, cfg.dtype_bytes
-    bw = g.hbm_gbps * 1e9 * calib.mem_eff
-    link = g.hbm_gbps * 1e9 * calib.mem_eff / 2 if same_gpu else g.link_gbps * 1e9
+    g, local, f, h, B, bw, link = _rank_view(cfg, arch, calib, same_gpu)
     row_bytes = h * B
     rows_in = float(local.sum())
     own, remote = rows_in / cfg.ep, rows_in - rows_in / cfg.ep
@@ -340,6 +343,4 @@ def choose_layer1_comm_blocks(cfg: MoEConfig, arch="h100", choices=COMM_BLOCKS, 
                               same_gpu: bool = False) -> tuple[int, dict[int, float]]:
     """Comm CTAs of the one-kernel layer1 (0 = unfused): the choice with the lowest predicted
     layer1 time; ties go to the smaller count."""
-    preds = {k: predict_layer1(cfg, arch, k, calib, same_gpu)["total_ms"] for k in choices}
-    best = min(sorted(preds), key=lambda k: preds[k])
-    return best, preds
+    return _choose(predict_layer1, cfg, arch, choices, calib, same_gpu)

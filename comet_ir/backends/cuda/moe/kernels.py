@@ -2,8 +2,9 @@
 
 The library has a plain C ABI (raw device pointers + a cudaStream_t), so it needs neither torch
 headers nor a torch extension build: any framework that hands out device pointers can call it.
-Lookup order: $COMET_MOE_LIB, then the cache ($COMET_CACHE_DIR or <repo>/.cache/moe), else build
-with nvcc when the CUTLASS headers are found ($CUTLASS_DIR, or the `nvidia-cutlass` wheel's
+Lookup order: $COMET_MOE_LIB, then the cache ($COMET_CACHE_DIR or <repo>/.cache/moe, in a folder
+named by the hash of the sources, so an edited kernel never loads a stale build), else build with
+nvcc when the CUTLASS headers are found ($CUTLASS_DIR, or the `nvidia-cutlass` wheel's
 `cutlass_library/source`).
 """
 from __future__ import annotations
@@ -49,6 +50,15 @@ def cache_dir() -> Path:
     return Path(d) / "moe" if d else Path(__file__).resolve().parents[4] / ".cache" / "moe"
 
 
+def cached_lib(name: str, src: Path) -> Path:
+    """Default path of library `name` built from `src`: keyed by the source and the shared
+    headers beside it (csrc/*.cuh), which every MoE library may include."""
+    h = hashlib.sha1()
+    for f in [src, *sorted(src.parent.glob("*.cuh"))]:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return cache_dir() / h.hexdigest()[:16] / name
+
+
 def cutlass_root() -> Path | None:
     env = os.environ.get("CUTLASS_DIR")
     if env and (Path(env) / "include" / "cutlass").is_dir():
@@ -82,9 +92,8 @@ def build(out: Path | None = None) -> Path:
     cutlass = cutlass_root()
     if cutlass is None:
         raise CometError("moe: CUTLASS headers not found (set CUTLASS_DIR or pip install nvidia-cutlass)")
-    out = out or cache_dir() / "libcomet_moe.so"
+    out = out or cached_lib("libcomet_moe.so", SRC)
     _run_nvcc(nvcc_command(out, cutlass), out, "the MoE kernels", "moe: nvcc failed:\n")
-    (out.parent / "libcomet_moe.src.sha1").write_text(hashlib.sha1(SRC.read_bytes()).hexdigest())
     return out
 
 
@@ -103,7 +112,7 @@ def build_shmem(out: Path | None = None) -> Path:
     nv = nvshmem_root()
     if nv is None:
         raise CometError("moe: NVSHMEM not found (set NVSHMEM_HOME or pip install nvidia-nvshmem-cu13)")
-    out = out or cache_dir() / "libcomet_moe_shmem.so"
+    out = out or cached_lib("libcomet_moe_shmem.so", SHMEM_SRC)
     _run_nvcc(shmem_nvcc_command(out, nv), out, "the NVSHMEM transport", "moe: nvcc (NVSHMEM transport) failed:\n")
     return out
 
@@ -120,7 +129,7 @@ def load_shmem() -> ctypes.CDLL:
         raise CometError("moe: NVSHMEM not found (set NVSHMEM_HOME or pip install nvidia-nvshmem-cu13)")
     ctypes.CDLL(str(nv / "lib" / "libnvshmem_host.so.3"), mode=ctypes.RTLD_GLOBAL)
     path = os.environ.get("COMET_MOE_SHMEM_LIB")
-    p = Path(path) if path else cache_dir() / "libcomet_moe_shmem.so"
+    p = Path(path) if path else cached_lib("libcomet_moe_shmem.so", SHMEM_SRC)
     if not p.exists():
         p = build_shmem(p)
     lib = ctypes.CDLL(str(p))
@@ -165,7 +174,7 @@ def load() -> ctypes.CDLL:
     if _LIB is not None:
         return _LIB
     path = os.environ.get("COMET_MOE_LIB")
-    p = Path(path) if path else cache_dir() / "libcomet_moe.so"
+    p = Path(path) if path else cached_lib("libcomet_moe.so", SRC)
     if not p.exists():
         p = build(p)
     lib = ctypes.CDLL(str(p))

@@ -33,7 +33,7 @@ def build(out: Path | None = None) -> Path:
     cutlass = kernels.cutlass_root()
     if cutlass is None:
         raise CometError("moe: CUTLASS headers not found (set CUTLASS_DIR or pip install nvidia-cutlass)")
-    out = out or kernels.cache_dir() / "libcomet_moe_layer1.so"
+    out = out or kernels.cached_lib("libcomet_moe_layer1.so", SRC)
     kernels._run_nvcc(kernels.nvcc_command(out, cutlass, SRC), out, "the layer1 kernel", "moe: nvcc (layer1) failed:\n")
     return out
 
@@ -46,7 +46,7 @@ def load() -> ctypes.CDLL:
     if _LIB is not None:
         return _LIB
     path = os.environ.get("COMET_MOE_L1_LIB")
-    p = Path(path) if path else kernels.cache_dir() / "libcomet_moe_layer1.so"
+    p = Path(path) if path else kernels.cached_lib("libcomet_moe_layer1.so", SRC)
     if not p.exists():
         p = build(p)
     lib = ctypes.CDLL(str(p))

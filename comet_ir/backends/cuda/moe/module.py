@@ -515,22 +515,23 @@ class CometMoE(nn.Module):
                            cap_recv=cap_recv, keep=(counts_local, seq))
         return self._shmem
 
-    def _ep_forward_shmem(self, x, logits):
-        """EP > 1 without host syncs: route; exchange per-expert counts (symmetric memory,
-        monotonic counters); ONE layer0 kernel whose comm blocks write every token row straight
-        into the owner's expert buffer (peer mappings of the NVSHMEM heap; own rows first) and
-        bump the owner's tile flags, while the compute blocks run GEMM1 + SwiGLU on tiles whose
-        rows have all arrived; GEMM2; rows returned to their source (layer1's comm); combine.
-        Bounded waits: a peer that never signals -> CometError, not a hang."""
+    def _check_tokens(self, tokens: int) -> None:
+        if tokens > self.max_tokens:
+            raise CometError(f"moe: {tokens} tokens exceed max_tokens={self.max_tokens} given at construction "
+                             "(the NVSHMEM buffers are sized by it)")
+
+    def _ep_layer0_shmem(self, x, logits, sh, s):
+        """The EP > 1 steps before GEMM2, shared by both layer1 forms: route; exchange per-expert
+        counts (symmetric memory, monotonic counters); the fused layer0 kernel (comm blocks write
+        every token row into its owner's expert buffer and bump the owner's tile flags; compute
+        blocks run GEMM1 + SwiGLU on tiles whose rows have all arrived).
+        -> gates, inv, counts (this PE's rows per expert), recv_off, send_off_all (every PE's send
+        offsets), h, capacity (rows).
+        The caller has checked the token count (`_check_tokens`) before any collective set-up."""
         import ctypes
         from comet_ir.backends.cuda.moe import kernels
         T, k, E, H, dev = x.shape[0], self.topk, self.experts, self.hidden, x.device
-        if T > self.max_tokens:
-            raise CometError(f"moe: {T} tokens exceed max_tokens={self.max_tokens} given at construction "
-                             "(the NVSHMEM buffers are sized by it)")
-        sh = self._shmem_setup(dev)
         lib = kernels.load()
-        s = torch.cuda.current_stream(dev).cuda_stream
         ed, ep, epr = sh["ed"], self.ep, self.epr
         idx, gates, counts, offsets, perm, inv, _ = self._route(x, logits, copy=False)
         recv_off = torch.empty(epr + 1, dtype=torch.int64, device=dev)
@@ -547,10 +548,28 @@ class CometMoE(nn.Module):
         cap = sh["cap_recv"]
         h = torch.empty(cap, self.fl, dtype=x.dtype, device=dev)
         w13t, _ = self._pack()
-        cb = self.choose_comm_blocks(T)
         g1 = self._gemm_v(self._variants()[0], 2 * self.fl, H, dev)
-        g1.run_layer0(recv_off.data_ptr(), sh["loc"]["xs"], w13t.data_ptr(), h.data_ptr(), s, d, cb // 2,
-                      sh["loc"]["flags"], sh["max_mt"], True, ed.err, int(self.timeout_s * 1e9))
+        g1.run_layer0(recv_off.data_ptr(), sh["loc"]["xs"], w13t.data_ptr(), h.data_ptr(), s, d,
+                      self.choose_comm_blocks(T) // 2, sh["loc"]["flags"], sh["max_mt"], True, ed.err,
+                      int(self.timeout_s * 1e9))
+        return gates, inv, counts, recv_off, send_off_all, h, cap
+
+    def _ep_forward_shmem(self, x, logits):
+        """EP > 1 without host syncs: route; exchange per-expert counts (symmetric memory,
+        monotonic counters); ONE layer0 kernel whose comm blocks write every token row straight
+        into the owner's expert buffer (peer mappings of the NVSHMEM heap; own rows first) and
+        bump the owner's tile flags, while the compute blocks run GEMM1 + SwiGLU on tiles whose
+        rows have all arrived; GEMM2; rows returned to their source (layer1's comm); combine.
+        Bounded waits: a peer that never signals -> CometError, not a hang."""
+        import ctypes
+        from comet_ir.backends.cuda.moe import kernels
+        T, k, H, dev = x.shape[0], self.topk, self.hidden, x.device
+        self._check_tokens(T)
+        sh = self._shmem_setup(dev)
+        lib = kernels.load()
+        s = torch.cuda.current_stream(dev).cuda_stream
+        ed = sh["ed"]
+        gates, inv, _, recv_off, send_off_all, h, cap = self._ep_layer0_shmem(x, logits, sh, s)
         y = self._gemm2_cutlass(h, recv_off, cap)
         kernels.check(lib.moe_ep_return(ctypes.byref(ed), y.data_ptr(), recv_off.data_ptr(), send_off_all.data_ptr(),
                                         H, T * k, 132, s), "EP return")
@@ -730,39 +749,18 @@ class CometMoE(nn.Module):
         (source PE, column tile), then the combine, which waits for those signals per column tile.
         The signals are zeroed before this PE publishes its counts: a peer writes them only after
         it has seen this call's counts, and every write of the previous call was awaited."""
-        import ctypes
         from comet_ir.backends.cuda.moe import kernels
         from comet_ir.backends.cuda.moe import layer1 as L1
-        T, k, E, H, dev = x.shape[0], self.topk, self.experts, self.hidden, x.device
-        if T > self.max_tokens:
-            raise CometError(f"moe: {T} tokens exceed max_tokens={self.max_tokens} given at construction "
-                             "(the NVSHMEM buffers are sized by it)")
+        T, k, E, H, dev, ep = x.shape[0], self.topk, self.experts, self.hidden, x.device, self.ep
+        self._check_tokens(T)
         sh = self._shmem_setup(dev)
         sig, sig_peers, nsig = self._l1_sig(sh)
         l1 = self._l1(dev)
-        lib = kernels.load()
         s = torch.cuda.current_stream(dev).cuda_stream
         kernels.check(L1.load().moe_l1_zero(sig, nsig, s), "layer1 signal reset")
-        ed, ep, epr = sh["ed"], self.ep, self.epr
-        idx, gates, counts, offsets, perm, inv, _ = self._route(x, logits, copy=False)
-        recv_off = torch.empty(epr + 1, dtype=torch.int64, device=dev)
-        bases = torch.empty(2, E, dtype=torch.int64, device=dev)
-        send_off_all = torch.empty(ep * (E + 1), dtype=torch.int64, device=dev)
-        kernels.check(lib.moe_ep_exchange(ctypes.byref(ed), counts.data_ptr(), recv_off.data_ptr(), bases[0].data_ptr(),
-                                          bases[1].data_ptr(), send_off_all.data_ptr(), s), "EP count exchange")
-        d = kernels.CommDesc(x=x.data_ptr(), idx=idx.data_ptr(), perm=perm.data_ptr(), send_off=offsets.data_ptr(),
-                             abs_base=bases[0].data_ptr(), grp_base=bases[1].data_ptr(), rows=T * k, vec=H // 8,
-                             topk=k, experts=E, ep=ep, me=self.ep_rank, max_mt=sh["max_mt"], sys_scope=1)
-        for p, q in enumerate(sh["peers"]):
-            d.peer_xs[p] = q + sh["parts"]["xs"]
-            d.peer_flags[p] = q + sh["parts"]["flags"]
-        cap = sh["cap_recv"]
-        h = torch.empty(cap, self.fl, dtype=x.dtype, device=dev)
-        w13t, w2t = self._pack()
-        g1 = self._gemm_v(self._variants()[0], 2 * self.fl, H, dev)
-        g1.run_layer0(recv_off.data_ptr(), sh["loc"]["xs"], w13t.data_ptr(), h.data_ptr(), s, d,
-                      self.choose_comm_blocks(T) // 2, sh["loc"]["flags"], sh["max_mt"], True, ed.err,
-                      int(self.timeout_s * 1e9))
+        ed = sh["ed"]
+        gates, inv, counts, recv_off, send_off_all, h, cap = self._ep_layer0_shmem(x, logits, sh, s)
+        _, w2t = self._pack()
         y = torch.empty(cap, H, dtype=x.dtype, device=dev)
         tns = int(self.timeout_s * 1e9)
         c = L1.L1Comm(y=y.data_ptr(), recv_off=recv_off.data_ptr(), counts=ed.counts_local, send_off=send_off_all.data_ptr(),

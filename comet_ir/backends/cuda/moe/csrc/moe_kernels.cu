@@ -7,23 +7,9 @@
 //                   cooperative), problem sizes and pointers built on the device from the expert
 //                   offsets, so a call never synchronises with the host (CUDA-graph capturable).
 // C ABI (ctypes), every function returns 0 or a cudaError_t / -1 for CUTLASS failures.
-#include <cuda_runtime.h>
-#include <cuda_bf16.h>
-#include <cstdint>
 #include <cstdio>
 
-#include "cutlass/cutlass.h"
-#include "cute/tensor.hpp"
-#include "cutlass/gemm/dispatch_policy.hpp"
-#include "cutlass/gemm/group_array_problem_shape.hpp"
-#include "cutlass/gemm/collective/collective_builder.hpp"
-#include "cutlass/epilogue/collective/collective_builder.hpp"
-#include "cutlass/gemm/device/gemm_universal_adapter.h"
-#include "cutlass/gemm/kernel/gemm_universal.hpp"
-#include "cutlass/util/packed_stride.hpp"
-#include "cutlass/epilogue/thread/linear_combination.h"
-
-using namespace cute;
+#include "moe_sm90_common.cuh"
 
 // ------------------------------------------------------------------ memory-role kernels
 __global__ void moe_gather_kernel(const uint4* __restrict__ x, const int64_t* __restrict__ perm,
@@ -290,43 +276,9 @@ struct FlagCtx {
   long long timeout_ns;
 };
 
-__device__ __forceinline__ long long globaltimer_ns() {
-  long long t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
-__device__ __forceinline__ int ld_acquire(const int* p, int sys) {
-  int v;
-  if (sys) asm volatile("ld.acquire.sys.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  else asm volatile("ld.acquire.gpu.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
-__device__ __forceinline__ void red_release_add(int* p, int v, int sys) {
-  if (sys) asm volatile("red.release.sys.global.add.s32 [%0], %1;" :: "l"(p), "r"(v) : "memory");
-  else asm volatile("red.release.gpu.global.add.s32 [%0], %1;" :: "l"(p), "r"(v) : "memory");
-}
-__device__ bool wait_at_least(const int* p, int need, int sys, long long timeout_ns, int* err, int code) {
-  if (ld_acquire(p, sys) >= need) return true;
-  long long t0 = globaltimer_ns();
-  while (ld_acquire(p, sys) < need) {
-    __nanosleep(64);
-    if (globaltimer_ns() - t0 > timeout_ns) {
-      if (err) atomicMax(err, code);
-      return false;
-    }
-  }
-  return true;
-}
 
 // ------------------------------------------------------------------ grouped GEMM (compute role)
 #if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
-using ProblemShape = cutlass::gemm::GroupProblemShape<Shape<int, int, int>>;
-using Element = cutlass::bfloat16_t;
-using LayoutA = cutlass::layout::RowMajor;      // activations [M, K]
-using LayoutB = cutlass::layout::ColumnMajor;   // weights stored [N, K] (K contiguous)
-using LayoutD = cutlass::layout::RowMajor;      // output [M, N]
-using StrideDPtr = cutlass::detail::TagToStrideC_t<LayoutD*>;
-constexpr int kAlign = 8;
 constexpr int kTileM = 128;
 __shared__ FlagCtx s_fctx;
 
@@ -505,44 +457,6 @@ struct FlaggedMainloop : Base {
 // columns {2q, 2q+1} + 8j, so a gate value (j even) and its up value (j + 1) sit in one thread's
 // registers: h = silu(gate) * up is computed there and written at half width (bf16x2 stores),
 // so GEMM1 writes [rows, F] instead of [rows, 2F] and no separate SwiGLU pass runs.
-// What CUTLASS's grouped (ptr-array) GEMM kernel asks of a collective epilogue that works from
-// the accumulator registers only (no SMEM, no workspace, no source C); `Args` is the epilogue's
-// own argument block, passed to the device unchanged.
-template <class Args>
-struct RegisterEpilogue {
-  using EpilogueSchedule = cutlass::epilogue::PtrArrayNoSmemWarpSpecialized;
-  using DispatchPolicy = EpilogueSchedule;
-  using ElementC = Element;
-  using ElementD = Element;
-  using ElementAccumulator = float;
-  using ElementCompute = float;
-  using ElementScalar = float;
-  using ElementOutput = Element;
-  // only named by the device adapter's type aliases; these epilogues compute their own output
-  using ThreadEpilogueOp = cutlass::epilogue::thread::LinearCombination<Element, 1, float, float>;
-  using StrideC = StrideDPtr;
-  using StrideD = StrideDPtr;
-  using InternalStrideC = cute::remove_pointer_t<StrideC>;
-  using InternalStrideD = cute::remove_pointer_t<StrideD>;
-  using GmemTiledCopyC = void;
-  using GmemTiledCopyD = void;
-  struct SharedStorage {};
-  using TensorMapStorage = SharedStorage;
-  using Arguments = Args;
-  using Params = Arguments;
-
-  template <class PS> static constexpr Params to_underlying_arguments(PS const&, Arguments const& a, void*) { return a; }
-  template <class PS> static size_t get_workspace_size(PS const&, Arguments const&, int) { return 0; }
-  template <class PS>
-  static cutlass::Status initialize_workspace(PS const&, Arguments const&, void*, cudaStream_t, cutlass::CudaHostAdapter* = nullptr) {
-    return cutlass::Status::kSuccess;
-  }
-
-  CUTLASS_HOST_DEVICE RegisterEpilogue(Params const& p) : params(p) {}
-  CUTLASS_DEVICE bool is_source_needed() { return false; }
-
-  Params params;
-};
 
 struct SwigluPairArgs {
   Element** ptr_D = nullptr;   // per group: h rows of the group, row stride ldd
@@ -713,15 +627,6 @@ struct CombineEpilogue : RegisterEpilogue<CombineArgsRef> {
 
 };
 
-// The ptr-array (grouped) sm90 mainloop over bf16 A/B with fp32 accumulation; its stage count is
-// what SMEM holds once `Epilogue` has its share.
-template <class TileShape_, class ClusterShape_, class Epilogue_,
-          class KernelSchedule_ = cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative>
-using GroupedMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-    cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Element, LayoutA*, kAlign, Element, LayoutB*, kAlign,
-    float, TileShape_, ClusterShape_,
-    cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue_::SharedStorage))>,
-    KernelSchedule_>::CollectiveOp;
 
 template <class TileShape_, class ClusterShape_, class KernelSchedule_, class EpilogueSchedule_>
 struct GroupedGemm {

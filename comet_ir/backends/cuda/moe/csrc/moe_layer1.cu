@@ -20,57 +20,9 @@
 //                 row this PE sent to each PE s, then out[t, slice j] = sum_k gate * ret[row].
 // Bounded waits set *err (4: a GEMM2 tile never completed; 5: a peer never returned its rows)
 // and go on: garbage in, an error raised by the host, never a hang.
-//
-// Re-declared here from moe_kernels.cu (to be shared later): the wait/flag helpers
-// (globaltimer_ns, ld_acquire, red_release_add, wait_at_least), the register-only epilogue base
-// (RegisterEpilogue), the grouped mainloop alias and the group-args kernel.
-#include <cuda_runtime.h>
-#include <cuda_bf16.h>
-#include <cstdint>
-
-#include "cutlass/cutlass.h"
-#include "cute/tensor.hpp"
-#include "cutlass/gemm/dispatch_policy.hpp"
-#include "cutlass/gemm/group_array_problem_shape.hpp"
-#include "cutlass/gemm/collective/collective_builder.hpp"
-#include "cutlass/epilogue/collective/collective_builder.hpp"
-#include "cutlass/gemm/device/gemm_universal_adapter.h"
-#include "cutlass/gemm/kernel/gemm_universal.hpp"
-#include "cutlass/gemm/kernel/tile_scheduler.hpp"
-#include "cutlass/util/packed_stride.hpp"
-#include "cutlass/epilogue/thread/linear_combination.h"
-
-using namespace cute;
+#include "moe_sm90_common.cuh"
 
 namespace l1 {
-
-__device__ __forceinline__ long long globaltimer_ns() {
-  long long t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
-__device__ __forceinline__ int ld_acquire(const int* p, int sys) {
-  int v;
-  if (sys) asm volatile("ld.acquire.sys.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  else asm volatile("ld.acquire.gpu.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
-__device__ __forceinline__ void red_release_add(int* p, int v, int sys) {
-  if (sys) asm volatile("red.release.sys.global.add.s32 [%0], %1;" :: "l"(p), "r"(v) : "memory");
-  else asm volatile("red.release.gpu.global.add.s32 [%0], %1;" :: "l"(p), "r"(v) : "memory");
-}
-__device__ bool wait_at_least(const int* p, int need, int sys, long long timeout_ns, int* err, int code) {
-  if (ld_acquire(p, sys) >= need) return true;
-  long long t0 = globaltimer_ns();
-  while (ld_acquire(p, sys) < need) {
-    __nanosleep(64);
-    if (globaltimer_ns() - t0 > timeout_ns) {
-      if (err) atomicMax(err, code);
-      return false;
-    }
-  }
-  return true;
-}
 
 constexpr int kTileN = 256;          // column tile = the GEMM's BN; the comm moves 512-byte slices
 constexpr int kVecPerSlice = kTileN / 8;
@@ -93,51 +45,11 @@ struct L1Comm {
 };
 
 // ------------------------------------------------------------------ compute role
-using ProblemShape = cutlass::gemm::GroupProblemShape<Shape<int, int, int>>;
-using Element = cutlass::bfloat16_t;
-using LayoutA = cutlass::layout::RowMajor;
-using LayoutB = cutlass::layout::ColumnMajor;
-using LayoutD = cutlass::layout::RowMajor;
-using StrideDPtr = cutlass::detail::TagToStrideC_t<LayoutD*>;
 using TileShape = Shape<_128, _256, _64>;
 using ClusterShape = Shape<_2, _1, _1>;
-constexpr int kAlign = 8;
 constexpr int kPublishBarrier = 8;   // first named barrier CUTLASS leaves to users (ReservedNamedBarriers)
 
 __shared__ int s_compute_ctas;       // tile-scheduler stride: the CTAs that run the GEMM
-
-template <class Args>
-struct RegisterEpilogue {
-  using EpilogueSchedule = cutlass::epilogue::PtrArrayNoSmemWarpSpecialized;
-  using DispatchPolicy = EpilogueSchedule;
-  using ElementC = Element;
-  using ElementD = Element;
-  using ElementAccumulator = float;
-  using ElementCompute = float;
-  using ElementScalar = float;
-  using ElementOutput = Element;
-  using ThreadEpilogueOp = cutlass::epilogue::thread::LinearCombination<Element, 1, float, float>;
-  using StrideC = StrideDPtr;
-  using StrideD = StrideDPtr;
-  using InternalStrideC = cute::remove_pointer_t<StrideC>;
-  using InternalStrideD = cute::remove_pointer_t<StrideD>;
-  using GmemTiledCopyC = void;
-  using GmemTiledCopyD = void;
-  struct SharedStorage {};
-  using TensorMapStorage = SharedStorage;
-  using Arguments = Args;
-  using Params = Arguments;
-
-  template <class PS> static constexpr Params to_underlying_arguments(PS const&, Arguments const& a, void*) { return a; }
-  template <class PS> static size_t get_workspace_size(PS const&, Arguments const&, int) { return 0; }
-  template <class PS>
-  static cutlass::Status initialize_workspace(PS const&, Arguments const&, void*, cudaStream_t, cutlass::CudaHostAdapter* = nullptr) {
-    return cutlass::Status::kSuccess;
-  }
-  CUTLASS_HOST_DEVICE RegisterEpilogue(Params const& p) : params(p) {}
-  CUTLASS_DEVICE bool is_source_needed() { return false; }
-  Params params;
-};
 
 struct PublishArgs {
   Element** ptr_D = nullptr;   // per group: first row of the group in y
@@ -194,13 +106,6 @@ struct PublishEpilogue : RegisterEpilogue<PublishArgs> {
   }
 };
 
-template <class Epilogue_>
-using GroupedMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-    cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Element, LayoutA*, kAlign, Element, LayoutB*, kAlign,
-    float, TileShape, ClusterShape,
-    cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue_::SharedStorage))>,
-    cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative>::CollectiveOp;
-
 // CUTLASS's grouped persistent scheduler strides by the whole grid; here the comm CTAs (the
 // last ones) are not part of the GEMM, so the stride is the compute-CTA count. Tile i still
 // goes to CTA i mod stride (AlongM raster: linear index = blockIdx.x since gridDim.y == 1).
@@ -234,7 +139,7 @@ struct L1Scheduler : GroupSchedulerBase {
 
 namespace cutlass::gemm::kernel::detail {
 template <>
-struct TileSchedulerSelector<GroupScheduler, arch::Sm90, l1::TileShape, l1::ClusterShape, 8, l1::ProblemShape> {
+struct TileSchedulerSelector<GroupScheduler, arch::Sm90, l1::TileShape, l1::ClusterShape, 8, ::ProblemShape> {
   using Scheduler = l1::L1Scheduler;
 };
 }  // namespace cutlass::gemm::kernel::detail
@@ -242,7 +147,7 @@ struct TileSchedulerSelector<GroupScheduler, arch::Sm90, l1::TileShape, l1::Clus
 namespace l1 {
 
 using Epilogue = cutlass::epilogue::collective::detail::Sm90TmaWarpSpecializedAdapter<PublishEpilogue>;
-using Mainloop = GroupedMainloop<Epilogue>;
+using Mainloop = GroupedMainloop<TileShape, ClusterShape, Epilogue>;
 using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue>;
 using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
 static_assert(cute::is_same_v<typename Kernel::TileScheduler, L1Scheduler>, "layer1 kernel must use L1Scheduler");
