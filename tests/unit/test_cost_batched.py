@@ -244,3 +244,130 @@ def test_leaf_stall_runs_equal_per_iteration_arrays(data):
                 want[idx:] = arrays[lv][idx][idx:] if li == 0 else np.maximum(want[idx:], arrays[lv][idx][idx:])
     assert _stall_sum_np(w, out, stalls, maxit) == int(want.sum())
     assert _stall_sum_py(w, out, stalls, maxit) == int(want.sum())
+
+
+def _scaled_bandwidths(arch, scale):
+    """A copy of `arch` whose memories' and links' bandwidths are all multiplied by `scale`."""
+    import copy
+
+    a = copy.deepcopy(arch)
+    for m in a.memory_types.values():
+        for f in ("bw", "parent_read_bw", "parent_write_bw", "child_read_bw", "child_write_bw",
+                  "link_read_bw", "link_write_bw"):
+            setattr(m, f, getattr(m, f) * scale)
+    seen: set = set()
+    for lv in a.levels.values():
+        for link in list(lv.links.values()) + ([lv.self_link] if lv.self_link else []):
+            if id(link) not in seen:  # a link object may be shared between levels
+                seen.add(id(link))
+                link.bw *= scale
+    return a
+
+
+def _walk_numbers(program, arch, sub_pos, owned):
+    """Oracle: the plain steady-state walk (steady_state.walk + estimate_energy) of a
+    candidate's program: (subtree cost, its collectives' costs, per owned node (stalls x
+    executions [+ compute window for a leaf], energy + NoC energy)) as _totals adds them."""
+    from comet_ir.backends.cost.model import _row
+    from comet_ir.backends.cost.steady_state import estimate_energy, walk
+    from comet_ir.spec.mapping_tree import ColOpNode, TileNode
+
+    nodes = preorder(program.root)
+    w = walk(program, arch)
+    estimate_energy(w)
+    vals = []
+    for p in owned:
+        n = nodes[p]
+        e = sum(w.energy.get(id(n), {}).values()) + sum(w.noc.get(id(n), {}).values())
+        leaf = isinstance(n, TileNode) and w._is_leaf(n)
+        lat = 0
+        if isinstance(n, ColOpNode) or (isinstance(n, TileNode) and (n.kind == "spatial" or leaf)):
+            its = w.parent_iters.get(id(n), 1)
+            for nlc in w.level_cost.get(id(n), {}).values():
+                cs, os_, ct, _ = _row(w, n, nlc)
+                lat += (cs + os_) * its + (ct * its if leaf else 0)
+        vals.append((lat, e))
+    cols = [w.cost[id(nodes[p])] for p in owned if isinstance(nodes[p], ColOpNode)]
+    return w.cost[id(nodes[sub_pos])], cols, vals
+
+
+# subtrees of the split shape "spatial tile -> leaf tile -> compute" (+ collectives after them)
+KERNEL_SUBTREES = {"gemm_softmax_edge": [0, 1, 2, 3, 4, 5], "ref_edge": [0, 1], "ref_cloud": [0, 1]}
+
+
+@pytest.mark.parametrize("case", list(KERNEL_SUBTREES))
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_subtree_kernel_equals_scalar_walk(case, data):
+    # batched_subtree.SubtreeKernel prices a subtree for many candidates sharing an upper key
+    # at once; oracle: the plain walk of each candidate's program (every owned node's cycles
+    # and pJ, the subtree's and its collectives' costs, exactly). To reach the kernel's
+    # branches: bandwidths scaled (transfers hidden behind compute or stalling), read-modify-
+    # write tensors, and leaves whose loops run over one dimension only (the others folded into
+    # the compute primitive: a tensor the leaf moves once, which the spatial tile above reuses).
+    import copy
+
+    arch, prog, sp, sols, _ = _space(case)
+    a = _scaled_bandwidths(arch, data.draw(st.sampled_from([1, 1 / 8, 8])))
+    ev = BatchEvaluator(prog, a, space=sp)
+    plan = ev.split
+    kern = [i for i, k in enumerate(plan.kernels) if k is not None]
+    assert kern == KERNEL_SUBTREES[case]  # built, and reproduced the template's walk
+    if data.draw(st.booleans()):
+        for i in kern:
+            plan.kernels[i].T.rmw = [True] * len(plan.kernels[i].T.rmw)
+            plan.kernels[i].P.rmw = [True] * len(plan.kernels[i].P.rmw)
+    rows = []
+    for _ in range(data.draw(st.integers(1, 3))):
+        v = list(sols[data.draw(st.integers(0, len(sols) - 1))])
+        for i in kern:
+            K = plan.kernels[i]
+            keep = data.draw(st.sampled_from([None] + list(K.T.factors[0])))
+            for d in K.T.factors[0]:  # fold the leaf's other loops into the primitive
+                tj, cj = K.t_slot.get((d, 0)), K.c_slot.get(d)
+                if keep is not None and d != keep and tj is not None and cj is not None:
+                    v[cj[0]], v[tj] = v[cj[0]] * v[tj], 1
+        nodes = preorder(sp.apply(tuple(v)).root)
+        for _ in range(data.draw(st.integers(1, 3))):
+            rows.append((tuple(v), tuple(data.draw(st.sampled_from(order_choices(nodes[i]))) for i in ev.tiles)))
+    groups: dict = {}  # candidates with one upper key (upper slots and orders, subtree exports)
+    for v, o in rows:
+        key = (tuple(v[c] for c in plan.upper_cols), tuple(o[t] for t in plan.upper_tiles),
+               tuple(plan._exports(i, v, o) for i in range(len(plan.subs))))
+        groups.setdefault(key, []).append((v, o))
+    for members in groups.values():
+        w = plan._walk(members[0][0], members[0][1], skip=kern)  # S's state; kernel subtrees skipped
+        progs = []
+        for v, o in members:  # each candidate's own program (the evaluator's template, applied)
+            ev._apply(v, o)
+            progs.append(copy.deepcopy(ev.program))
+        for i in kern:
+            K = plan.kernels[i]
+            owned = list(plan.sub_nodes[i]) + [p for p, o in sorted(plan.colops.items()) if o == i]
+            res = K.evaluate(w, np.array([m[0] for m in members]), [m[1][K.tile_k[0]] for m in members])
+            assert res.ok.all()  # the covered case: no candidate falls back here
+            for j, pr in enumerate(progs):
+                got = (int(res.cost[j]), [int(c[j]) for c in res.col_costs],
+                       [(int(res.node_lat[p][j]), float(res.node_en[p][j])) for p in owned])
+                assert got == _walk_numbers(pr, a, plan.sub_nodes[i][0], owned)
+
+
+@settings(max_examples=200, deadline=None)
+@given(m=st.lists(st.lists(st.sampled_from([0, 1, 2, 7, 2**20, 2**40, -3]), min_size=3, max_size=3),
+                  min_size=1, max_size=40),
+       wide=st.booleans())
+def test_unique_rows_partitions_like_np_unique(m, wide):
+    # unique_rows codes rows as one int (mixed radix over column ranges, counting when the
+    # range is small): same partition of the rows as np.unique(axis=0), and `first` names a
+    # row of each class
+    from comet_ir.backends.cost.batched_split import unique_rows
+
+    a = np.array(m, dtype=np.int64)
+    if wide:
+        a = np.concatenate([a] * 8, axis=1) * np.arange(1, 25)  # several radix overflows
+    first, inv = unique_rows(a)
+    _, want = np.unique(a, axis=0, return_inverse=True)
+    want = want.reshape(-1)
+    assert len(first) == len(set(want.tolist()))
+    assert all((inv[x] == inv[y]) == (want[x] == want[y]) for x in range(len(a)) for y in range(len(a)))
+    assert all(inv[first[k]] == k for k in range(len(first)))

@@ -667,10 +667,9 @@ class SubtreeKernel:
         noc = 0.0
         for k, new in enumerate(pattern):
             eff = e_new if new else e_old
-            if not c.hide:
-                stall = eff
-            else:
-                stall = np.where(eff == 0, 0, eff - (nsv[k] if k < len(nsv) else 0))
+            # node1_node2 reads a tensor's per-iteration stall only when it cannot hide it
+            # (then the stall is the transfer); a hidden tensor's is never read
+            stall = eff if not c.hide else 0
             noc = noc + (ne_new if new else ne_old)
             if rw and k == nm - reuse:
                 c.ramp_down = eff
