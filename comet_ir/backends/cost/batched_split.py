@@ -497,13 +497,15 @@ class SplitPlan:
             return unique_rows(m)
 
         # what each subtree exports upwards, per distinct subtree key
-        sub_first, sub_inv, exp_ids = [], [], []
+        sub_first, sub_inv, exp_ids, nests = [], [], [], []
         for i in range(len(self.subs)):
             first, inv = key(self.sub_cols[i], self.sub_tiles[i])
             kern = self.kernels[i]
+            nests.append(None)
             if kern is not None:
                 sub_orders = [order_of(int(r))[kern.tile_k[0]] for r in first]
-                _, ids = unique_rows(kern.exports(V[first], sub_orders))
+                mat, nests[i] = kern.exports(V[first], sub_orders)
+                _, ids = unique_rows(mat)
             else:
                 fp: dict = {}
                 ids = np.array([fp.setdefault(self._exports(i, V[r], order_of(int(r))), len(fp)) for r in first],
@@ -558,7 +560,9 @@ class SplitPlan:
                     todo = qs[qs != q0]
                 else:
                     prow = pair_first[i][qs]
-                    res = kern.evaluate(w, V[prow], [order_of(int(x))[kern.tile_k[0]] for x in prow])
+                    # one upper key: pair q is subtree key q, whose loop nest the exports hold
+                    nest = nests[i] if nU == 1 and len(qs) == len(sub_first[i]) else None
+                    res = kern.evaluate(w, V[prow], [order_of(int(x))[kern.tile_k[0]] for x in prow], nest)
                     good = res.ok
                     gq = qs[good]
                     s_cost[i][gq] = res.cost[good]

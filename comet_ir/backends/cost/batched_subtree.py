@@ -90,6 +90,33 @@ def _by_value1(col: np.ndarray, fn, *dtypes):
     return [np.array([v[j] for v in vals], dtype=dt)[inv] for j, dt in enumerate(dtypes)]
 
 
+def _move_times(w, reqs) -> list:
+    """Walker._move_time for requests (loop, tensor, target, child, unique, count, sizes (Q,)),
+    once per distinct (request, size): per request (memory + link cycles, NoC pJ, both ints,
+    both >= 0, sizes)."""
+    from comet_ir.backends.cost.batched_split import unique_codes
+
+    if not reqs:
+        return []
+    q = len(reqs[0][6])
+    top = max(int(r[6].max()) for r in reqs) + 1 if q else 1
+    code = np.concatenate([j * top + np.maximum(r[6], 0) for j, r in enumerate(reqs)])
+    first, inv = unique_codes(code)
+    vals = []
+    for c in code[first].tolist():
+        L, i, tgt, chl, u, cnt, _ = reqs[c // top]
+        try:
+            m, t, e = w._move_time(Mov(c % top, u, cnt), L, i, tgt, chl)
+        except Exception:  # noqa: BLE001 - the scalar walk raises / prices it
+            vals.append((0, 0.0, False, False))
+            continue
+        good = isinstance(m, int) and isinstance(t, int)
+        vals.append((m + t if good else 0, e, good, good and m >= 0 and t >= 0))
+    cols = [np.array([v[k] for v in vals], dtype=dt)[inv] for k, dt in
+            enumerate((_I64, np.float64, bool, bool))]
+    return [tuple(c[j * q:(j + 1) * q] for c in cols) + (r[6],) for j, r in enumerate(reqs)]
+
+
 @dataclass
 class SubtreeResult:
     ok: np.ndarray  # bool (Q,): covered; the other fields are meaningful only there
@@ -170,6 +197,7 @@ class SubtreeKernel:
         self.T_proj = [w.proj(t, g) for t, g in zip(T.tensors, T.tags)]
         self.T_last = [list(T.factors[-1]) for _ in range(nT)]  # desc[-1]'s dims, in order
         self.T_L = SimpleNamespace(node=T, rw=self.T_rw)  # what _move_time reads of a Loop
+        self._perms: dict = {}
         unit = T.child_levels[0]
         if not a.level(unit).is_compute:
             raise _NoFit  # the scalar walk raises the located error
@@ -268,6 +296,16 @@ class SubtreeKernel:
                                   math.prod(a.level(d).count for d in c.dest), w.proj(c.tensor_in, ""),
                                   w.tid.get(c.tensor_in, -1), ops_left[-1] if ops_left else None))
 
+    def _perm(self, i: int, order: str) -> list:
+        """Positions in T's last factor level of tensor i's loops, inner to outer, for `order`
+        (_temporal_moves: the order's dims first, then the level's others)."""
+        key = (i, order)
+        hit = self._perms.get(key)
+        if hit is None:
+            dl = self.T_last[i]
+            hit = self._perms[key] = [dl.index(d) for d in [d for d in order if d in dl] + [d for d in dl if d not in order]]
+        return hit
+
     # ------------------------------------------------------------------ parameters per pair
     def _params(self, V: np.ndarray):
         """Factors of T (per level, dim, tensor) and C's steps / primitive / reduction factors,
@@ -327,24 +365,48 @@ class SubtreeKernel:
             loops[id(X)] = (desc, iters, rts)
         return stride, loops, prim, red
 
-    def exports(self, V: np.ndarray, orders: list) -> np.ndarray:
-        """(Q, k) int matrix equal between two pairs iff their exports (batched_split._exports)
-        are: the strides left for the (tensor, op) pairs the chain and S hold."""
+    def exports(self, V: np.ndarray, orders: list) -> tuple:
+        """((Q, k) int matrix equal between two pairs iff their exports (batched_split._exports)
+        are: the strides left for the (tensor, op) pairs the chain and S hold; the loop nest,
+        which `evaluate` takes for the same rows)."""
         q = len(V)
-        stride, _, _, _ = self._loops(V)
+        nest = self._loops(V)
+        stride = nest[0]
         cols = [np.zeros(q, dtype=_I64)]
         for k in sorted(k for k in stride if k in self.upper_pairs):
             for d in sorted(stride[k]):
                 cols.append(_col(stride[k][d], q))
-        return np.stack(cols, axis=1)
+        return np.stack(cols, axis=1), nest
 
     # ------------------------------------------------------------------ the subtree
-    def evaluate(self, w: Walker, V: np.ndarray, orders: list) -> SubtreeResult:
+    def evaluate(self, w: Walker, V: np.ndarray, orders: list, nest=None) -> SubtreeResult:
         """All numbers of the subtree for Q pairs with the upper key of walker `w` (a walk of a
-        candidate with that upper key: S's loop nest, moves and energy counts)."""
+        candidate with that upper key: S's loop nest, moves and energy counts); `nest`: the loop
+        nest `exports` returned for these rows."""
         q = len(V)
         P, T, C, S = self.P, self.T, self.C, self.S
-        stride, loops, prim, red = self._loops(V)
+        stride, loops, prim, red = nest if nest is not None else self._loops(V)
+        descP = loops[id(P)][0]
+        # every move time the subtree needs, once per distinct (tensor, move, size)
+        LS = w.loop[id(S)]
+        dmS = w.dm[id(S)]
+        nP = len(P.tensors)
+        patterns = []
+        for i in range(nP):
+            ci = self.P_child[i]
+            pm = dmS[ci]
+            patterns.append([not (k and pm[k].unique == 0) for k in range(LS.iters[ci])])
+        reqs = []
+        for i in range(len(T.tensors)):
+            desc = loops[id(T)][0][i][-1]
+            sz = _col(_proj_size(self.T_proj[i], {d: s for d, (_, s) in desc.items()}, q), q)
+            reqs.append((self.T_L, i, T.targets[i], T.child_levels[i], 1, 1, sz))
+        for i in range(nP):
+            if self.P_hit[i]:
+                sz = _col(_proj_size(self.P_proj[i], {d: s for d, (_, s) in descP[i][0].items()}, q), q)
+                for u in ((self.P_uniq[i], 0) if not all(patterns[i]) else (self.P_uniq[i],)):
+                    reqs.append((self.P_L, i, P.targets[i], P.child_levels[i], u, self.P_sp[i], sz))
+        mts = iter(_move_times(w, reqs))
         ok = np.ones(q, dtype=bool)
         # ---- T: moves (closed form of _FastWalker._temporal_moves), compute time
         descT, itersT, rtsT = loops[id(T)]
@@ -390,8 +452,7 @@ class SubtreeKernel:
             pd = {d for r in self.T_proj[i] for d in r}
             # period: the product of the radices inside the innermost projected loop > 1, over
             # loop positions (the orders are a handful of permutations)
-            perm = np.array([[dl.index(d) for d in [d for d in o if d in desc] + [d for d in dl if d not in o]]
-                             for o in ocodes], dtype=_I64)[ocode]
+            perm = np.array([self._perm(i, o) for o in ocodes], dtype=_I64)[ocode]
             R = np.stack([_col(np.where(s != 0, e // np.maximum(s, 1), 1), q) for e, s in desc.values()], axis=1)
             Rp = np.take_along_axis(R, perm, axis=1)
             Pm = np.array([d in pd for d in dl])[perm]
@@ -407,20 +468,9 @@ class SubtreeKernel:
             period = np.maximum(period, 1)
             ok &= n % period == 0
             per.append(period)
-            sz = _col(_proj_size(self.T_proj[i], {d: s for d, (_, s) in desc.items()}, q), q)
+            e, _, isint, nonneg, sz = next(mts)
             size_T.append(sz)
-            ok &= sz >= 0
-            tgt, chl, L = T.targets[i], T.child_levels[i], self.T_L
-
-            def _mt(s, i=i, tgt=tgt, chl=chl, L=L):
-                try:
-                    m, t_, _ = w._move_time(Mov(s, 1, 1), L, i, tgt, chl)
-                except Exception:  # noqa: BLE001 - the scalar walk raises / prices it
-                    return (-1,)
-                return (m + t_ if isinstance(m, int) and isinstance(t_, int) and m >= 0 and t_ >= 0 else -1,)
-
-            e, = _by_value1(sz, _mt, _I64)
-            ok &= e >= 0
+            ok &= (sz >= 0) & isint & nonneg
             E.append(e)
         per = [np.where(ok, p, 1) for p in per]
         n1 = np.where(ok, n, 1)
@@ -505,16 +555,7 @@ class SubtreeKernel:
                     rampT[(self.T_tid[i], T.tags[i])] = np.where(keep, E[i], 0)
         actT = {(self.T_tid[i], T.tags[i]): act[i] for i in range(nT)}
         # ---- P: moves from S (fixed by the upper key), sizes from T's extents
-        descP, _, _ = loops[id(P)]
-        LS = w.loop[id(S)]
-        dmS = w.dm[id(S)]
-        nP = len(P.tensors)
         itersP = [LS.iters[j] if j is not None else 1 for j in self.P_inherit]
-        patterns = []
-        for i in range(nP):
-            ci = self.P_child[i]
-            pm = dmS[ci]
-            patterns.append([not (k and pm[k].unique == 0) for k in range(LS.iters[ci])])
         maxitP = max(itersP) if itersP else 1
         different = len(set(itersP)) > 1
         actP = [sum(p) for p in patterns]
@@ -538,9 +579,14 @@ class SubtreeKernel:
             if not self.P_hit[i]:
                 continue
             target, child = P.targets[i], P.child_levels[i]
-            size = _col(_proj_size(self.P_proj[i], {d: s for d, (_, s) in descP[i][0].items()}, q), q)
-            pair = self._target_child(w, i, target, child, patterns[i], size, W, vec, reuseP[i], actP[i],
-                                      different, ok)
+            e_new, ne_new, isint, _, size = next(mts)
+            ok &= isint
+            e_old = ne_old = None
+            if not all(patterns[i]):
+                e_old, ne_old, isint, _, _ = next(mts)
+                ok &= isint
+            pair = self._target_child(i, patterns[i], size, W, vec, reuseP[i], actP[i], different,
+                                      e_new, ne_new, e_old, ne_old)
             c = pair[1 if self.P_rw[i] else 0]
             proj = self.P_uniq[i] or 1
             accP.append(Access(target, c.access, c.tile, P.precision[i], self.P_rw[i], True, False, self.P_tid[i],
@@ -622,26 +668,10 @@ class SubtreeKernel:
         return SubtreeResult(ok, costP, col_costs, node_lat, node_en)
 
     # ------------------------------------------------------------------ P's walk, on arrays
-    def _target_child(self, w, i, target, child, pattern, size, W, vec, reuse, actual, different, ok):
-        """Walker.target_child_cost + evaluate for P's tensor i (window W, per-iteration vec)."""
+    def _target_child(self, i, pattern, size, W, vec, reuse, actual, different, e_new, ne_new, e_old, ne_old):
+        """Walker.target_child_cost + evaluate for P's tensor i (window W, per-iteration vec;
+        transfer time and NoC energy of a new / a reused tile)."""
         rw = 1 if self.P_rw[i] else 0
-        L, count = self.P_L, self.P_sp[i]
-
-        def mt(u):
-            def f(s):
-                try:
-                    m, t_, e_ = w._move_time(Mov(s, u, count), L, i, target, child)
-                except Exception:  # noqa: BLE001 - the scalar walk raises / prices it
-                    return 0, 0.0, False
-                if not (isinstance(m, int) and isinstance(t_, int)):
-                    return 0, 0.0, False
-                return m + t_, e_, True
-            e, ne, good = _by_value1(size, f, _I64, np.float64, bool)
-            np.logical_and(ok, good, out=ok)
-            return e, ne
-
-        e_new, ne_new = mt(self.P_uniq[i])
-        e_old, ne_old = mt(0) if not all(pattern) else (None, None)
         if reuse == 1:
             nsv = list(vec)
         else:
