@@ -28,7 +28,7 @@ def _need_sm90():
     ("zipf", 450, 8, 8, 4, 16)])
 def test_layer1_fused_ep1(case, t, cb0, cb1, k, e):
     """Fused layer1 at ep == 1 (the return is a local copy): equals the reference and the unfused
-    layer1 (same GEMM arithmetic, the combine in fp32 either way), every output element written
+    layer1 up to bf16 rounding, every output element written
     (outputs start as torch.empty: unwritten garbage would show), no timeout."""
     _need_sm90()
     dev = torch.device("cuda")
@@ -44,7 +44,10 @@ def test_layer1_fused_ep1(case, t, cb0, cb1, k, e):
     assert rel(y, ref) < TOL
     m.layer1_comm_blocks = 0
     y0 = m(x, lg)
-    assert rel(y, y0) < 1e-2 * 0.3       # both bf16 GEMM2 outputs summed in fp32: rounding only
+    # The unfused GEMM2 may split K (csrc: decided by the waves), each half rounded to bf16 and
+    # the halves summed in fp32; the fused one rounds the whole sum once. Both outputs then round
+    # to bf16 again, so they differ by rounding alone: at most ~2 units of bf16's 2^-8 relative.
+    assert rel(y, y0) < 2 * 2.0 ** -8
 
 
 def test_layer1_fused_graph_capture():

@@ -317,7 +317,9 @@ class CometMoE(nn.Module):
         T = x.shape[0]
         x = x.contiguous()
         if self.ep > 1 and backend == "cutlass" and self._use_shmem():
-            cb1 = self.choose_layer1_comm_blocks(T)
+            # every PE must run the same layer1 protocol (fused: column signals; unfused: the
+            # return counters), so the choice is made for max_tokens, which all ranks share
+            cb1 = self.choose_layer1_comm_blocks(self.max_tokens)
             out = self._ep_forward_shmem_layer1(x, router_logits, cb1) if cb1 else self._ep_forward_shmem(x, router_logits)
             return self._allreduce_tp(out) if self.tp > 1 else out
         if self.ep == 1 and backend == "cutlass" and self.choose_layer1_comm_blocks(T):
@@ -513,6 +515,8 @@ class CometMoE(nn.Module):
         ed.flags, ed.seq, ed.err = loc["flags"], seq.data_ptr(), self._err_buf(dev).data_ptr()
         self._shmem = dict(lib=lib, base=base, loc=loc, peers=peers, parts=parts, ed=ed, max_mt=max_mt,
                            cap_recv=cap_recv, keep=(counts_local, seq))
+        if self.choose_layer1_comm_blocks(self.max_tokens):
+            self._l1_sig(self._shmem)   # collective: here, where every PE allocates, not in a forward
         return self._shmem
 
     def _check_tokens(self, tokens: int) -> None:
@@ -729,7 +733,7 @@ class CometMoE(nn.Module):
 
     def _l1_sig(self, sh):
         """Symmetric [ep, H/256] layer1 signals (own address, every EP peer's mapping); allocated
-        once, collectively (every PE reaches its first fused-layer1 call)."""
+        once, collectively, by `_shmem_setup` (which every PE runs together)."""
         if "l1sig" not in self._scratch:
             from comet_ir.backends.cuda.moe.layer1 import TILE_N
             n = self.ep * (self.hidden // TILE_N)
