@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from comet_ir.backends.cuda.moe.module import COMM_BLOCKS, CometMoE, reference_moe, route, permutation
 from comet_ir.backends.cost import moe_model as MM
+from gpu_timing import bench as _bench, graphed  # benchmarks/ is the script's directory
 
 H, FF, E, K = 4096, 14336, 8, 2
 OUT = os.environ.get("OUT", ".")
@@ -52,32 +53,27 @@ def save():
         json.dump(RES, f, indent=1)
 
 
-def bench(fn, warm=3, reps=REPS):
-    for _ in range(warm):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b))
-    return statistics.median(ts)
+def bench(fn, warm=3, reps=None, sync_each=None):
+    return _bench(fn, warm, REPS if reps is None else reps, sync_each)
 
 
-def graphed(fn):
-    fn()
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        fn()
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        out = fn()
-    return g, out
+def run_rounds(name, fns, r, flops_of):
+    """Every variant timed once per round, rounds interleaving the variants (drift and clock
+    changes hit all alike); r[k] = median over rounds, with TFLOP/s where flops_of(k) is known."""
+    times = {k: [] for k in fns}
+    for rnd in range(ROUNDS):
+        for k, fn in fns.items():
+            try:
+                times[k].append(bench(fn))
+            except Exception as e:
+                RES["errors"].append(f"{name} {k} round {rnd}: {e!r}")
+    for k, ts in times.items():
+        if ts:
+            r[k] = {"ms": statistics.median(ts), "rounds": ts}
+            f = flops_of(k)
+            if f:
+                r[k]["tflops"] = f / (r[k]["ms"] * 1e9)
+            print(f"{name:16s} {k:48s} {r[k]['ms']:8.3f} ms {[round(t, 3) for t in ts]}", flush=True)
 
 
 def skew_bias(dev):
@@ -206,20 +202,7 @@ def case(T, skew, w1, w3, w2, wr, dev):
         exp["experts_dense_cublas_equal_flops"] = gd.replay
     except Exception as e:
         RES["errors"].append(f"{name} dense: {e!r}")
-    allv = {**layers, **exp}
-    times = {k: [] for k in allv}
-    for rnd in range(ROUNDS):
-        for k, fn in allv.items():
-            try:
-                times[k].append(bench(fn))
-            except Exception as e:
-                RES["errors"].append(f"{name} {k} round {rnd}: {e!r}")
-    for k, ts in times.items():
-        if ts:
-            r[k] = {"ms": statistics.median(ts), "rounds": ts}
-            if k.startswith("experts_"):
-                r[k]["tflops"] = flops / (r[k]["ms"] * 1e9)
-            print(f"{name:16s} {k:48s} {r[k]['ms']:8.3f} ms {[round(t, 3) for t in ts]}", flush=True)
+    run_rounds(name, {**layers, **exp}, r, lambda k: flops if k.startswith("experts_") else None)
     # comm-block sweep: chosen vs measured best; model per config (layer0 part + the rest)
     sweep = {cb: r[f"cb{cb}_graph"]["ms"] for cb in COMM_BLOCKS if f"cb{cb}_graph" in r}
     if sweep:
@@ -358,21 +341,8 @@ def tune_case(T, skew, w1, w3, w2, wr, dev):
     except Exception as e:
         RES["errors"].append(f"{name} dense: {e!r}")
     flops = 6.0 * T * K * H * FF
-    times = {k: [] for k in fns}
-    for rnd in range(ROUNDS):
-        for k, fn in fns.items():
-            try:
-                times[k].append(bench(fn))
-            except Exception as e:
-                RES["errors"].append(f"{name} {k} round {rnd}: {e!r}")
-    for k, ts in times.items():
-        if ts:
-            r[k] = {"ms": statistics.median(ts), "rounds": ts}
-            f = flops if k.startswith("experts_") else flops * 2 / 3 if k.startswith("g1_") else \
-                flops / 3 if k.startswith("g2_") else None
-            if f:
-                r[k]["tflops"] = f / (r[k]["ms"] * 1e9)
-            print(f"{name:16s} {k:36s} {r[k]['ms']:8.3f} ms {[round(t, 3) for t in ts]}", flush=True)
+    run_rounds(name, fns, r, lambda k: flops if k.startswith("experts_") else flops * 2 / 3 if k.startswith("g1_")
+               else flops / 3 if k.startswith("g2_") else None)
     for key in configs:
         if f"{key}_graph" in r and "torch_loop" in r:
             r[f"speedup_{key}"] = r["torch_loop"]["ms"] / r[f"{key}_graph"]["ms"]

@@ -21,6 +21,7 @@ import tempfile
 import time
 
 import torch
+from gpu_timing import bench as _bench, graphed  # benchmarks/ is the script's directory
 
 H, FF, E, K = 4096, 14336, 8, 2
 OUT = os.environ.get("OUT", ".")
@@ -29,34 +30,8 @@ REPS = int(os.environ.get("MOE_REPS", "15"))
 KS = (4, 8, 16, 32)
 
 
-def bench(fn, warm=3, reps=REPS, sync_each=None):
-    for _ in range(warm):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        if sync_each:
-            sync_each()
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b))
-    return statistics.median(ts)
-
-
-def graphed(fn):
-    fn()
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        fn()
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        out = fn()
-    return g, out
+def bench(fn, warm=3, reps=None, sync_each=None):
+    return _bench(fn, warm, REPS if reps is None else reps, sync_each)
 
 
 def ep1(T, res):

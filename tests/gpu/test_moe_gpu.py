@@ -70,14 +70,10 @@ def test_topk_experts(backend, k, e):
     assert rel(m(x, lg), ref) < TOL
 
 
-def test_cuda_graph_capture():
-    if "cutlass" not in backends():
-        pytest.skip("graph capture is tested on the cutlass backend (sm_90)")
-    dev = torch.device("cuda")
-    m = CometMoE(1024, 2048, 8, 2, backend="cutlass", device=dev)
-    xs = torch.randn(256, 1024, device=dev).bfloat16()
-    ls = torch.randn(256, 8, device=dev)
-    m(xs, ls)  # warm-up: build handles and packed weights outside the capture
+def capture(m, xs, ls):
+    """CUDA graph of one layer call m(xs, ls) -> (graph, its output tensor). Warm-up first on the
+    current and on a side stream (handles, packed weights and scratch exist before the capture)."""
+    m(xs, ls)
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(s):
@@ -86,6 +82,17 @@ def test_cuda_graph_capture():
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g):
         ys = m(xs, ls)
+    return g, ys
+
+
+def test_cuda_graph_capture():
+    if "cutlass" not in backends():
+        pytest.skip("graph capture is tested on the cutlass backend (sm_90)")
+    dev = torch.device("cuda")
+    m = CometMoE(1024, 2048, 8, 2, backend="cutlass", device=dev)
+    xs = torch.randn(256, 1024, device=dev).bfloat16()
+    ls = torch.randn(256, 8, device=dev)
+    g, ys = capture(m, xs, ls)
     for case in ("uniform", "zipf", "one_expert"):
         gen = torch.Generator(device=dev).manual_seed(7)
         xs.copy_(torch.randn(256, 1024, generator=gen, device=dev).bfloat16())
@@ -256,15 +263,7 @@ def test_fused_layer0_graph_replay():
     m = CometMoE(512, 1024, 8, 2, backend="cutlass", device=dev, comm_blocks=8)
     xs = torch.randn(256, 512, device=dev).bfloat16()
     ls = torch.randn(256, 8, device=dev)
-    m(xs, ls)
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        m(xs, ls)
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        ys = m(xs, ls)
+    g, ys = capture(m, xs, ls)
     for seed in (1, 2):
         gen = torch.Generator(device=dev).manual_seed(seed)
         xs.copy_(torch.randn(256, 512, generator=gen, device=dev).bfloat16())

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
-from test_moe_gpu import TOL, _ep_problem, _spawn, backends, logits_for, rel  # noqa: E402
+from test_moe_gpu import TOL, _ep_problem, _spawn, backends, capture, logits_for, rel  # noqa: E402
 
 from comet_ir.backends.cuda.moe.module import CometMoE, reference_moe  # noqa: E402
 from comet_ir.errors import CometError  # noqa: E402
@@ -57,15 +57,7 @@ def test_layer1_fused_graph_capture():
     m = CometMoE(1024, 2048, 8, 2, backend="cutlass", device=dev, comm_blocks=8, layer1_comm_blocks=8)
     xs = torch.randn(256, 1024, device=dev).bfloat16()
     ls = torch.randn(256, 8, device=dev)
-    m(xs, ls)
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        m(xs, ls)
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        ys = m(xs, ls)
+    g, ys = capture(m, xs, ls)
     for case in ("uniform", "zipf", "one_expert", "empty_expert"):
         gen = torch.Generator(device=dev).manual_seed(11)
         xs.copy_(torch.randn(256, 1024, generator=gen, device=dev).bfloat16())
