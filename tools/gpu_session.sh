@@ -5,6 +5,8 @@
 #   bench1 / bench   GEMM vs cuBLAS (world 1) / AG+GEMM and GEMM+RS with 2 ranks on the GPU
 #   bench1m          bench1 at 8192x7168x4096 only (e.g. g8-bench1m: another L2 grouping;
 #                    bench1m#2: a repeat in its own log folder)
+#   bench1p / bench1v  ours vs cuBLAS only (no other variants heating the GPU in between): 21
+#                    rounds at 8192x7168x4096 / six shapes the GPU model was not fitted on
 #   sweep            shape sweep, 2 ranks: overlap vs sequential vs the cost model's choice
 #   TASK:W           tp_worker task TASK with W ranks (correct, graph, timeout, bench, sweep)
 #   c2-X / g8-X      X with the cluster-2x1 library (COMET_TP_CLUSTER=2) / L2 group of 8 row blocks
@@ -26,6 +28,10 @@ for t in $TASKS; do
     tests) timeout ${TEST_TIMEOUT:-300} python3 -m pytest -q -x -rf -p no:cacheprovider tests/gpu/test_tp_gpu.py > $L/pytest.log 2>&1; tail -5 $L/pytest.log ;;
     bench1) timeout 200 python3 tests/gpu/tp_launch.py 1 bench 180 $L > /dev/null ;;
     bench1m) COMET_BENCH_SHAPES=8192x7168x4096 timeout 100 python3 tests/gpu/tp_launch.py 1 bench 90 $L > /dev/null ;;
+    bench1p) COMET_BENCH_SHAPES=8192x7168x4096 COMET_BENCH_VARIANTS=comet,torch COMET_BENCH_ROUNDS=21 \
+               timeout 100 python3 tests/gpu/tp_launch.py 1 bench 90 $L > /dev/null ;;
+    bench1v) COMET_BENCH_SHAPES=3072x5120x8192,6144x14336x4096,1536x7168x2048,384x6144x4096,192x4096x8192,96x14336x4096 \
+               COMET_BENCH_VARIANTS=comet,torch timeout 100 python3 tests/gpu/tp_launch.py 1 bench 90 $L > /dev/null ;;
     bench) timeout 200 python3 tests/gpu/tp_launch.py 2 bench 180 $L > /dev/null ;;
     sweep) timeout 300 python3 tests/gpu/tp_launch.py 2 sweep 280 $L > /dev/null ;;
     *:*) timeout 200 python3 tests/gpu/tp_launch.py ${base#*:} ${base%%:*} 180 $L > /dev/null ;;

@@ -379,6 +379,10 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
             variants = {name: (lambda t=t, sp=sp: rt.gemm(x, wnk, out=out, tile=t, split=sp))
                         for name, (t, sp) in configs.items()}
             variants["torch"] = lambda: torch.matmul(x, wt)
+            if os.environ.get("COMET_BENCH_VARIANTS"):      # e.g. "comet,torch": a clean pair
+                keep = os.environ["COMET_BENCH_VARIANTS"].split(",")
+                variants = {name: fn for name, fn in variants.items() if name in keep}
+                configs = {name: c for name, c in configs.items() if name in keep}
             eager = {name: bench(torch, variants[name], iters=30) for name in ("comet", "torch")}
             graphs = {name: graph_of(fn) for name, fn in variants.items()}
             samples = {name: [] for name in variants}

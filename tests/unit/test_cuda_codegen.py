@@ -76,6 +76,19 @@ func.func @f(%x: tensor<256x512xbf16>, %w: tensor<512x512xbf16>, %a: tensor<512x
     assert src.count("!defined(COMET_NVSHMEM_HELPERS)") == 4     # shared helpers guarded (2 branches x 2 kernels)
 
 
+def test_runtime_library_holds_one_kernel_per_tile():
+    src, prefixes = runtime.runtime_source()
+    assert prefixes == ["comet_tp_", "comet_tp_128x128_", "comet_tp_128x64_"]
+    for ns in ("comet_tp", "comet_tp_128x128", "comet_tp_128x64"):
+        assert f"namespace {ns} {{" in src
+    # stages from the SMEM budget left after the epilogue's 18 KiB: 48 / 32 / 24 KiB per stage
+    # -> 4, 6 and 8 (the cap); the 128x64 kernel (small M) runs without a cluster
+    stages = [int(x.split(";")[0]) for x in src.split("constexpr int kStages = ")[1:]]
+    clusters = [int(x.split(";")[0]) for x in src.split("constexpr int kClusterM = ")[1:]]
+    assert stages == [4, 6, 8] and clusters == [2, 2, 1]
+    assert src.count("extern \"C\" {") == 3
+
+
 def test_runtime_errors_without_toolchain(monkeypatch, tmp_path):
     monkeypatch.setenv("COMET_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(runtime, "cutlass_root", lambda: None)
@@ -101,10 +114,12 @@ def test_examples_compile_for_sm90a(tmp_path):
         pytest.skip("CUTLASS headers not found (pip install nvidia-cutlass==4.2.0.0 or set CUTLASS_DIR)")
     nv = runtime.nvshmem_root()
     procs = []
-    for name in ("tp_ag_gemm.mlir", "tp_gemm_rs.mlir"):   # both at once: 2 cores, ~40 s each
-        m, _ = kernel(name)
+    sources = {name: codegen.emit_module(kernel(name)[0]) for name in ("tp_ag_gemm.mlir", "tp_gemm_rs.mlir")}
+    # the runtime's library: three kernels in one translation unit (host helpers per namespace)
+    sources["runtime"] = runtime.runtime_source()[0]
+    for name, text in sources.items():   # all at once: 2 cores, ~40 s per kernel
         src = tmp_path / (name + ".cu")
-        src.write_text(codegen.emit_module(m))
+        src.write_text(text)
         cmd = runtime.nvcc_command(src, tmp_path / (name + ".o"), cutlass, nv, shared=False)
         if nv is None:
             cmd = [c for c in cmd if not c.startswith("-DCOMET_WITH_NVSHMEM")] + ["-DCOMET_WITH_NVSHMEM=0"]

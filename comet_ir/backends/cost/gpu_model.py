@@ -62,8 +62,11 @@ def tile_cluster(tile) -> int:
 BURST_US = 100.0
 BURST_SPEEDUP = 1.17
 GEMM_LAUNCH_US = 3.0      # one GEMM kernel replayed in a CUDA graph (the TP estimates use LAUNCH_US)
-MEM_EFFICIENCY = 0.6      # share of the HBM bandwidth this kernel streams B at (128 rows x 7168 x
-                          # 4096: 34.6 us, i.e. ~1.9 TB/s with 3 us launch, on the H100)
+MEM_EFFICIENCY = 0.7      # share of the HBM bandwidth this kernel streams the operands at (128 x
+                          # 7168 x 4096 on 128x64 tiles: 28.0 us, ~2.4 TB/s, on the H100)
+# A 2x1 cluster over a single row block (M <= BM): the second CTA of each pair computes on TMA
+# zero-fill and the pair runs slower per k-step (128x64 tiles: 0.375 us vs 0.24 with 256 rows)
+ZERO_FILL_PENALTY = 1.56
 
 
 def _arch(arch):
@@ -105,7 +108,7 @@ def gemm_us(m: int, n: int, k: int, blocks: int, arch, tile=DEFAULT_TILE, split:
     tiles = math.ceil(m / (bm * cluster_m)) * math.ceil(n / bn)
     k_steps = math.ceil(k / bk)
     clusters = max(blocks // cluster_m, 1)
-    t_step = step_us(tile, a)
+    t_step = step_us(tile, a) * (ZERO_FILL_PENALTY if math.ceil(m / bm) < cluster_m else 1.0)
     sp = split_plan(m, n, k, blocks, a, tile, cluster_m) if split else stream_k.Split()
     t_sust = stream_k.steps(tiles, k_steps, clusters, sp, t_step) * t_step
     t_compute = t_sust / BURST_SPEEDUP if t_sust <= BURST_US else BURST_US / BURST_SPEEDUP + t_sust - BURST_US
