@@ -221,7 +221,7 @@ def case(T, skew, w1, w3, w2, wr, dev):
             if f"{key}_graph" in r:
                 r[f"speedup_{key}_graph"] = r["torch_loop"]["ms"] / r[f"{key}_graph"]["ms"]
     save()
-    del graphs, layers, exp, allv, mods, m, mg
+    del graphs, layers, exp, mods, m, mg
     torch.cuda.empty_cache()
 
 
