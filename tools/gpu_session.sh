@@ -7,6 +7,8 @@
 #                    bench1m#2: a repeat in its own log folder)
 #   bench1p / bench1v  ours vs cuBLAS only (no other variants heating the GPU in between): 21
 #                    rounds at 8192x7168x4096 / six shapes the GPU model was not fitted on
+#   bench1t          per tile kernel vs cuBLAS, interleaved: 8192x7168x4096 (21 rounds), 8192^3 and
+#                    4096^3 (15); BENCH_SHAPES / BENCH_VARIANTS (names as in tp_worker) override
 #   sweep            shape sweep, 2 ranks: overlap vs sequential vs the cost model's choice
 #   TASK:W           tp_worker task TASK with W ranks (correct, graph, timeout, bench, sweep)
 #   c2-X / g8-X      X with the cluster-2x1 library (COMET_TP_CLUSTER=2) / L2 group of 8 row blocks
@@ -30,6 +32,9 @@ for t in $TASKS; do
     bench1m) COMET_BENCH_SHAPES=8192x7168x4096 timeout 100 python3 tests/gpu/tp_launch.py 1 bench 90 $L > /dev/null ;;
     bench1p) COMET_BENCH_SHAPES=8192x7168x4096 COMET_BENCH_VARIANTS=comet,torch COMET_BENCH_ROUNDS=21 \
                timeout 100 python3 tests/gpu/tp_launch.py 1 bench 90 $L > /dev/null ;;
+    bench1t) COMET_BENCH_SHAPES=${BENCH_SHAPES:-8192x7168x4096,8192x8192x8192,4096x4096x4096} \
+               COMET_BENCH_VARIANTS=${BENCH_VARIANTS:-comet,t256x128,torch} COMET_BENCH_ROUNDS=21 \
+               COMET_BENCH_ROUNDS_OTHER=15 timeout 120 python3 tests/gpu/tp_launch.py 1 bench 110 $L > /dev/null ;;
     bench1v) COMET_BENCH_SHAPES=3072x5120x8192,6144x14336x4096,1536x7168x2048,384x6144x4096,192x4096x8192,96x14336x4096 \
                COMET_BENCH_VARIANTS=comet,torch timeout 100 python3 tests/gpu/tp_launch.py 1 bench 90 $L > /dev/null ;;
     bench) timeout 200 python3 tests/gpu/tp_launch.py 2 bench 180 $L > /dev/null ;;

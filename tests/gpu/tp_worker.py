@@ -36,7 +36,7 @@ def split_all(ctx, m, n, k, units, tile=None):
     from comet_ir.backends.cuda.stream_k import Split
 
     kern = ctx.kernel(m, n, k, ctx.sms, tile or ctx.kernels[0].name)
-    tiles = -(-m // (kern.tile_m * kern.cluster_m)) * -(-n // kern.tile_n)
+    tiles = -(-m // (kern.tile_m * kern.cluster_m)) * -(-n // (kern.tile_n * kern.cluster_n))
     return Split(tiles, min(units, tiles * -(-k // kern.tile_k)))
 
 
@@ -369,10 +369,11 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
             out = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
             # variants: (tile, split); "comet" = what the runtime picks (model's tile, planned split)
             configs = {"comet": (None, "auto")}
-            for kn in ctx.kernels:
-                configs[f"t{kn.tile_n}"] = (kn.name, "auto")
+            for kn in ctx.kernels:          # t256 = 128x256, ..., t256x128 = 256x128 (BM != 128)
+                tag = f"t{kn.tile_n}" if kn.tile_m == 128 else f"t{kn.tile_m}x{kn.tile_n}"
+                configs[tag] = (kn.name, "auto")
                 if ctx.split(m, n, k, ctx.sms, "auto", kn).on:
-                    configs[f"t{kn.tile_n}_nosplit"] = (kn.name, "off")
+                    configs[f"{tag}_nosplit"] = (kn.name, "off")
             sp_auto = ctx.split(m, n, k, ctx.sms, "auto", auto)
             row = {"op": "gemm", "mnk": [m, n, k], "tile": auto.name, "split": [sp_auto.sk_tiles, sp_auto.sk_units]}
             errs = {name: rel_err(rt.gemm(x, wnk, tile=t, split=sp), ref) for name, (t, sp) in configs.items()}
@@ -386,7 +387,8 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
             eager = {name: bench(torch, variants[name], iters=30) for name in ("comet", "torch")}
             graphs = {name: graph_of(fn) for name, fn in variants.items()}
             samples = {name: [] for name in variants}
-            rounds = rounds_main if (m, n, k) == (8192, 7168, 4096) else 5
+            rounds = rounds_main if (m, n, k) == (8192, 7168, 4096) else \
+                int(os.environ.get("COMET_BENCH_ROUNDS_OTHER", "5"))
             order = list(variants)
             for i in range(rounds):            # interleaved, order rotated: clocks drift under load
                 for name in order[i % len(order):] + order[:i % len(order)]:
@@ -397,6 +399,11 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
                         "graph_speedup_vs_cublas": med["torch"] / med["comet"],
                         "ratio_median": ratios[len(ratios) // 2], "ratio_min": ratios[0], "ratio_max": ratios[-1],
                         "ratio_q1_q3": [ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]],
+                        # every variant against the same rounds' cuBLAS samples: median [q1, q3]
+                        "ratio_by_variant": {
+                            name: (lambda rs: [rs[len(rs) // 2], rs[len(rs) // 4], rs[(3 * len(rs)) // 4]])(
+                                sorted(t / c for t, c in zip(samples["torch"], v)))
+                            for name, v in samples.items() if name != "torch"},
                         "comet_ms": eager["comet"], "torch_ms": eager["torch"],
                         "speedup_vs_cublas": eager["torch"] / eager["comet"],
                         "tflops_graph": 2 * m * n * k / med["comet"] / 1e9,
@@ -405,7 +412,7 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
                         "cublas_kernels": cublas_kernels(lambda: torch.matmul(x, wt))})
             row["pred_variants_ms"] = {
                 name: (gpu_model.gemm_us(m, n, k, ctx.sms, "h100", ctx.kernel(m, n, k, ctx.sms, t).tile, sp == "auto",
-                                         gpu_model.CLUSTER_M) + gpu_model.LAUNCH_US) / 1e3
+                                         ctx.kernel(m, n, k, ctx.sms, t).cluster) + gpu_model.LAUNCH_US) / 1e3
                 for name, (t, sp) in configs.items()}
             if (m, n, k) in trace_shapes:
                 buf = torch.zeros(ctx.sms, slots, dtype=torch.int64, device="cuda")

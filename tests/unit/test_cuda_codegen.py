@@ -78,15 +78,17 @@ func.func @f(%x: tensor<256x512xbf16>, %w: tensor<512x512xbf16>, %a: tensor<512x
 
 def test_runtime_library_holds_one_kernel_per_tile():
     src, prefixes = runtime.runtime_source()
-    assert prefixes == ["comet_tp_", "comet_tp_128x128_", "comet_tp_128x64_"]
-    for ns in ("comet_tp", "comet_tp_128x128", "comet_tp_128x64"):
+    assert prefixes == ["comet_tp_", "comet_tp_128x128_", "comet_tp_128x64_", "comet_tp_256x128_"]
+    for ns in ("comet_tp", "comet_tp_128x128", "comet_tp_128x64", "comet_tp_256x128"):
         assert f"namespace {ns} {{" in src
-    # stages from the SMEM budget left after the epilogue's 18 KiB: 48 / 32 / 24 KiB per stage
-    # -> 4, 6 and 8 (the cap); the 128x64 kernel (small M) runs without a cluster
+    # stages from the SMEM budget left after the epilogue's 18 KiB: 48 / 32 / 24 / 48 KiB per
+    # stage -> 4, 6, 8 (the cap) and 4; the 128x64 kernel (small M) runs without a cluster, the
+    # 256x128 one with cuBLAS's 1x2 cluster (two column blocks share the A tile)
     stages = [int(x.split(";")[0]) for x in src.split("constexpr int kStages = ")[1:]]
-    clusters = [int(x.split(";")[0]) for x in src.split("constexpr int kClusterM = ")[1:]]
-    assert stages == [4, 6, 8] and clusters == [2, 2, 1]
-    assert src.count("extern \"C\" {") == 3
+    clusters_m = [int(x.split(";")[0]) for x in src.split("constexpr int kClusterM = ")[1:]]
+    clusters_n = [int(x.split(";")[0]) for x in src.split("constexpr int kClusterN = ")[1:]]
+    assert stages == [4, 6, 8, 4] and clusters_m == [2, 2, 1, 1] and clusters_n == [1, 1, 1, 2]
+    assert src.count("extern \"C\" {") == 4
 
 
 def test_runtime_errors_without_toolchain(monkeypatch, tmp_path):
@@ -115,7 +117,7 @@ def test_examples_compile_for_sm90a(tmp_path):
     nv = runtime.nvshmem_root()
     procs = []
     sources = {name: codegen.emit_module(kernel(name)[0]) for name in ("tp_ag_gemm.mlir", "tp_gemm_rs.mlir")}
-    # the runtime's library: three kernels in one translation unit (host helpers per namespace)
+    # the runtime's library: four kernels in one translation unit (host helpers per namespace)
     sources["runtime"] = runtime.runtime_source()[0]
     for name, text in sources.items():   # all at once: 2 cores, ~40 s per kernel
         src = tmp_path / (name + ".cu")

@@ -42,19 +42,37 @@ DECISION_MARGIN = 0.05    # overlap only when predicted >= 5 % faster than seque
                           # error on the overlap kernel (mean 9 %) is larger than most gains
 COMM_CANDIDATES = (2, 4, 8, 12, 16, 20, 24, 32)
 DEFAULT_TILE = (128, 256, 64)
-TILES = ((128, 256, 64), (128, 128, 64), (128, 64, 64))   # the runtime library's kernels
+# the runtime library's kernels; 256x128 (cluster 1x2, cuBLAS's configuration at 8192x7168x4096)
+# comes last, so that on a predicted tie the 128x256 kernel keeps being picked
+TILES = ((128, 256, 64), (128, 128, 64), (128, 64, 64), (256, 128, 64))
 # k-step rate of a tile relative to the arch's sustained GEMM rate (smaller tiles re-read the
 # operands from shared memory and L2 for fewer outputs). 128x128: 0.44-0.48 us per k-step vs
 # 0.397 at the cuBLAS rate on the H100, multi-round shapes (benchmarks/RESULTS.md 2026-11-24).
-TILE_EFFICIENCY = {(128, 256, 64): 1.0, (128, 128, 64): 0.88, (128, 64, 64): 0.75}
+TILE_EFFICIENCY = {(128, 256, 64): 1.0, (128, 128, 64): 0.88, (128, 64, 64): 0.75, (256, 128, 64): 1.0}
 CLUSTER_M = 2             # the runtime library's cluster (two row blocks share B by multicast)
 # ... except for the 128x64 tile, which serves M <= 256: with 128 rows a 2x1 cluster's second CTA
 # reads only TMA zero-fill, and that pair ran 0.375 us per k-step against 0.24 with 256 rows
-TILE_CLUSTER = {(128, 64, 64): 1}
+TILE_CLUSTER = {(128, 64, 64): 1, (256, 128, 64): 1}
+# clusters along N (adjacent column blocks share the A tile): the 256x128 kernel's 1x2 cluster
+TILE_CLUSTER_N = {(256, 128, 64): 2}
 
 
 def tile_cluster(tile) -> int:
     return TILE_CLUSTER.get(tuple(tile), CLUSTER_M)
+
+
+def tile_cluster_n(tile) -> int:
+    return TILE_CLUSTER_N.get(tuple(tile), 1)
+
+
+def _cluster(tile, cluster) -> tuple[int, int]:
+    """(rows, columns) of a tile's cluster: `cluster` an int (rows; columns from TILE_CLUSTER_N),
+    a pair, or None (the library's cluster of that tile)."""
+    if cluster is None:
+        return tile_cluster(tile), tile_cluster_n(tile)
+    if isinstance(cluster, int):
+        return cluster, tile_cluster_n(tile)
+    return int(cluster[0]), int(cluster[1])
 # Clocks: the preset's sustained rate is what the H100 holds under continuous GEMM load (power
 # limit). A short GEMM runs at boost: per-CTA traces of one call after idle gave 0.68 us per
 # 128x256x64 k-step against 0.79 sustained (x1.17); graph-replayed GEMMs of < ~100 us of work
@@ -89,27 +107,31 @@ def step_us(tile, arch) -> float:
     return 2.0 * bm * bn * bk / per_sm * 1e6
 
 
-def split_plan(m: int, n: int, k: int, blocks: int, arch, tile=DEFAULT_TILE, cluster_m: int | None = None):
-    """The stream-K split the runtime runs for this GEMM (backends/cuda/stream_k.plan)."""
+def split_plan(m: int, n: int, k: int, blocks: int, arch, tile=DEFAULT_TILE, cluster_m=None):
+    """The stream-K split the runtime runs for this GEMM (backends/cuda/stream_k.plan).
+    cluster_m: rows of the cluster, or a (rows, columns) pair; None: the library's."""
     from comet_ir.backends.cuda import stream_k
 
-    cluster_m = cluster_m or tile_cluster(tile)
+    cm, cn = _cluster(tile, cluster_m)
     bm, bn, bk = tile
-    tiles = math.ceil(m / (bm * cluster_m)) * math.ceil(n / bn)
-    return stream_k.plan(tiles, math.ceil(k / bk), max(blocks // cluster_m, 1), step_us(tile, arch))
+    tiles = math.ceil(m / (bm * cm)) * math.ceil(n / (bn * cn))
+    return stream_k.plan(tiles, math.ceil(k / bk), max(blocks // (cm * cn), 1), step_us(tile, arch))
 
 
 def gemm_us(m: int, n: int, k: int, blocks: int, arch, tile=DEFAULT_TILE, split: bool = True,
-            cluster_m: int = 1) -> float:
+            cluster_m=1) -> float:
+    """cluster_m: rows of the cluster, or a (rows, columns) pair."""
     from comet_ir.backends.cuda import stream_k
 
     a = _arch(arch)
     bm, bn, bk = tile
-    tiles = math.ceil(m / (bm * cluster_m)) * math.ceil(n / bn)
+    cm, cn = _cluster(tile, cluster_m) if not isinstance(cluster_m, int) else (cluster_m, 1)
+    tiles = math.ceil(m / (bm * cm)) * math.ceil(n / (bn * cn))
     k_steps = math.ceil(k / bk)
-    clusters = max(blocks // cluster_m, 1)
-    t_step = step_us(tile, a) * (ZERO_FILL_PENALTY if math.ceil(m / bm) < cluster_m else 1.0)
-    sp = split_plan(m, n, k, blocks, a, tile, cluster_m) if split else stream_k.Split()
+    clusters = max(blocks // (cm * cn), 1)
+    zero_fill = math.ceil(m / bm) < cm or math.ceil(n / bn) < cn
+    t_step = step_us(tile, a) * (ZERO_FILL_PENALTY if zero_fill else 1.0)
+    sp = split_plan(m, n, k, blocks, a, tile, (cm, cn)) if split else stream_k.Split()
     t_sust = stream_k.steps(tiles, k_steps, clusters, sp, t_step) * t_step
     t_compute = t_sust / BURST_SPEEDUP if t_sust <= BURST_US else BURST_US / BURST_SPEEDUP + t_sust - BURST_US
     t_mem = (m * k + k * n + m * n) * 2 / (a.hbm_gbps * MEM_EFFICIENCY * 1e9) * 1e6
@@ -119,10 +141,11 @@ def gemm_us(m: int, n: int, k: int, blocks: int, arch, tile=DEFAULT_TILE, split:
 def gemm_best(m: int, n: int, k: int, blocks: int, arch, tiles=TILES, split: bool = True,
               clusters: dict | None = None) -> tuple[float, tuple[int, int, int]]:
     """(time, tile) of the fastest library tile for this GEMM on `blocks` blocks; ties keep
-    the first (largest) tile. `clusters`: tile -> cluster size (default TILE_CLUSTER)."""
+    the first (largest) tile. `clusters`: tile -> cluster rows or (rows, columns) (default
+    TILE_CLUSTER / TILE_CLUSTER_N)."""
     best = None
     for t in tiles:
-        cm = (clusters or {}).get(tuple(t)) or tile_cluster(t)
+        cm = _cluster(t, (clusters or {}).get(tuple(t)))
         us = gemm_us(m, n, k, blocks, arch, tuple(t), split, cm)
         if best is None or us < best[0] * (1 - 1e-9):
             best = (us, tuple(t))
@@ -210,7 +233,7 @@ def estimate(pattern: str, m: int, n: int, k: int, world: int, arch, comm_blocks
 
     def gemm_on(blocks: int) -> float:
         if tile is not None:
-            return gemm_us(m, n, k, blocks, a, tile, split, tile_cluster(tile))
+            return gemm_us(m, n, k, blocks, a, tile, split, _cluster(tile, None))
         return gemm_best(m, n, k, blocks, a, TILES, split)[0]
 
     if world == 1 or pattern == "gemm":

@@ -35,6 +35,7 @@ class KernelConfig:
     smem_per_sm_kb: float
     elem: str = "bf16"
     cluster_m: int = 1
+    cluster_n: int = 1           # > 1: adjacent column blocks share the A tile (multicast along N)
     ir_text: str = ""
     location: str = "<generated>"
 
@@ -65,7 +66,7 @@ def config_from_kernel(kernel, arch=None) -> KernelConfig:
     text = " ".join(str(kernel).split("{")[0].split())
     return KernelConfig(kernel.field("sym"), kernel.field("pattern"), m, n, k, kernel.field("world"),
                         tuple(kernel.field("tile")), kernel.field("comm") or 8, kernel.field("sms"),
-                        a.smem_per_sm_kb, "bf16", kernel.field("cluster")[0], text, loc)
+                        a.smem_per_sm_kb, "bf16", kernel.field("cluster")[0], kernel.field("cluster")[1], text, loc)
 
 
 def _cname(sym: str) -> str:
@@ -84,7 +85,7 @@ def emit_kernel(cfg: KernelConfig) -> str:
         IR_LOCATION=cfg.location, IR_OP=cfg.ir_text[:300], KERNEL_SYM=cfg.sym, ELEM_IR=cfg.elem,
         TILE_M=bm, TILE_N=bn, TILE_K=bk, STAGES=cfg.stages, STAGE_KB=cfg.stage_bytes // 1024,
         SMEM_KB=int(cfg.smem_per_sm_kb), COMM_BLOCKS=cfg.comm, SM_COUNT=cfg.sms,
-        M=cfg.m, N=cfg.n, K=cfg.k, WORLD=cfg.world, CLUSTER_M=cfg.cluster_m, NS=f"comet_{_cname(cfg.sym)}",
+        M=cfg.m, N=cfg.n, K=cfg.k, WORLD=cfg.world, CLUSTER_M=cfg.cluster_m, CLUSTER_N=cfg.cluster_n, NS=f"comet_{_cname(cfg.sym)}",
         PREFIX=f"comet_{_cname(cfg.sym)}_")
     return string.Template(TEMPLATE.read_text()).substitute(vals)
 

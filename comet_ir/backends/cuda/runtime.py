@@ -111,8 +111,9 @@ def build(source: str, name: str = "libcomet_tp.so") -> Path:
 
 # Tile shapes of the runtime library, one kernel each (the GPU model picks per shape): 128x256
 # for large GEMMs; 128x128 and 128x64 fill more SMs when M x N is small (shorter tile times, more
-# tiles), at a lower k-step efficiency.
-RUNTIME_TILES = ((128, 256, 64), (128, 128, 64), (128, 64, 64))   # == gpu_model.TILES
+# tiles), at a lower k-step efficiency. 256x128 with a 1x2 cluster (A tile multicast along N) is
+# cuBLAS's configuration at 8192x7168x4096 (benchmarks/RESULTS.md), selectable with tile="256x128".
+RUNTIME_TILES = ((128, 256, 64), (128, 128, 64), (128, 64, 64), (256, 128, 64))   # == gpu_model.TILES
 
 
 def _tile_sym(tile) -> str:
@@ -123,7 +124,7 @@ def runtime_source(arch: str = "h100", tiles=RUNTIME_TILES, cluster_m: int | Non
     """(source, C prefixes) of the runtime's kernel library: the generated kernel for a canonical
     cometgpu.kernel per tile shape (problem shape and mode are runtime arguments of the code).
     cluster_m (env COMET_TP_CLUSTER): every kernel's cluster; default gpu_model.tile_cluster."""
-    from comet_ir.backends.cost.gpu_model import _arch, tile_cluster
+    from comet_ir.backends.cost.gpu_model import _arch, tile_cluster, tile_cluster_n
     from comet_ir.backends.cuda.codegen import KernelConfig, _cname, emit_kernel
 
     a = _arch(arch)
@@ -134,6 +135,7 @@ def runtime_source(arch: str = "h100", tiles=RUNTIME_TILES, cluster_m: int | Non
         sym = _tile_sym(tile)
         cfg = KernelConfig(sym, "ag_gemm", 8192, 7168, 4096, 2, tuple(tile), 8, a.sm_count, a.smem_per_sm_kb,
                            cluster_m=cluster_m or tile_cluster(tile),
+                           cluster_n=1 if cluster_m else tile_cluster_n(tile),
                            ir_text="cometgpu.kernel tp (runtime library: mode and shape are arguments)",
                            location="comet_ir.backends.cuda.runtime")
         parts.append(emit_kernel(cfg))
@@ -165,6 +167,8 @@ class _Kernel:
                      getattr(lib, prefix + "tile_k")())
         self.tile_m, self.tile_n, self.tile_k = self.tile
         self.cluster_m = getattr(lib, prefix + "cluster_m")()
+        self.cluster_n = getattr(lib, prefix + "cluster_n")() if hasattr(lib, prefix + "cluster_n") else 1
+        self.cluster = (self.cluster_m, self.cluster_n)
         self.name = "%dx%d" % self.tile[:2]
 
 
@@ -289,8 +293,9 @@ class TPContext:
         kern = kern or self.kernels[0]
         key = (pattern, m, n, policy, kern.tile)
         if key not in self._orders:
-            # ids over the grid of cluster tiles (cluster_m adjacent row blocks each)
-            o = order_tiles(pattern, m, n, kern.tile_m * kern.cluster_m, kern.tile_n, self.world, self.rank, policy)
+            # ids over the grid of cluster tiles (cluster_m x cluster_n adjacent tiles each)
+            o = order_tiles(pattern, m, n, kern.tile_m * kern.cluster_m, kern.tile_n * kern.cluster_n, self.world,
+                            self.rank, policy)
             self._orders[key] = self.torch.tensor(o, dtype=self.torch.int32, device=self.device)
         return self._orders[key]
 
@@ -318,7 +323,7 @@ class TPContext:
         tile = tile or os.environ.get("COMET_TP_TILE") or None
         if tile is None:
             _, best = gemm_best(m, n, k, compute_blocks, self.arch, [kn.tile for kn in self.kernels],
-                                clusters={kn.tile: kn.cluster_m for kn in self.kernels})
+                                clusters={kn.tile: kn.cluster for kn in self.kernels})
             return next(kn for kn in self.kernels if kn.tile == best)
         name = tile if isinstance(tile, str) else "%dx%d" % tuple(tile)[:2]
         for kn in self.kernels:
@@ -340,7 +345,7 @@ class TPContext:
         from comet_ir.backends.cost.gpu_model import split_plan
 
         kern = kern or self.kernels[0]
-        return split_plan(m, n, k, compute_blocks, self.arch, kern.tile, kern.cluster_m)
+        return split_plan(m, n, k, compute_blocks, self.arch, kern.tile, kern.cluster)
 
     def set_trace(self, buf) -> int:
         """Measurement aid: later launches stamp per-CTA global-timer events into `buf` (an int64
@@ -351,8 +356,9 @@ class TPContext:
     def _split_args(self, sp):
         if sp.sk_units > self.sms:
             raise CometError(f"cuda: stream-K split {sp} has more runs than the {self.sms} SMs")
-        if sp.sk_tiles * 2 > self.sk_flags.numel():       # zeros: the kernel resets what it uses
-            self.sk_flags = self.torch.zeros(sp.sk_tiles * 2, dtype=self.torch.int64, device=self.device)
+        per_tile = max(kn.cluster_m * kn.cluster_n for kn in self.kernels)   # one flag per CTA of a cluster
+        if sp.sk_tiles * per_tile > self.sk_flags.numel():  # zeros: the kernel resets what it uses
+            self.sk_flags = self.torch.zeros(sp.sk_tiles * per_tile, dtype=self.torch.int64, device=self.device)
         return (sp.sk_tiles, sp.sk_units, self.sk_ws.data_ptr() if sp.on else None,
                 self.sk_flags.data_ptr() if sp.on else None)
 
@@ -510,7 +516,8 @@ class TPContext:
 
             okey = ("loopback", m, n, world, order, kern.tile)
             if okey not in self._orders:
-                ids = order_tiles("ag_gemm", m, n, kern.tile_m * kern.cluster_m, kern.tile_n, world, 0, order)
+                ids = order_tiles("ag_gemm", m, n, kern.tile_m * kern.cluster_m, kern.tile_n * kern.cluster_n, world, 0,
+                                  order)
                 self._orders[okey] = self.torch.tensor(ids, dtype=self.torch.int32, device=self.device)
             order_t = self._orders[okey]
         sk = self._split_args(self.split(m, n, k, gemm_blocks, split, kern))
