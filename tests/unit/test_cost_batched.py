@@ -371,3 +371,31 @@ def test_unique_rows_partitions_like_np_unique(m, wide):
     assert len(first) == len(set(want.tolist()))
     assert all((inv[x] == inv[y]) == (want[x] == want[y]) for x in range(len(a)) for y in range(len(a)))
     assert all(inv[first[k]] == k for k in range(len(first)))
+
+
+@pytest.mark.parametrize("shift", [10, 20, 31, 40])
+def test_subtree_kernel_declines_or_matches_on_huge_rows(shift):
+    # int64 arrays vs the scalar walk's unbounded ints: compute tile steps x 2^shift (tile sizes
+    # up to ~2^100, compute windows past 32 bits) -- each pair is either declined (walked by the
+    # caller) or priced exactly as the plain walk prices it
+    import copy
+
+    arch, prog, sp, sols, ev = _space("gemm_softmax_edge")
+    plan = ev.split
+    kern = [i for i, k in enumerate(plan.kernels) if k is not None]
+    v = list(sols[0])
+    o = ev.template_orders
+    for i in kern:
+        for d, (j, _) in plan.kernels[i].c_slot.items():
+            v[j] <<= shift
+    w = plan._walk(v, o, skip=kern)
+    ev._apply(v, o)
+    program = copy.deepcopy(ev.program)
+    for i in kern:
+        K = plan.kernels[i]
+        owned = list(plan.sub_nodes[i]) + [p for p, oo in sorted(plan.colops.items()) if oo == i]
+        res = K.evaluate(w, np.array([v], dtype=np.int64), [o[K.tile_k[0]]])
+        if res.ok[0]:
+            got = (int(res.cost[0]), [int(c[0]) for c in res.col_costs],
+                   [(int(res.node_lat[p][0]), float(res.node_en[p][0])) for p in owned])
+            assert got == _walk_numbers(program, arch, plan.sub_nodes[i][0], owned)

@@ -59,15 +59,27 @@ def _col(x, q: int) -> np.ndarray:
     return np.full(q, x, dtype=_I64)
 
 
-def _proj_size(proj, ext: dict, q: int):
-    out = np.ones(q, dtype=_I64)
+def _proj_size(proj, ext: dict, q: int, dtype=_I64):
+    out = np.ones(q, dtype=dtype)
     for rank in proj:
-        s = np.zeros(q, dtype=_I64)
+        s = np.zeros(q, dtype=dtype)
         for d in rank:
             if d in ext:
                 s = s + ext[d]
         out = out * s
     return out
+
+
+_BIG = float(1 << 61)  # int64 products are exact below this; a pair that could reach it is walked
+
+
+def _small(*factors) -> np.ndarray:
+    """Whether the product of non-negative factors stays below _BIG (estimated in floats): the
+    scalar walk's ints are unbounded, int64 is not."""
+    f = 1.0
+    for x in factors:
+        f = f * np.asarray(x, dtype=np.float64)
+    return f < _BIG
 
 
 def _by_value(keys: np.ndarray, fn, *dtypes):
@@ -100,6 +112,13 @@ def _move_times(w, reqs) -> list:
         return []
     q = len(reqs[0][6])
     top = max(int(r[6].max()) for r in reqs) + 1 if q else 1
+    if top * len(reqs) >= 1 << 62:  # one code per (request, size) would not fit: one by one
+        out = []
+        for r in reqs:
+            out += _move_times(w, [r]) if top < 1 << 62 else [(np.zeros(q, dtype=_I64), np.zeros(q),
+                                                                np.zeros(q, dtype=bool), np.zeros(q, dtype=bool),
+                                                                r[6])]
+        return out
     code = np.concatenate([j * top + np.maximum(r[6], 0) for j, r in enumerate(reqs)])
     first, inv = unique_codes(code)
     vals = []
@@ -110,7 +129,7 @@ def _move_times(w, reqs) -> list:
         except Exception:  # noqa: BLE001 - the scalar walk raises / prices it
             vals.append((0, 0.0, False, False))
             continue
-        good = isinstance(m, int) and isinstance(t, int)
+        good = isinstance(m, int) and isinstance(t, int) and abs(m) < 1 << 60 and abs(t) < 1 << 60
         vals.append((m + t if good else 0, e, good, good and m >= 0 and t >= 0))
     cols = [np.array([v[k] for v in vals], dtype=dt)[inv] for k, dt in
             enumerate((_I64, np.float64, bool, bool))]
@@ -397,17 +416,23 @@ class SubtreeKernel:
             pm = dmS[ci]
             patterns.append([not (k and pm[k].unique == 0) for k in range(LS.iters[ci])])
         reqs = []
+        small = np.ones(q, dtype=bool)  # every tile size exact in int64
         for i in range(len(T.tensors)):
-            desc = loops[id(T)][0][i][-1]
-            sz = _col(_proj_size(self.T_proj[i], {d: s for d, (_, s) in desc.items()}, q), q)
+            ext = {d: s for d, (_, s) in loops[id(T)][0][i][-1].items()}
+            sz = _col(_proj_size(self.T_proj[i], ext, q), q)
+            small &= _small(_proj_size(self.T_proj[i], ext, q, np.float64))
             reqs.append((self.T_L, i, T.targets[i], T.child_levels[i], 1, 1, sz))
         for i in range(nP):
             if self.P_hit[i]:
-                sz = _col(_proj_size(self.P_proj[i], {d: s for d, (_, s) in descP[i][0].items()}, q), q)
+                ext = {d: s for d, (_, s) in descP[i][0].items()}
+                sz = _col(_proj_size(self.P_proj[i], ext, q), q)
+                small &= _small(_proj_size(self.P_proj[i], ext, q, np.float64), 4 * max(len(patterns[i]), 1))
                 for u in ((self.P_uniq[i], 0) if not all(patterns[i]) else (self.P_uniq[i],)):
                     reqs.append((self.P_L, i, P.targets[i], P.child_levels[i], u, self.P_sp[i], sz))
+        if not small.all():  # a size that may have wrapped is looked up as 0, its pair walked
+            reqs = [r[:6] + (np.where(small, r[6], 0),) for r in reqs]
         mts = iter(_move_times(w, reqs))
-        ok = np.ones(q, dtype=bool)
+        ok = small.copy()
         # ---- T: moves (closed form of _FastWalker._temporal_moves), compute time
         descT, itersT, rtsT = loops[id(T)]
         nT = len(T.tensors)
@@ -423,7 +448,11 @@ class SubtreeKernel:
             red_ = dict(zip(C.reduction_dims, row[npd:]))
             t_op = units.unit_latency(ctu, list(row[:npd]), prim_dims, opc, C.reduction_dims, red_, C.rmw, C.specd)
             pm = dict(zip(prim_dims, row[:npd]))
-            return t_op, units.unit_energy_per_invocation(ctu, [pm[d] for d in edims], opc)
+            try:
+                e = float(units.unit_energy_per_invocation(ctu, [pm[d] for d in edims], opc))
+            except OverflowError:
+                return -1, 0.0
+            return (t_op if isinstance(t_op, int) and 0 <= t_op < 1 << 62 else -1), e
 
         cols = [prim[d] for d in prim_dims] + list(red)
         vary = [isinstance(x, np.ndarray) for x in cols]
@@ -442,7 +471,7 @@ class SubtreeKernel:
         else:
             t0, c0 = _unit(*cols)
             t_op, comp_pj = np.full(q, t0, dtype=_I64), np.full(q, c0, dtype=np.float64)
-        ok &= (t_op >= 0) & (t_op * n < 1 << 31) & (t_op * n != 0)
+        ok &= (t_op >= 0) & _small(t_op, n) & (t_op * n < 1 << 31) & (t_op * n != 0)
         ocodes: dict = {}
         ocode = np.fromiter((ocodes.setdefault(o, len(ocodes)) for o in orders), dtype=_I64, count=q)
         per, size_T, E = [], [], []
@@ -470,7 +499,7 @@ class SubtreeKernel:
             per.append(period)
             e, _, isint, nonneg, sz = next(mts)
             size_T.append(sz)
-            ok &= (sz >= 0) & isint & nonneg
+            ok &= (sz >= 0) & isint & nonneg & _small(e, n, 4)
             E.append(e)
         per = [np.where(ok, p, 1) for p in per]
         n1 = np.where(ok, n, 1)
@@ -478,7 +507,7 @@ class SubtreeKernel:
         cst = []
         for i in range(nT):
             nst = rtsT[i] * t_op
-            ok &= nst >= 0
+            ok &= (nst >= 0) & _small(rtsT[i], t_op, n1)
             cst.append(nst * per[i])
         # ---- T: node1_node2 + node_cost_of on step functions of the iteration x (k = x // p)
         lohi = [(0, n1 - per[a]) if not rw[a] else (per[a], n1) for a in range(nT)]
@@ -615,17 +644,19 @@ class SubtreeKernel:
             max_acc = np.maximum(max_acc, act[i])
         accT.append(Access(self.unit, max_acc, compute=True, target=False, tag=T.tags[0], tid=self.T_tid[0],
                            rmw=T.rmw[0], op=opc, comp_pj=comp_pj))
-        enP, nocP, cur = self._energy(w, P, self.P_tid, self.P_sp, self.P_left, accP, nsp, icm, pit, leaf=False)
+        enP, nocP, cur = self._energy(w, P, self.P_tid, self.P_sp, self.P_left, accP, nsp, icm, pit, False, ok)
         for tag, pc in cur.items():
             d = icm.setdefault(tag, {})
             for tid, c in pc.items():
                 d[tid] = d[tid] * c if tid in d else c
-        enT, nocT, _ = self._energy(w, T, self.T_tid, None, [], accT, _copy(nsp), _copy(icm), pit, leaf=True)
+        enT, nocT, _ = self._energy(w, T, self.T_tid, None, [], accT, _copy(nsp), _copy(icm), pit, True, ok)
         # ---- per-node numbers (batched_split._node_vals)
         node_lat, node_en = {}, {}
         itsP, itsT = pit.get(id(P), 1), pit.get(id(T), 1)
-        node_lat[self.pP] = self._row_lat(nlcP, costP, q, leaf=False) * itsP
-        node_lat[self.pT] = self._row_lat(lcT, costT, q, leaf=True) * itsT
+        lP, lT = self._row_lat(nlcP, costP, q, leaf=False), self._row_lat(lcT, costT, q, leaf=True)
+        ok &= _small(lP, itsP) & _small(lT, itsT)
+        node_lat[self.pP] = lP * itsP
+        node_lat[self.pT] = lT * itsT
         node_en[self.pP] = _node_energy(enP, nocP, q)
         node_en[self.pT] = _node_energy(enT, nocT, q)
         node_lat[self.pC] = np.zeros(q, dtype=_I64)
@@ -662,6 +693,7 @@ class SubtreeKernel:
             its = seen.get(op_left, {}).get(in_tid, 0) if op_left is not None else 0
             if not isinstance(its, int):
                 raise _NoFit
+            ok &= _small(craw, its)
             col_costs.append(craw & U32)
             node_lat[p] = craw * its
             node_en[p] = ce_ * its + cn_ * its
@@ -827,7 +859,7 @@ class SubtreeKernel:
         os_ = np.maximum(cost - cs - ct, 0)
         return _col(cs + os_ + ct if leaf else cs + os_, q)
 
-    def _energy(self, w, n, tids, sp_iters, left_sib, accs, nsp, icm, pit, leaf: bool):
+    def _energy(self, w, n, tids, sp_iters, left_sib, accs, nsp, icm, pit, leaf: bool, ok):
         """steady_state._energy's spatial / leaf branch for node n on array-valued accesses:
         (energy per level, NoC energy per link, counts it hands down)."""
         cur: dict = {}
@@ -873,6 +905,7 @@ class SubtreeKernel:
                     e = sp * acc.count * ct.energy * w.lvl(acc.level).count
             else:
                 cost, block = self.mem_cost[(acc.level, bool(acc.rw), bool(acc.target))]
+                ok &= _small(sp, acc.count, acc.tile, acc.proj, acc.prec)
                 e = sp * acc.count * acc.tile * acc.proj * acc.prec * cost / (block * 8.0)
                 if acc.rmw:
                     e = e * 2
