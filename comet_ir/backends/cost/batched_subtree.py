@@ -609,11 +609,12 @@ class SubtreeKernel:
                 continue
             target, child = P.targets[i], P.child_levels[i]
             e_new, ne_new, isint, _, size = next(mts)
-            ok &= isint
+            nk = 4 * len(patterns[i]) + 4  # sums of transfers over P's iterations
+            ok &= isint & _small(np.abs(e_new), nk)
             e_old = ne_old = None
             if not all(patterns[i]):
                 e_old, ne_old, isint, _, _ = next(mts)
-                ok &= isint
+                ok &= isint & _small(np.abs(e_old), nk)
             pair = self._target_child(i, patterns[i], size, W, vec, reuseP[i], actP[i], different,
                                       e_new, ne_new, e_old, ne_old)
             c = pair[1 if self.P_rw[i] else 0]
