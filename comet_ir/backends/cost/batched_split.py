@@ -22,10 +22,11 @@ numbers depend on is known from the walk:
   subtraction of descendants) nor children on shared-port memories (no port-use term) --
   checked per upper key, else the candidate goes to the exact scalar path.
 
-So the walk runs once per *representative* candidate (a greedy cover of the distinct
-(upper key, subtree key) pairs), the chain tiles are re-visited once per distinct
-(upper key, W), and the per-candidate totals are numpy gathers and sums (energy folded in the
-same pre-order as the single path, so the floats are identical). The capacity check
+So the walk runs once per distinct upper key (S's state and the chain); each subtree's pairs
+of that key are priced at once as array code (batched_subtree.SubtreeKernel, for its shape) or
+by a subtree-only walk per pair in that walker; the chain tiles are re-visited once per
+distinct (upper key, W), and the per-candidate totals are numpy gathers and sums (energy folded
+in the same pre-order as the single path, so the floats are identical). The capacity check
 (verify_capacity.resident_bytes) is evaluated as products of slot columns over the batch.
 Shapes that do not match return None (BatchEvaluator then runs the scalar walk per candidate).
 """

@@ -29,10 +29,10 @@ one upper key with numpy over the pairs (arrays of length Q, one entry per pair)
 * collectives after the subtree: `collective_cost` once per distinct input size.
 
 Pairs outside the covered case (different iteration counts in T, a move time that is not a
-non-negative int, an empty or 32-bit-wrapping compute window, ...) are returned as not covered
-and the caller walks them one by one. tests/unit/test_cost_batched.py checks the kernel against
-the subtree-only scalar walk (hypothesis) and the split plan runs it against the full walk of
-each upper key's representative candidate before trusting it.
+non-negative int, an empty or 32-bit-wrapping compute window, a product that could leave int64)
+are returned as not covered and the caller walks them one by one. tests/unit/test_cost_batched.py
+checks the kernel against the plain walk of each candidate (hypothesis); the split plan runs each
+kernel once against the full walk of the template candidate before using it.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ import numpy as np
 
 from comet_ir.backends.cost import units
 from comet_ir.backends.cost.steady_state import U32, Access, Mov, Walker, _copy, _find_count, collective_cost
-from comet_ir.spec.mapping_tree import ColOpNode, ComputeNode, TileNode
+from comet_ir.spec.mapping_tree import ComputeNode, TileNode
 
 _I64 = np.int64
 
@@ -90,15 +90,6 @@ def _by_value(keys: np.ndarray, fn, *dtypes):
     keys = np.asarray(keys, dtype=_I64)
     first, inv = unique_rows(keys)
     vals = [fn(*row) for row in keys[first].tolist()]
-    return [np.array([v[j] for v in vals], dtype=dt)[inv] for j, dt in enumerate(dtypes)]
-
-
-def _by_value1(col: np.ndarray, fn, *dtypes):
-    """_by_value for one int column."""
-    from comet_ir.backends.cost.batched_split import unique_codes
-
-    first, inv = unique_codes(col)
-    vals = [fn(x) for x in col[first].tolist()]
     return [np.array([v[j] for v in vals], dtype=dt)[inv] for j, dt in enumerate(dtypes)]
 
 
