@@ -850,37 +850,99 @@ class Walker:
         self.col[id(n)].update(memory=mem_t, network=net_t)
 
     def _bound(self, n, binds: list[str], costs: dict) -> int:
-        """Pipeline / parallel / sharing bindings (the reference hangs on the last two).
+        """Pipeline / parallel / sharing bindings of n's children (the reference hangs on these).
 
-        pipeline: steady state = slowest stage per iteration, plus one fill and one drain of
-        the other stages, plus the time stages contend for a shared memory (their transfer
-        cycles on a common level serialise). parallel / sharing: children run concurrently;
-        those on a common memory or unit serialise (sum), the result is the max over
-        resources."""
-        vals = [v for v in costs.values()]
-        if not vals:
-            return 0
+        `costs` maps each child (key of n's windows) to its cost as n prices it. Per child and
+        resource the walker's busy time (`_busy`) is the time the child occupies it; resources
+        shared by siblings serialise, so the binding is at least max over resources of the
+        summed busy times. pipeline additionally pays the slowest child plus one iteration of
+        every other stage (fill/drain); parallel / sharing pay only the slowest child.
+        `binding_cost` is the arithmetic."""
         kids = self.kids[id(n)]
-        res: dict[str, int] = {}
+        spatial = isinstance(n, TileNode) and self.loop[id(n)].spatial
+        maxit = (max(self.loop[id(n)].iters) if self.loop[id(n)].iters else 1) if spatial else 1
+        vals, iters, busy = [], [], []
         for c in kids:
-            r = self._resources(c)
-            for lv in r or {"_": 0}:
-                res[lv] = res.get(lv, 0) + self.cost[id(c)]
-        conflict = max(res.values()) - max(vals) if res else 0
+            if id(c) not in costs:
+                continue
+            v = int(costs[id(c)])
+            vals.append(v)
+            if spatial:
+                # n runs each child once per n-iteration and moves its tensors itself
+                b = self._scaled(self._busy(c), maxit)
+                self._add_transfers(b, self.level_cost.get(id(n), {}).get(id(c), {}))
+                iters.append(maxit)
+            else:
+                b = self._busy(c)
+                iters.append(max(self.loop[id(c)].iters or [1]) if isinstance(c, TileNode) else 1)
+            busy.append({r: min(t, v) for r, t in b.items()})  # a child cannot hold a resource longer than it runs
         kind = "pipeline" if "pipeline" in binds else "parallel"
-        if kind == "pipeline":
-            return int(max(vals) + (sum(vals) - max(vals)) + max(conflict, 0)) & U32 if len(vals) > 1 else int(vals[0])
-        return int(max(max(vals), max(res.values()) if res else 0)) & U32
+        return binding_cost(kind, vals, iters, busy) & U32
 
-    def _resources(self, c) -> set[str]:
+    def _busy(self, c) -> dict[str, int]:
+        """Cycles child c keeps each resource busy over one run of c.
+
+        Memories: every transfer c's subtree makes from a memory (read and write ports summed,
+        ramps included: the `cum` + ramp of the level costs, as the report's transfer rows read
+        them). Compute units: a leaf's compute window (iterations x unit time). A collective:
+        its whole cost on its target level (its ports and link). A spatial tile repeats its
+        children's busy times once per iteration, as it repeats their windows."""
         if isinstance(c, ColOpNode):
-            return {c.target}
-        if isinstance(c, TileNode):
-            out = set(c.child_levels)
-            for k in self.kids[id(c)]:
-                out |= self._resources(k)
+            return {c.target: int(self.cost[id(c)])}
+        if not isinstance(c, TileNode):
+            return {}
+        out: dict[str, int] = {}
+        L = self.loop[id(c)]
+        maxit = max(L.iters) if L.iters else 1
+        if self._is_leaf(c):
+            op = self.kids[id(c)][0]
+            unit = c.child_levels[0]
+            out[unit] = maxit * self.unit_time(op, unit)
+            for nlc in self.level_cost.get(id(c), {}).values():
+                self._add_transfers(out, nlc)
             return out
-        return set()
+        if L.spatial:
+            for nlc in self.level_cost.get(id(c), {}).values():
+                self._add_transfers(out, nlc)
+        for k in self.kids[id(c)]:
+            # a spatial tile repeats every child's window per iteration; a temporal one only its
+            # collectives (its tiles' iterations already sit in the spatial tiles below)
+            per = maxit if L.spatial or isinstance(k, ColOpNode) else 1
+            for r, t in self._scaled(self._busy(k), per).items():
+                out[r] = out.get(r, 0) + t
+        return out
+
+    @staticmethod
+    def _scaled(b: dict[str, int], f: int) -> dict[str, int]:
+        return {r: t * f for r, t in b.items()}
+
+    @staticmethod
+    def _add_transfers(out: dict[str, int], nlc: dict) -> None:
+        for lv, pair in nlc.items():
+            rd, wr = pair[0], pair[1]
+            out[lv] = out.get(lv, 0) + rd.cum + rd.ramp_up + wr.cum + wr.ramp_down
+
+
+def binding_cost(kind: str, costs: list[int], iters: list[int], busy: list[dict[str, int]]) -> int:
+    """Latency of children bound by `kind` ("pipeline"; anything else: parallel / sharing).
+
+    costs[c]: child c's latency; iters[c]: its iterations (one pipeline stage step is
+    ceil(costs[c] / iters[c])); busy[c]: resource -> cycles c occupies it (each <= costs[c]).
+    conflict = max over resources of the summed busy times (sharers serialise).
+    pipeline = max(slowest + one step of every other child (fill/drain), conflict);
+    parallel = max(slowest, conflict). Hence slowest <= parallel <= pipeline <= sum."""
+    if not costs:
+        return 0
+    res: dict[str, int] = {}
+    for b in busy:
+        for r, t in b.items():
+            res[r] = res.get(r, 0) + t
+    conflict = max(res.values(), default=0)
+    slow = max(range(len(costs)), key=lambda i: costs[i])
+    if kind == "pipeline":
+        fill = sum(-(-costs[i] // max(iters[i], 1)) for i in range(len(costs)) if i != slow)
+        return max(costs[slow] + fill, conflict)
+    return max(costs[slow], conflict)
 
 
 # ------------------------------------------------------------------------------ collectives
