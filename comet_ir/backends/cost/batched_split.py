@@ -315,15 +315,7 @@ class SplitPlan:
             in_tid = w.tid.get(c.tensor_in, -1)
             ops_left = [tg for x in kids[:k] if isinstance(x, TileNode)
                         for t, tg in zip(x.tensors, x.tags) if t == c.tensor_in]
-            seen: dict = {}
-            for acc in w.access.get(id(sub), []):
-                if acc.target and not acc.compute:
-                    seen.setdefault(acc.tag, {})[acc.tid] = acc.count
-            its = seen.get(ops_left[-1], {}).get(in_tid, 0) if ops_left else 0
-            w.parent_iters[id(c)] = its
-            w.energy[id(c)] = {k2: v * its for k2, v in w.energy[id(c)].items()}
-            w.noc[id(c)] = {k2: v * its for k2, v in w.noc[id(c)].items()}
-            w.energy_t[id(c)] = {k2: v * its for k2, v in w.energy_t[id(c)].items()}
+            ss.scale_collective_by_producer(w, c, ops_left, in_tid, sub)
 
     def _node_vals(self, w: Walker, p: int) -> tuple[int, float]:
         from comet_ir.backends.cost.model import _row

@@ -1100,6 +1100,20 @@ def _left_tids(w: Walker, n) -> list[int]:
     return out
 
 
+def scale_collective_by_producer(w: Walker, c: ColOpNode, ops_left: list, in_tid: int, producer) -> None:
+    """A collective under a temporal tile runs once per move of its input by the tile before it
+    (`producer`): its energy is scaled by the number of those moves (recorded as its
+    parent_iters). ops_left: the tags that use the input in the siblings before the collective."""
+    seen: dict = {}
+    for acc in (w.access.get(id(producer), []) if producer is not None else []):
+        if acc.target and not acc.compute:
+            seen.setdefault(acc.tag, {})[acc.tid] = acc.count
+    its = seen.get(ops_left[-1], {}).get(in_tid, 0) if ops_left else 0
+    w.parent_iters[id(c)] = its
+    for per_node in (w.energy, w.noc, w.energy_t):
+        per_node[id(c)] = {k: v * its for k, v in per_node[id(c)].items()}
+
+
 def _energy(w: Walker, n, nsp: dict, icm: dict) -> None:
     if isinstance(n, BindingNode) and id(n) in w.kids:  # root container: independent programs
         for c in w.kids[id(n)]:
@@ -1194,15 +1208,7 @@ def _energy(w: Walker, n, nsp: dict, icm: dict) -> None:
                     ops_left += [tg for t, tg in zip(s.tensors, s.tags) if t == c.tensor_in]
             if not L.spatial:
                 left_node = next((s for s in reversed(kids[:i]) if isinstance(s, TileNode)), None)
-                seen: dict = {}
-                for acc in (w.access.get(id(left_node), []) if left_node is not None else []):
-                    if acc.target and not acc.compute:
-                        seen.setdefault(acc.tag, {})[acc.tid] = acc.count
-                its = seen.get(ops_left[-1], {}).get(in_tid, 0) if ops_left else 0
-                w.parent_iters[id(c)] = its
-                w.energy[id(c)] = {k: v * its for k, v in w.energy[id(c)].items()}
-                w.noc[id(c)] = {k: v * its for k, v in w.noc[id(c)].items()}
-                w.energy_t[id(c)] = {k: v * its for k, v in w.energy_t[id(c)].items()}
+                scale_collective_by_producer(w, c, ops_left, in_tid, left_node)
             else:
                 its = 1
                 for tag, per in icm.items():
