@@ -104,15 +104,23 @@ def rel(a, b):
     return float((a.double() - b.double()).norm() / b.double().norm())
 
 
-def case(T, skew, w1, w3, w2, wr, dev):
+def routed_case(T, skew, wr, dev):
+    """One benchmark case's tokens and routing (Zipf-biased logits when skewed): its name, its
+    result record (with the per-expert counts), x, the logit bias, the logits, and the
+    expert-grouped perm / offsets."""
     name = f"T{T}_{'skewed' if skew else 'uniform'}"
     r = RES["cases"][name] = {}
     x = torch.randn(T, H, device=dev).bfloat16()
     bias = skew_bias(dev) if skew else torch.zeros(E, device=dev)
     lg = (x @ wr).float() + bias
     idx, _ = route(lg, K)
-    perm, inv, counts, offsets = permutation(idx, E)
+    perm, _, counts, offsets = permutation(idx, E)
     r["counts"] = counts.tolist()
+    return name, r, x, bias, lg, perm, offsets
+
+
+def case(T, skew, w1, w3, w2, wr, dev):
+    name, r, x, bias, lg, perm, offsets = routed_case(T, skew, wr, dev)
     cfg = MM.MoEConfig(T, H, FF, E, K, counts=tuple(int(c) for c in r["counts"]))
 
     layers = {}
@@ -243,14 +251,7 @@ def tuned(mm, dev, g1=None, g2=None):
 
 
 def tune_case(T, skew, w1, w3, w2, wr, dev):
-    name = f"T{T}_{'skewed' if skew else 'uniform'}"
-    r = RES["cases"][name] = {}
-    x = torch.randn(T, H, device=dev).bfloat16()
-    bias = skew_bias(dev) if skew else torch.zeros(E, device=dev)
-    lg = (x @ wr).float() + bias
-    idx, _ = route(lg, K)
-    perm, inv, counts, offsets = permutation(idx, E)
-    r["counts"] = counts.tolist()
+    name, r, x, bias, lg, perm, offsets = routed_case(T, skew, wr, dev)
     base = CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0)
     base.load_global_weights(w1, w3, w2)
     base._pack()
