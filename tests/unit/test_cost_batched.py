@@ -399,3 +399,29 @@ def test_subtree_kernel_declines_or_matches_on_huge_rows(shift):
             got = (int(res.cost[0]), [int(c[0]) for c in res.col_costs],
                    [(int(res.node_lat[p][0]), float(res.node_en[p][0])) for p in owned])
             assert got == _walk_numbers(program, arch, plan.sub_nodes[i][0], owned)
+
+
+@pytest.mark.parametrize("case", ["gemm_softmax_edge", "ref_edge"])
+@pytest.mark.parametrize("kind", ["pipeline", "parallel"])
+def test_staged_bindings_batched_equals_single_path(case, kind):
+    # every binding switched to pipeline / parallel: the split plan declines the tree (its
+    # per-part sums do not know the bindings' overlap), the scalar walk prices each row
+    from comet_ir.spec.mapping_tree import BindingNode
+
+    arch, prog, sp, sols, _ = _space(case)
+    q = FactorSpace(prog, arch).program
+    for n in preorder(q.root):
+        if isinstance(n, BindingNode):
+            n.kind = kind
+    sp2 = FactorSpace(q, arch)
+    assert [(s.node_index, s.dim) for s in sp2.slots] == [(s.node_index, s.dim) for s in sp.slots]
+    ev = BatchEvaluator(q, arch, space=sp2)
+    assert ev.split is None
+    rng = random.Random(5)
+    rows = rng.sample(sols, min(6, len(sols)))
+    orders = [tuple(rng.choice(order_choices(preorder(sp2.apply(v).root)[i])) for i in ev.tiles) for v in rows]
+    res = ev.evaluate(np.array(rows), orders)
+    for j, (v, o) in enumerate(zip(rows, orders)):
+        want = _single(sp2, arch, v, o, ev.tiles)
+        assert want is not None and res.valid[j]
+        assert (res.latency[j], res.energy[j]) == want

@@ -180,7 +180,7 @@ class _FastWalker(Walker):
 
 def _totals(w: Walker, program: MappedProgram) -> tuple[float, float]:
     """latency_cycles and energy_pj exactly as estimate_program sums them."""
-    from comet_ir.backends.cost.model import _row
+    from comet_ir.backends.cost.model import _row, binding_overlap, overlap_executions
 
     total = 0
     energy = 0.0
@@ -188,14 +188,17 @@ def _totals(w: Walker, program: MappedProgram) -> tuple[float, float]:
         if isinstance(n, (TileNode, ColOpNode)):
             energy += sum(w.energy.get(id(n), {}).values()) + sum(w.noc.get(id(n), {}).values())
         leaf = isinstance(n, TileNode) and w._is_leaf(n)
-        if not (isinstance(n, ColOpNode) or (isinstance(n, TileNode) and (n.kind == "spatial" or leaf))):
-            continue
-        its = w.parent_iters.get(id(n), 1)
-        for nlc in w.level_cost.get(id(n), {}).values():
-            cs, os_, ct, _ = _row(w, n, nlc)
-            total += (cs + os_) * its
-            if leaf:
-                total += ct * its
+        rows = 0
+        if isinstance(n, ColOpNode) or (isinstance(n, TileNode) and (n.kind == "spatial" or leaf)):
+            its = w.parent_iters.get(id(n), 1)
+            for nlc in w.level_cost.get(id(n), {}).values():
+                cs, os_, ct, _ = _row(w, n, nlc)
+                rows += cs + os_
+                total += (cs + os_) * its
+                if leaf:
+                    total += ct * its
+        if id(n) in w.staged:
+            total -= binding_overlap(w, n, rows) * overlap_executions(w, n)
     return float(total), energy
 
 

@@ -201,6 +201,8 @@ class SplitPlan:
         kids = S.body[0].children
         if not kids or not isinstance(kids[0], TileNode):
             raise _NoFit
+        if any(isinstance(x, BindingNode) and x.kind != "sequential" for x in nodes):
+            raise _NoFit  # staged bindings (Walker._visit_staged) are priced by the scalar walk
         subs, owner = [], {}  # subtrees; colop position -> subtree index before it
         for c in kids:
             if isinstance(c, TileNode):

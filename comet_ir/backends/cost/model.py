@@ -81,6 +81,30 @@ def _row(w: Walker, n, nlc: dict) -> tuple[int, int, int, dict]:
     return cs, os_, ct, detail
 
 
+def binding_overlap(w: Walker, n, rows: int) -> int:
+    """Cycles per execution of n that its pipeline / parallel binding takes off the row sum.
+
+    The rows count every child's window as if the children ran in sequence. A spatial tile
+    priced with staged children counts its cost minus that sequential window (negative when
+    the stages overlap), instead of its own stall rows `rows`; a temporal tile or the root
+    takes off the binding's saving over the sequential sum of its children."""
+    info = w.staged.get(id(n))
+    if info is None:
+        return 0
+    if "staged" in info:
+        return rows - (info["cost"] - info["sequential_window"]) if info["staged"] else 0
+    return info["sequential"] - info["cost"]
+
+
+def overlap_executions(w: Walker, n) -> int:
+    """How often a node with a binding runs, for its overlap: a spatial tile's own count; a
+    temporal tile's children carry its runs (spatial children inherit its iterations into
+    their cost, leaves run once per iteration); the root runs once."""
+    if isinstance(n, TileNode) and n.kind == "spatial":
+        return w.parent_iters.get(id(n), 1)
+    return max([w.parent_iters.get(id(c), 1) for c in w.kids.get(id(n), []) if isinstance(c, TileNode)], default=1)
+
+
 def _label(w: Walker, n) -> str:
     if isinstance(n, ColOpNode):
         red = f" ({n.reduce_op})" if n.reduce_op != "none" else ""
@@ -126,6 +150,22 @@ def estimate_program(program: MappedProgram, arch) -> CostReport:
             lats = [nodes[c].latency for c in nc.children]
             nc.executions = nodes[nc.children[0]].executions if nc.children else 1
             nc.latency = float(sum(lats) if n.kind == "sequential" else max(lats, default=0.0))
+            owner = w.parent.get(id(n.children[0])) if n.children and id(n.children[0]) in w.parent else None
+            info = w.staged.get(id(owner)) if owner is not None else None
+            if info is not None and n.kind != "sequential":
+                # the rule's price of one execution: a staged tile's window per iteration (its
+                # step), or the children in sequence where that schedule won; a temporal
+                # tile's binding its whole-run price
+                if "staged" in info:
+                    nc.latency = float(info["step"] if info["staged"] else sum(lats))
+                else:
+                    nc.latency = float(info["cost"])
+            if id(n) in w.staged:  # the root container: independent programs
+                ov = binding_overlap(w, n, 0)
+                total -= ov
+                stalls["overlap"] = stalls.get("overlap", 0.0) + ov
+                nc.detail["binding"] = {"kind": w.staged[id(n)]["kind"], "sequential": w.staged[id(n)]["sequential"],
+                                        "overlap_cycles": ov}
             return nc.id
         nc.latency = float(w.cost.get(id(n), 0))
         leaf = isinstance(n, TileNode) and w._is_leaf(n)
@@ -136,18 +176,33 @@ def estimate_program(program: MappedProgram, arch) -> CostReport:
             nc.detail["algorithm"] = _ALGORITHM[n.type]
         else:
             nc.level = "/".join(dict.fromkeys(n.targets))
+        rows = 0
+        fill = w.staged.get(id(n), {}).get("fill", 0)
         if counted:
             for key, nlc in sorted(w.level_cost.get(id(n), {}).items(), key=lambda kv: w._child_key(kv[0])):
                 cs, os_, ct, det = _row(w, n, nlc)
                 nc.compulsory_stall += cs * its
                 nc.optional_stall += os_ * its
+                rows += cs + os_
                 total += (cs + os_) * its
                 if leaf:
                     nc.compute_cycles += ct * its
                     total += ct * its
                 nc.detail.setdefault("levels", {}).update(det)
+            # a pipeline's fill / drain is a compulsory stall (it sits in the cost above the
+            # window and ramps, where _row reads optional stalls)
+            moved = min(fill * its, nc.optional_stall)
+            nc.compulsory_stall += moved
+            nc.optional_stall -= moved
             stalls["compulsory"] += nc.compulsory_stall
             stalls["optional"] += nc.optional_stall
+        if id(n) in w.staged:
+            info = w.staged[id(n)]
+            ov = binding_overlap(w, n, rows) * overlap_executions(w, n)
+            total -= ov
+            stalls["overlap"] = stalls.get("overlap", 0.0) + ov
+            nc.detail["binding"] = {k: info[k] for k in ("kind", "sequential", "step", "fill", "staged") if k in info}
+            nc.detail["binding"]["overlap_cycles"] = ov
         e = w.energy.get(id(n), {})
         noc = w.noc.get(id(n), {})
         op = w.kids[id(n)][0] if leaf else None

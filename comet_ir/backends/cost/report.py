@@ -96,7 +96,8 @@ def render_report(r: CostReport) -> str:
     for k, v in r.ideal_compute_cycles.items():
         lines.append(f"  {k:30s} {v:16,.0f}")
     lines += ["",
-              f"stalls: compulsory {r.stalls['compulsory']:,.0f}, optional {r.stalls['optional']:,.0f}",
+              f"stalls: compulsory {r.stalls['compulsory']:,.0f}, optional {r.stalls['optional']:,.0f}"
+              + (f"; overlapped by pipeline/parallel bindings {r.stalls['overlap']:,.0f}" if "overlap" in r.stalls else ""),
               f"bottleneck: {r.bottleneck}",
               f"utilisation (ideal compute / root latency): {r.utilisation:.3f}",
               f"root latency (hierarchical, overlapped): {r.root_latency_cycles:,.0f} cycles",

@@ -1,7 +1,8 @@
 """Price a mapped program under the schedule that `comet-schedule` wrote into its IR.
 
-The model prices a binding execution by its rule (sequential: sum; pipeline: slowest child
-plus fill/drain; parallel: the busiest unit). A schedule replaces that by its makespan: every
+The model prices a binding execution by its rule (sequential: sum; pipeline / parallel under
+a spatial tile: the stages' shared window per iteration, their step; under a temporal tile:
+slowest child plus fill/drain, or the busiest resource; docs/cost-model.md). A schedule replaces that by its makespan: every
 execution of a scheduled binding takes `makespan` instead of `rule` cycles, so the total and
 the root latency change by sum over bindings of (makespan - rule) x executions. The stall
 terms of the enclosing tiles are kept as the model priced them (first order: a schedule

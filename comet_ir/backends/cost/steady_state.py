@@ -160,6 +160,8 @@ class Walker:
         self.energy_t: dict[int, dict[str, float]] = {}  # per node, per tensor (incl. NoC)
         self.parent_iters: dict[int, int] = {}
         self.comp_time: dict[str, int] = {}
+        # node with a pipeline/parallel binding -> how it was priced (binding_overlap reads it)
+        self.staged: dict[int, dict] = {}
 
     # -- tree shape as the reference sees it: bindings are siblings, groups are flattened
     def _index(self, n, parent) -> None:
@@ -683,6 +685,9 @@ class Walker:
                 return
         elif all(b == "sequential" for b in binds):
             win[tuple(id(c) for c in kids)] = _i32(sum(self.cost[id(c)] for c in kids))
+        elif L.spatial:
+            self._visit_staged(n, L, binds)
+            return
         else:
             for c in kids:
                 win[id(c)] = self.cost[id(c)]
@@ -699,10 +704,8 @@ class Walker:
                 totals[key] = self.total(self.node_cost_of(lc[key], L))
             if not binds:
                 self.cost[id(n)] = totals[id(kids[-1])]
-            elif all(b == "sequential" for b in binds):
-                self.cost[id(n)] = next(iter(totals.values()))
             else:
-                self.cost[id(n)] = self._bound(n, binds, totals)
+                self.cost[id(n)] = next(iter(totals.values()))
         else:
             maxit = max(L.iters) if L.iters else 1
             for key in win:
@@ -720,7 +723,11 @@ class Walker:
                     t += lc[id(c)][c.target][0].compute_time if isinstance(c, ColOpNode) else self.cost[id(c)]
                 self.cost[id(n)] = t & U32
             else:
-                self.cost[id(n)] = self._bound(n, binds, {id(c): self.cost[id(c)] for c in kids})
+                # a collective runs once per iteration of n; its tile siblings' costs already
+                # hold n's iterations (their spatial tiles inherit them)
+                self.cost[id(n)] = self._bound(n, binds, {
+                    id(c): lc[id(c)][c.target][0].compute_time if isinstance(c, ColOpNode) else self.cost[id(c)]
+                    for c in kids})
 
     def _visit_leaf(self, n: TileNode, L: Loop) -> None:
         op: ComputeNode = self.kids[id(n)][0]
@@ -770,14 +777,22 @@ class Walker:
             lv = par
         return total
 
-    def _visit_spatial(self, n: TileNode, L: Loop, win: dict, ac: dict) -> None:
+    def _visit_spatial(self, n: TileNode, L: Loop, win: dict, ac: dict, vecs: dict | None = None,
+                       staged: bool = False) -> None:
+        """n's transfers per child key against its window `win[key]` (per iteration: `vecs[key]`
+        when given, else the window less the ramp-ups n's reuse saves). staged: the key's
+        children are pipeline/parallel stages, so a dependent tensor's move overlaps the other
+        stages and is hidden like any other."""
         parent_binding = self.binding_of(n)
         maxit = max(L.iters) if L.iters else 1
         acc = self.access.setdefault(id(n), [])
         for key in sorted(win, key=self._child_key):
             window = win[key]
-            vec = [window & U32] * maxit
-            self._mem_window_vec(n, key, vec)
+            if vecs is not None and key in vecs:
+                vec = list(vecs[key])
+            else:
+                vec = [window & U32] * maxit
+                self._mem_window_vec(n, key, vec)
             kids = self.nodes(key)
             ramp: dict = {}
             matched_any = False
@@ -789,7 +804,7 @@ class Walker:
                     target, child = n.targets[i], n.child_levels[i]
                     if is_dm and child in ch.targets or (not is_dm and child == ch.target):
                         touch = (target, child)
-                    if is_dm and (isinstance(key, tuple) or parent_binding == "sequential"):
+                    if is_dm and ((isinstance(key, tuple) and not staged) or parent_binding == "sequential"):
                         hide = not L.dependent[i]
                     hit = (is_dm and tag in ch.tags) or (not is_dm and tag == ch.tag)
                     if not hit:
@@ -849,35 +864,102 @@ class Walker:
         self.energy_t[id(n)] = {n.tensor_in: r_e + w_e + n_e}
         self.col[id(n)].update(memory=mem_t, network=net_t)
 
-    def _bound(self, n, binds: list[str], costs: dict) -> int:
-        """Pipeline / parallel / sharing bindings of n's children (the reference hangs on these).
+    def _price_key(self, n: TileNode, L: Loop, key: tuple, window: int, vec: list[int] | None,
+                   staged: bool) -> tuple[int, dict, dict, int]:
+        """(cost, arch costs, level costs, compute window) of n with its children `key` sharing
+        one window (`window`; per iteration `vec`, or the sequential rule's when None)."""
+        ac: dict = {}
+        self._visit_spatial(n, L, {key: window}, ac, None if vec is None else {key: vec}, staged)
+        port_use = {}
+        if any(self.mem(c).shared_ports for c in n.child_levels if not self.lvl(c).is_compute):
+            port_use = self._port_use(key)
+        nlc = self.node1_node2(ac.get(key, {}), L, port_use)
+        tc = self.node_cost_of(nlc, L)
+        return self.total(tc), ac, nlc, tc.compute_time
 
-        `costs` maps each child (key of n's windows) to its cost as n prices it. Per child and
-        resource the walker's busy time (`_busy`) is the time the child occupies it; resources
-        shared by siblings serialise, so the binding is at least max over resources of the
-        summed busy times. pipeline additionally pays the slowest child plus one iteration of
-        every other stage (fill/drain); parallel / sharing pay only the slowest child.
-        `binding_cost` is the arithmetic."""
+    def _visit_staged(self, n: TileNode, L: Loop, binds: list[str]) -> None:
+        """A spatial tile whose children are bound by pipeline / parallel / sharing.
+
+        The children are stages run once per iteration of n; they share one window per
+        iteration as sequential children do, but that window is the binding's step: the
+        largest of the stages' per-iteration times and of every resource's summed busy time
+        over the stages (`binding_cost` of one iteration), not their sum. n's transfers overlap
+        that window as under a sequential binding (stalls, ramps, shared ports alike); a
+        pipeline adds one run of every stage but the slowest (fill / drain). Running the stages
+        in sequence is one legal schedule of either binding, so n costs the smaller of this and
+        the sequential price (the one the reference would give)."""
         kids = self.kids[id(n)]
-        spatial = isinstance(n, TileNode) and self.loop[id(n)].spatial
-        maxit = (max(self.loop[id(n)].iters) if self.loop[id(n)].iters else 1) if spatial else 1
+        key = tuple(id(c) for c in kids)
+        kind = "pipeline" if "pipeline" in binds else "parallel"
+        maxit = max(L.iters) if L.iters else 1
+        costs = [int(self.cost[id(c)]) for c in kids]
+        before = list(self.access.get(id(n), []))
+        seq = self._price_key(n, L, key, _i32(sum(costs)), None, False)
+        # per iteration a stage takes its cost less the ramp-ups n's reuse saves it (as the
+        # sequential window subtracts them); one stage's busy time never exceeds its time
+        per = []
+        for c in kids:
+            v = [self.cost[id(c)] & U32] * maxit
+            self._subtract_rampups(n, c, v)
+            per.append([max(_i32(x), 0) for x in v])
+        busy = [self._busy(c) for c in kids]
+
+        def step(ts: list[int]) -> int:
+            return binding_cost("parallel", ts, [1] * len(ts),
+                                [{r: min(t, tc) for r, t in b.items()} for b, tc in zip(busy, ts)])
+
+        window = step(costs)
+        vec = [step([p[k] for p in per]) for k in range(maxit)]
+        fill = 0
+        if kind == "pipeline":
+            # the stages finish no earlier than the slowest stage's runs plus one run of each
+            # other stage; the windows already hold the shared resources' busy time above that
+            slowest = sum(max(p[k] for p in per) for k in range(maxit))
+            fill = max(0, slowest + sum(costs) - max(costs) - sum(vec))
+        self.access[id(n)] = list(before)  # the same accesses again: keep one set
+        staged = self._price_key(n, L, key, window, vec, True)
+        cost = (staged[0] + fill) & U32
+        use = cost < seq[0]
+        chosen = staged if use else seq
+        self.windows[id(n)] = {key: window if use else _i32(sum(costs))}
+        self.arch_cost[id(n)] = chosen[1]
+        self.level_cost[id(n)] = {key: chosen[2]}
+        self.cost[id(n)] = cost if use else seq[0]
+        if not use:
+            self.access[id(n)] = list(before)
+            self._price_key(n, L, key, _i32(sum(costs)), None, False)  # its accesses and ramps
+        self.staged[id(n)] = {"kind": kind, "sequential": seq[0], "cost": self.cost[id(n)],
+                              "staged": use, "step": window, "fill": fill if use else 0,
+                              "sequential_window": seq[3]}
+
+    def _bound(self, n, binds: list[str], costs: dict) -> int:
+        """Pipeline / parallel / sharing bindings of the children of a temporal tile or of the
+        root (the reference hangs on these). `costs`: each child's whole-run cost as n prices it.
+
+        Per child and resource the walker's busy time (`_busy`) is the time the child occupies
+        it; resources shared by siblings serialise, so the binding is at least max over
+        resources of the summed busy times. pipeline additionally pays the slowest child plus
+        one iteration of every other stage (fill/drain); parallel / sharing pay only the
+        slowest child. `binding_cost` is the arithmetic."""
+        kids = self.kids[id(n)]
+        maxit = max(self.loop[id(n)].iters or [1]) if isinstance(n, TileNode) else 1
         vals, iters, busy = [], [], []
         for c in kids:
             if id(c) not in costs:
                 continue
             v = int(costs[id(c)])
             vals.append(v)
-            if spatial:
-                # n runs each child once per n-iteration and moves its tensors itself
+            if isinstance(c, ColOpNode):  # once per iteration of n
                 b = self._scaled(self._busy(c), maxit)
-                self._add_transfers(b, self.level_cost.get(id(n), {}).get(id(c), {}))
                 iters.append(maxit)
             else:
                 b = self._busy(c)
                 iters.append(max(self.loop[id(c)].iters or [1]) if isinstance(c, TileNode) else 1)
             busy.append({r: min(t, v) for r, t in b.items()})  # a child cannot hold a resource longer than it runs
         kind = "pipeline" if "pipeline" in binds else "parallel"
-        return binding_cost(kind, vals, iters, busy) & U32
+        cost = binding_cost(kind, vals, iters, busy)
+        self.staged[id(n)] = {"kind": kind, "sequential": sum(vals), "cost": cost}
+        return cost & U32
 
     def _busy(self, c) -> dict[str, int]:
         """Cycles child c keeps each resource busy over one run of c.
