@@ -10,16 +10,18 @@ Layer variants (timed from x and the router weight, the router GEMM included eve
   ours_eager      CometMoE default (GEMM1 + SwiGLU in one CUTLASS kernel, GEMM2 with split-K where
                   it pays, comm blocks chosen by the cost model)
   ours_graph      the same captured in a CUDA graph
-  prev_graph      the previous default (scalar SwiGLU-epilogue stores, CUTLASS's tile order, GEMM2
-                  cluster 2x1 without split-K)
+  prev_graph      the previous default (2026-11-24 part 3: the same kernels without row-half
+                  skipping and without the tail_light tile order)
   cb<k>_graph     the fused layer0 kernel with k comm blocks (0 = unfused) -> chosen vs best
 Expert GEMMs alone (rows already grouped), effective TFLOP/s = 6 T k H F / time:
-  experts_ours / _prev, and cuBLAS dense GEMMs of equal FLOPs; stages gemm1_pair, gemm2,
-  route_dispatch.
+  experts_ours / _prev / _noskip (tail_light only) / _notail (row skipping only), and cuBLAS
+  dense GEMMs of equal FLOPs; stages gemm1_pair, gemm2, route_dispatch.
+CTA profile (one eager call each of ours and prev, after the rounds): per grouped GEMM, the
+  makespan, the mean CTA busy fraction and the spread of CTA end times (the tail).
 MOE_BENCH_MODE=tune measures the grouped-GEMM choices instead (same baselines, same rounds):
-  g1_*  GEMM1 + SwiGLU alone: pair c12 / c21, vector or scalar epilogue stores, tile schedule
-        default (L2 strips + spread light groups) or legacy (CUTLASS's AlongM order)
-  g2_*  GEMM2 alone: cluster 2x1 / 1x2 / 1x1, with and without split-K (_sk2, incl. the fold)
+  g1_*  GEMM1 + SwiGLU alone: cluster 1x2 / 2x1 / 2x2, row-half skipping (+ tail_light) on / off
+  g2_*  GEMM2 alone (split-K where it pays, incl. the fold): cluster 1x2 / 2x1 / 2x2 / 1x1, skipping
+        on / off
   experts_<name>, layer <name>_graph for whole configurations; "prev" = the previous default.
 Writes $OUT/moe_bench.json (tune: $OUT/moe_tune.json).
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import statistics
 import sys
 import time
@@ -58,11 +61,15 @@ def bench(fn, warm=3, reps=None, sync_each=None):
 
 
 def run_rounds(name, fns, r, flops_of):
-    """Every variant timed once per round, rounds interleaving the variants (drift and clock
-    changes hit all alike); r[k] = median over rounds, with TFLOP/s where flops_of(k) is known."""
+    """Every variant timed once per round, rounds interleaving the variants in a new random order
+    each round (a fixed order favoured whatever ran first in a round: the GPU heats and slows over
+    a round), so drift and clock changes hit all alike; r[k] = median over rounds, with TFLOP/s
+    where flops_of(k) is known."""
     times = {k: [] for k in fns}
     for rnd in range(ROUNDS):
-        for k, fn in fns.items():
+        order = list(fns.items())
+        random.Random(rnd).shuffle(order)
+        for k, fn in order:
             try:
                 times[k].append(bench(fn))
             except Exception as e:
@@ -139,8 +146,11 @@ def case(T, skew, w1, w3, w2, wr, dev):
         mods[f"cb{cb}"] = share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=cb))
     # the previous default (scalar epilogue stores, CUTLASS's tile order, GEMM2 cluster 2x1
     # without split-K) for before/after in one run
-    mods["prev"] = tuned(share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0,
-                                        gemm_variant=("swiglu_pair_c12", "coop_128x256"))), dev, **PREV)
+    mods["prev"] = tuned(share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0)), dev, **PREV)
+    mods["noskip"] = tuned(share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0)), dev,
+                           g1={"skip": False}, g2={"skip": False})
+    mods["notail"] = tuned(share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0)), dev,
+                           g1={"tail": False}, g2={"tail": False})
     mg = share(CometMoE(H, FF, E, K, backend="grouped_mm", device=dev))
     # correctness of every layer variant at this shape (fp32 reference at T=2048 only: slow)
     if T == 2048:
@@ -158,6 +168,8 @@ def case(T, skew, w1, w3, w2, wr, dev):
     layers["ours_eager"] = lambda: m(x, (x @ wr).float() + bias)
     graphs = {}
     for key, mm in mods.items():
+        if key in ("noskip", "notail"):
+            continue   # experts only
         try:
             g, _ = graphed(lambda mm=mm: mm(x, (x @ wr).float() + bias))
             graphs[key] = g
@@ -172,7 +184,7 @@ def case(T, skew, w1, w3, w2, wr, dev):
     flops = 6.0 * T * K * H * FF
     exp = {}
     y0 = None
-    for key in ("ours", "prev"):
+    for key in ("ours", "prev", "noskip", "notail"):
         me = mods.get(key)
         if me is None:
             continue
@@ -211,6 +223,11 @@ def case(T, skew, w1, w3, w2, wr, dev):
     except Exception as e:
         RES["errors"].append(f"{name} dense: {e!r}")
     run_rounds(name, {**layers, **exp}, r, lambda k: flops if k.startswith("experts_") else None)
+    for key in ("ours", "prev"):
+        try:
+            r[f"profile_{key}"] = cta_profile(mods[key], xs, offsets, dev)
+        except Exception as e:
+            RES["errors"].append(f"{name} profile {key}: {e!r}")
     # comm-block sweep: chosen vs measured best; model per config (layer0 part + the rest)
     sweep = {cb: r[f"cb{cb}_graph"]["ms"] for cb in COMM_BLOCKS if f"cb{cb}_graph" in r}
     if sweep:
@@ -234,20 +251,58 @@ def case(T, skew, w1, w3, w2, wr, dev):
 
 
 LEGACY = (1 << 30, 0)   # (strip, light): CUTLASS's AlongM order, no light groups
-PREV = dict(g1={"sched": LEGACY, "scalar": True}, g2={"sched": LEGACY})   # the previous default's options
+# the previous default's options (part 3: no row-half skipping, light units all spread)
+PREV = dict(g1={"skip": False, "tail": False}, g2={"skip": False, "tail": False})
+
+
+def _opts(h, o):
+    h.set_schedule(*o.get("sched", (0, -1)))
+    h.set_row_skip(o.get("skip", True))
+    h.set_tail_light(o.get("tail", True))
 
 
 def tuned(mm, dev, g1=None, g2=None):
-    """Set the schedule / epilogue options of a module's GEMM handles (created on demand)."""
+    """Set the schedule / epilogue / skipping options of a module's GEMM handles (created on demand)."""
     v1, v2 = mm._variants()
     if g1:
         h = mm._gemm_v(v1, 2 * FF, H, dev)
-        h.set_schedule(*g1.get("sched", (0, -1)))
+        _opts(h, g1)
         h.set_scalar_stores(g1.get("scalar", False))
     if g2:
         for v in {v2, v2.replace("_sk2", "")}:
-            mm._gemm_v(v, H, FF, dev).set_schedule(*g2.get("sched", (0, -1)))
+            _opts(mm._gemm_v(v, H, FF, dev), g2)
     return mm
+
+
+def cta_profile(mm, xs, offsets, dev):
+    """One eager experts_forward with the CTA timing profile on every GEMM handle of `mm`: per
+    handle used, CTAs with tiles, makespan (first start to last end), mean busy fraction, the
+    spread of end times (how long the last CTAs run alone) and tiles per CTA."""
+    bufs = {}
+    for key, h in mm._gemms.items():
+        bufs[key] = torch.zeros(3 * 1024, dtype=torch.int64, device=dev)
+        h.set_profile(bufs[key].data_ptr())
+    try:
+        mm.experts_forward(xs, offsets, "cutlass")
+        torch.cuda.synchronize()
+    finally:
+        for h in mm._gemms.values():
+            h.set_profile(0)
+    out = {}
+    for key, b in bufs.items():
+        p = b.view(-1, 3).cpu()
+        p = p[p[:, 2] > 0]
+        if not len(p):
+            continue
+        t0, t1 = int(p[:, 0].min()), int(p[:, 1].max())
+        span = max(t1 - t0, 1)
+        ends = p[:, 1].double()
+        out[key[0]] = {"ctas": len(p), "makespan_us": span / 1e3,
+                       "busy_frac": float((p[:, 1] - p[:, 0]).double().mean() / span),
+                       "end_spread_us": float(ends.max() - ends.min()) / 1e3,
+                       "end_p10_us": float(ends.quantile(0.1) - t0) / 1e3,
+                       "tiles_min": int(p[:, 2].min()), "tiles_max": int(p[:, 2].max())}
+    return out
 
 
 def tune_case(T, skew, w1, w3, w2, wr, dev):
@@ -262,11 +317,15 @@ def tune_case(T, skew, w1, w3, w2, wr, dev):
         if v1.startswith("swiglu_pair"):
             mm._packed = base._packed
         return tuned(mm, dev, g1, g2)
+    ON, OFF = {"skip": True, "tail": True}, {"skip": False, "tail": False}
+    # whole configurations: the previous default and each cluster shape with row-half skipping
+    # (which makes the empty tile that pads an odd row-tile count under 2-row clusters MMA-free)
+    # (2x1 / 2x2 clusters measured 4-20 % slower than 1x2 with or without skipping: run 2 of
+    # 2026-11-24 session 4, dropped.) prev_dup = prev again: the run's noise floor.
+    v1, v2 = "swiglu_pair_c12", "coop_128x256_c12_sk2"
     configs = {
-        "prev": mk("swiglu_pair_c12", "coop_128x256", **PREV),
-        "c21": mk("swiglu_pair_c12", "coop_128x256", g1={}, g2={}),
-        "c12sk": mk("swiglu_pair_c12", "coop_128x256_c12_sk2", g1={}, g2={}),
-        "c11sk": mk("swiglu_pair_c12", "coop_128x256_c11_sk2", g1={}, g2={}),
+        "prev": mk(v1, v2, OFF, OFF), "prev_dup": mk(v1, v2, OFF, OFF),
+        "skip": mk(v1, v2, ON, ON), "skip_g1": mk(v1, v2, ON, OFF), "skip_g2": mk(v1, v2, OFF, ON),
     }
     mg = CometMoE(H, FF, E, K, backend="grouped_mm", device=dev)
     mg.w1, mg.w3, mg.w2 = base.w1, base.w3, base.w2
@@ -282,7 +341,6 @@ def tune_case(T, skew, w1, w3, w2, wr, dev):
     fns, graphs = {}, {}
     fns["torch_loop"] = lambda: plain_layer(x, wr, bias, w1, w3, w2)
     fns["grouped_mm"] = lambda: mg(x, (x @ wr).float() + bias)
-    fns["c12sk_eager"] = lambda: configs["c12sk"](x, (x @ wr).float() + bias)
     xs = x.index_select(0, perm // K)
     rows = xs.shape[0]
     for key, mm in configs.items():
@@ -294,44 +352,31 @@ def tune_case(T, skew, w1, w3, w2, wr, dev):
         except Exception as e:
             RES["errors"].append(f"{name} graph {key}: {e!r}")
             traceback.print_exc()
-    # the split decision the device took (read after one eager call)
-    try:
-        mm = configs["c12sk"]
-        mm.experts_forward(xs, offsets, "cutlass")
-        hs = [hd for kk, hd in mm._gemms.items() if kk[0].endswith("_sk2")]
-        r["split_taken"] = hs[0].last_split() if hs else None
-    except Exception as e:
-        RES["errors"].append(f"{name} split flag: {e!r}")
-    # GEMM1 / GEMM2 alone
-    g1v = {"c12_vec_def": ("swiglu_pair_c12", {}), "c12_vec_legacy": ("swiglu_pair_c12", {"sched": LEGACY}),
-           "c12_scalar_legacy": ("swiglu_pair_c12", {"sched": LEGACY, "scalar": True}),
-           "c12_vec_nolight": ("swiglu_pair_c12", {"sched": (0, 0)}),
-           "c12_vec_strip10": ("swiglu_pair_c12", {"sched": (10, -1)}),
-           "c21_vec_def": ("swiglu_pair_c21", {})}
+    # GEMM1 / GEMM2 alone: cluster shape x row-half skipping (tail_light with it)
     h = torch.empty(rows, FF, dtype=x.dtype, device=dev)
-    for key, (v1, opt) in g1v.items():
-        try:
-            mm = mk(v1, "coop_128x256", g1=opt)
-            mm._gemm1_cutlass(xs, offsets, rows, h)
-            g, _ = graphed(lambda mm=mm: mm._gemm1_cutlass(xs, offsets, rows, h))
-            graphs["g1" + key], fns[f"g1_{key}"] = g, g.replay
-            configs["g1" + key] = mm
-        except Exception as e:
-            RES["errors"].append(f"{name} g1 {key}: {e!r}")
+    for cl in ("c12",):
+        for sk, opt in (("skip", ON), ("noskip", OFF), ("noskip_dup", OFF)):
+            key = f"{cl}_{sk}"
+            try:
+                mm = mk(f"swiglu_pair_{cl}", "coop_128x256", g1=opt)
+                mm._gemm1_cutlass(xs, offsets, rows, h)
+                g, _ = graphed(lambda mm=mm: mm._gemm1_cutlass(xs, offsets, rows, h))
+                graphs["g1" + key], fns[f"g1_{key}"] = g, g.replay
+                configs["g1" + key] = mm
+            except Exception as e:
+                RES["errors"].append(f"{name} g1 {key}: {e!r}")
     base._gemm1_cutlass(xs, offsets, rows, h)
-    g2v = {"c21_legacy": ("coop_128x256", {"sched": LEGACY}), "c21_def": ("coop_128x256", {}),
-           "c12_def": ("coop_128x256_c12", {}), "c11_def": ("coop_128x256_c11", {}),
-           "c12_legacy": ("coop_128x256_c12", {"sched": LEGACY}),
-           "c12_sk2": ("coop_128x256_c12_sk2", {}), "c11_sk2": ("coop_128x256_c11_sk2", {})}
-    for key, (v2, opt) in g2v.items():
-        try:
-            mm = mk("swiglu_pair_c12", v2, g2=opt)
-            mm._gemm2_cutlass(h, offsets, rows)
-            g, _ = graphed(lambda mm=mm: mm._gemm2_cutlass(h, offsets, rows))
-            graphs["g2" + key], fns[f"g2_{key}"] = g, g.replay
-            configs["g2" + key] = mm
-        except Exception as e:
-            RES["errors"].append(f"{name} g2 {key}: {e!r}")
+    for cl, v2 in (("c12", "coop_128x256_c12_sk2"), ("c11", "coop_128x256_c11_sk2")):
+        for sk, opt in (("skip", ON), ("noskip", OFF), ("noskip_dup", OFF)):
+            key = f"{cl}_{sk}"
+            try:
+                mm = mk("swiglu_pair_c12", v2, g2=opt)
+                mm._gemm2_cutlass(h, offsets, rows)
+                g, _ = graphed(lambda mm=mm: mm._gemm2_cutlass(h, offsets, rows))
+                graphs["g2" + key], fns[f"g2_{key}"] = g, g.replay
+                configs["g2" + key] = mm
+            except Exception as e:
+                RES["errors"].append(f"{name} g2 {key}: {e!r}")
     try:
         a1 = torch.randn(T * K, H, device=dev).bfloat16()
         b1 = torch.randn(H, 2 * FF, device=dev).bfloat16()
@@ -398,5 +443,10 @@ if __name__ == "__main__":
               "chosen", c.get("chosen_comm_blocks"), "best", c.get("measured_best_comm_blocks"),
               "model err %", {k: round(v, 1) for k, v in c.get("model_err_pct", {}).items()})
         print("  relerr", {k: round(v, 5) for k, v in c.items() if k.startswith("relerr") or k.endswith("relerr_vs_ours")})
+        for key in ("ours", "prev"):
+            for v, pr in c.get(f"profile_{key}", {}).items():
+                print(f"  profile {key} {v}: makespan {pr['makespan_us']:.0f} us, busy {pr['busy_frac']:.3f}, "
+                      f"end spread {pr['end_spread_us']:.0f} us (p10 end {pr['end_p10_us']:.0f}), "
+                      f"tiles {pr['tiles_min']}..{pr['tiles_max']}, ctas {pr['ctas']}")
     print("errors:", RES["errors"])
     sys.exit(0)

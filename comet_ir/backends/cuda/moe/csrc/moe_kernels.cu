@@ -291,14 +291,20 @@ __shared__ FlagCtx s_fctx;
 //     stay in L2 while every row block of the group passes (strip >= N-clusters: AlongM order);
 //   light groups (1..light M-clusters: few rows per weight tile, HBM-bound tiles): units = all
 //     M-clusters of one N-cluster, spread evenly over the heavy items (unit j before heavy item
-//     floor((2j+1) H / (2U))), so their weight streaming overlaps the heavy groups' math.
+//     floor((2j+1) H / (2U))), so their weight streaming overlaps the heavy groups' math;
+//   tail_light: the last light units instead go after every heavy item, as few as fill the last
+//     partial wave (items mod clusters): the static round-robin then ends on short items rather
+//     than on whole heavy tiles while most clusters idle (shortest jobs last).
 constexpr int kMaxSchedGroups = 512;   // 256 experts x split-K 2
 struct MoeSched {
   long long heavy_items;   // H
   long long light_units;   // U = nlight * ntc
+  long long spread_units;  // units 0..spread_units-1 spread over the heavy items, the rest after them
   long long items;         // H + light items
   int ntc, strip, nheavy, nlight;
   int split;               // GEMM2 split-K applied in this call (read by the combine)
+  int row_skip;            // RowSkipMainloop on (1) / off (0)
+  long long* prof;         // per-CTA [start ns, end ns, tiles] when not null (CTA timing profile)
   int hgrp[kMaxSchedGroups], hmtc[kMaxSchedGroups];
   long long hoff[kMaxSchedGroups + 1];
   int lgrp[kMaxSchedGroups], lmtc[kMaxSchedGroups];
@@ -311,7 +317,8 @@ __device__ __forceinline__ long long sched_light_before(MoeSched const* s, long 
   return s->loff[i] + (r ? r * s->lmtc[i] : 0);
 }
 __device__ __forceinline__ long long sched_unit_start(MoeSched const* s, long long j) {
-  return (2 * j + 1) * s->heavy_items / (2 * s->light_units) + sched_light_before(s, j);
+  if (j >= s->spread_units) return s->heavy_items + sched_light_before(s, j);
+  return (2 * j + 1) * s->heavy_items / (2 * s->spread_units) + sched_light_before(s, j);
 }
 // item p -> (group, m-cluster, n-cluster); false past the end
 __device__ bool sched_item(MoeSched const* s, long long p, int& g, int& mc, int& nc) {
@@ -343,6 +350,19 @@ __device__ bool sched_item(MoeSched const* s, long long p, int& g, int& mc, int&
   return true;
 }
 
+// ---- row-half skipping ------------------------------------------------------------------------
+// An expert's last row tile often holds few rows (512 +- 20 rows per expert at T=2048: half the
+// experts have a 5th tile of 1..30 rows; 12 % of the MMA work is on rows past the ends). The
+// cooperative kernel splits a 128-row tile between its two math warp groups, 64 rows each; a warp
+// group whose rows all lie past its group's end waits for and releases each stage without
+// issuing wgmma, so the other warp group has the tensor cores alone. The math threads learn a
+// tile's valid rows from the scheduler's k-tile count hook, which the kernel calls right before
+// each mainloop with the tile and its group's problem shape: each thread keeps the value in its
+// own shared slot (no global memory, no ordering between threads needed).
+constexpr int kMaxCtaThreads = 384;   // producer + two math warp groups
+__shared__ int s_tile_rows[kMaxCtaThreads];
+__shared__ int s_row_skip;
+
 // CUTLASS's group scheduler with the item order above. The grid is (cluster_m, cluster_n x
 // clusters); cluster c takes items c, c + clusters, ... (static persistent schedule, like the
 // stock scheduler), its CTAs the tiles of the item's cluster.
@@ -352,6 +372,10 @@ class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSc
   long long item_ = 0, step_ = 1;
   int off_m_ = 0, off_n_ = 0, cm_ = 1, cn_ = 1;
   MoeSched const* sched_ = nullptr;
+  long long* prof_ = nullptr;
+  int tiles_ = 1;
+
+  CUTLASS_DEVICE int cta_index() const { return int(blockIdx.x + blockIdx.y * gridDim.x); }
 
  public:
   using WorkTileInfo = typename Base::WorkTileInfo;
@@ -387,6 +411,34 @@ class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSc
     off_m_ = int(blockIdx.x) % cm_; off_n_ = int(blockIdx.y) % cn_;
     item_ = int(blockIdx.y) / cn_;
     step_ = (long long)gridDim.y / cn_;
+    s_row_skip = sched_->row_skip;   // every thread writes the same value before its first tile
+    prof_ = sched_->prof;
+    if (prof_ != nullptr && threadIdx.x == 0) prof_[3 * cta_index()] = globaltimer_ns();
+  }
+
+  // the kernel asks this right before each tile's mainloop (math and producer threads alike)
+  template <class PS, class TS>
+  CUTLASS_HOST_DEVICE static int get_work_k_tile_count(WorkTileInfo const& w, PS problem_shape, TS tile_shape) {
+#if defined(__CUDA_ARCH__)
+    if (threadIdx.x < kMaxCtaThreads)
+      s_tile_rows[threadIdx.x] = int(get<0>(problem_shape)) - int(w.M_idx) * int(get<0>(tile_shape));
+#endif
+    return Base::get_work_k_tile_count(w, problem_shape, tile_shape);
+  }
+
+  // the first math thread records when its CTA runs out of tiles (profile)
+  template <class Pipe, class State>
+  CUTLASS_DEVICE auto fetch_next_work(WorkTileInfo w, Pipe& pipeline, State state) {
+    auto r = Base::fetch_next_work(w, pipeline, state);
+    if (prof_ != nullptr && threadIdx.x == cutlass::NumThreadsPerWarpGroup) {
+      if (get<0>(r).is_valid()) {
+        ++tiles_;
+      } else {
+        prof_[3 * cta_index() + 1] = globaltimer_ns();
+        prof_[3 * cta_index() + 2] = tiles_;
+      }
+    }
+    return r;
   }
 
   CUTLASS_DEVICE WorkTileInfo work_for(long long item) const {
@@ -419,6 +471,34 @@ struct TileSchedulerSelector<GroupScheduler, arch::Sm90, TileShape, ClusterShape
   using Scheduler = ::MoeGroupScheduler<::ProblemShape, int(Stages)>;
 };
 }  // namespace cutlass::gemm::kernel::detail
+
+template <class Base>
+struct RowSkipMainloop : Base {
+  using Base::Base;
+
+  template <class Pipe, class State, class Frg, class Storage, class P>
+  CUTLASS_DEVICE void mma(Pipe pipeline, State read, Frg& accum, int k_tile_count, int thread_idx, Storage& st,
+                          P const& p) {
+    static_assert(size<0>(typename Base::TileShape{}) == kTileM, "row-half skipping assumes 128-row tiles");
+    constexpr int kWarpGroups = size(typename Base::TiledMma{}) / cutlass::NumThreadsPerWarpGroup;
+    // cooperative tiled MMA: warp group w computes rows [64 w, 64 w + 64) of the tile
+    const int wg = __shfl_sync(0xffffffff, thread_idx / cutlass::NumThreadsPerWarpGroup, 0);
+    if (kWarpGroups == 2 && s_row_skip && wg * (kTileM / 2) >= s_tile_rows[threadIdx.x]) {
+      // release as Base::mma does (one stage behind the reads); Base::mma_tail releases the last
+      State release = read;
+      for (int k = 0; k < k_tile_count; ++k) {
+        pipeline.consumer_wait(read, pipeline.consumer_try_wait(read));
+        if (k) {
+          pipeline.consumer_release(release);
+          ++release;
+        }
+        ++read;
+      }
+      return;   // the accumulators stay unwritten: every row they hold is past the group's end
+    }
+    Base::mma(pipeline, read, accum, k_tile_count, thread_idx, st, p);
+  }
+};
 
 template <class Base>
 struct FlaggedMainloop : Base {
@@ -635,7 +715,7 @@ struct GroupedGemm {
       cutlass::epilogue::collective::EpilogueTileAuto, float, float,
       void, LayoutD*, kAlign, Element, LayoutD*, kAlign, EpilogueSchedule_,
       cutlass::epilogue::fusion::LinearCombination<Element, float, void>>::CollectiveOp;
-  using CollectiveMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue, KernelSchedule_>;
+  using CollectiveMainloop = RowSkipMainloop<GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue, KernelSchedule_>>;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
   static constexpr bool kPair = false;
@@ -648,7 +728,7 @@ template <class ClusterShape_>
 struct CombGemm {
   using TileShape_ = Shape<_128, _256, _64>;
   using CollectiveEpilogue = cutlass::epilogue::collective::detail::Sm90TmaWarpSpecializedAdapter<CombineEpilogue>;
-  using CollectiveMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>;
+  using CollectiveMainloop = RowSkipMainloop<GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>>;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
   static constexpr bool kPair = false;
@@ -661,7 +741,7 @@ template <class ClusterShape_>
 struct PairGemm {
   using TileShape_ = Shape<_128, _256, _64>;
   using CollectiveEpilogue = cutlass::epilogue::collective::detail::Sm90TmaWarpSpecializedAdapter<SwigluPairEpilogue>;
-  using BaseMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>;
+  using BaseMainloop = RowSkipMainloop<GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>>;
   using CollectiveMainloop = FlaggedMainloop<BaseMainloop>;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
@@ -784,7 +864,7 @@ moe_layer0_kernel(CUTLASS_GRID_CONSTANT typename GemmKernel::Params const params
 // groups; group e + E*h is the K-half h of expert e (A and B advanced by h K/2 columns, same
 // row strides; D slice h at d + h * rows * d_ld) when splitting pays (plan.split_k_pays on the
 // whole-K item count), else group e takes the whole K and the second halves are empty.
-struct SchedCfg { int cm, cn, tile_n, strip, light, clusters; };
+struct SchedCfg { int cm, cn, tile_n, strip, light, clusters, row_skip, tail_light; long long* prof; };
 
 __global__ void __launch_bounds__(256) moe_group_args_kernel(
     int groups, int ksplit, const int64_t* offsets, int n, int k,
@@ -820,8 +900,16 @@ __global__ void __launch_bounds__(256) moe_group_args_kernel(
       }
     }
     sched->heavy_items = h; sched->light_units = (long long)nl * ntc; sched->items = h + l;
+    long long spread = sched->light_units;
+    if (cfg.tail_light && cfg.clusters > 0) {
+      long long r = (h + l) % cfg.clusters, got = 0;
+      while (r && spread > 0 && got < r) { --spread; got += sched->lmtc[spread / ntc]; }
+    }
+    sched->spread_units = spread;
     sched->ntc = ntc; sched->strip = cfg.strip > 0 ? cfg.strip : ntc; sched->nheavy = nh; sched->nlight = nl;
     sched->split = split;
+    sched->row_skip = cfg.row_skip;
+    sched->prof = cfg.prof;
   }
   __syncthreads();
   const int split = s_split;
@@ -849,6 +937,9 @@ struct GGBase {
   virtual void set_schedule(int strip, int light) = 0;
   virtual void get_schedule(int* strip, int* light, int* clusters) = 0;
   virtual void set_scalar_stores(int v) = 0;
+  virtual void set_row_skip(int on) = 0;
+  virtual void set_tail_light(int on) = 0;
+  virtual void set_profile(long long* prof) = 0;
   virtual const int* split_flag() = 0;
 };
 
@@ -925,7 +1016,8 @@ struct GG : GGBase {
       // strips of weight tiles that fit ~24 MB of the 50 MB L2 (tile_n x k bf16 per N tile)
       int tile_n = size<1>(typename Kernel::TileShape{});
       int strip = int((24ll << 20) / ((long long)tile_n * k * 2)) / cn;
-      cfg = SchedCfg{cm, cn, tile_n, strip > 0 ? strip : 1, (2 + cm - 1) / cm, int(grid.x * grid.y) / (cm * cn)};
+      cfg = SchedCfg{cm, cn, tile_n, strip > 0 ? strip : 1, (2 + cm - 1) / cm, int(grid.x * grid.y) / (cm * cn),
+                     1, 1, nullptr};
       strip0 = cfg.strip; light0 = cfg.light;
     }
     if constexpr (G::kPair) {
@@ -949,6 +1041,9 @@ struct GG : GGBase {
     *strip = cfg.strip; *light = cfg.light; *clusters = cfg.clusters;
   }
   void set_scalar_stores(int v) override { scalar_stores = v; }
+  void set_row_skip(int on) override { cfg.row_skip = on ? 1 : 0; }
+  void set_tail_light(int on) override { cfg.tail_light = on ? 1 : 0; }
+  void set_profile(long long* prof) override { cfg.prof = prof; }
   const int* split_flag() override { return &sched->split; }
 
   int launch_pair(cudaStream_t s, const CommDesc* comm, int comm_clusters, const FlagCtx* fctx) {
@@ -1034,6 +1129,28 @@ extern "C" void moe_gg_set_schedule(void* h, int strip, int light) {
 extern "C" void moe_gg_get_schedule(void* h, int* strip, int* light, int* clusters) {
 #if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
   static_cast<GGBase*>(h)->get_schedule(strip, light, clusters);
+#endif
+}
+
+// row-half skipping (RowSkipMainloop): on (1, the default) or off (0); applies from the next run
+extern "C" void moe_gg_set_row_skip(void* h, int on) {
+#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
+  static_cast<GGBase*>(h)->set_row_skip(on);
+#endif
+}
+
+// light units that fill the last partial wave go after the heavy items (1, the default) or
+// every light unit is spread (0)
+extern "C" void moe_gg_set_tail_light(void* h, int on) {
+#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
+  static_cast<GGBase*>(h)->set_tail_light(on);
+#endif
+}
+
+// CTA timing profile: prof = device long long [3 x CTAs] (start ns, end ns, tiles), nullptr = off
+extern "C" void moe_gg_set_profile(void* h, long long* prof) {
+#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
+  static_cast<GGBase*>(h)->set_profile(prof);
 #endif
 }
 
