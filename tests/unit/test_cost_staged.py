@@ -208,9 +208,11 @@ def test_report_totals_take_the_overlap_off_the_row_sum():
     seq = estimate_program(_two_stages("sequential", 8, "Y")[0], _arch())
     pipe = estimate_program(_two_stages("pipeline", 8, "Y")[0], _arch())
     assert (seq.latency_cycles, pipe.latency_cycles, pipe.root_latency_cycles) == (292, 222, 222)
-    assert pipe.stalls["overlap"] == 80
+    s_node = next(n for n in pipe.nodes if n.label.startswith("spatial"))
+    assert s_node.detail["binding"]["overlap_cycles"] == 80
     assert pipe.stalls["compulsory"] == seq.stalls["compulsory"] + 10
-    assert "overlap" not in seq.stalls
+    assert not any("binding" in n.detail for n in seq.nodes)
+    assert "overlapped by pipeline/parallel bindings 80" in pipe.render()
 
 
 def test_a_stage_running_one_iteration_gains_nothing_but_costs_no_more():

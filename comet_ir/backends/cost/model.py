@@ -163,7 +163,6 @@ def estimate_program(program: MappedProgram, arch) -> CostReport:
             if id(n) in w.staged:  # the root container: independent programs
                 ov = binding_overlap(w, n, 0)
                 total -= ov
-                stalls["overlap"] = stalls.get("overlap", 0.0) + ov
                 nc.detail["binding"] = {"kind": w.staged[id(n)]["kind"], "sequential": w.staged[id(n)]["sequential"],
                                         "overlap_cycles": ov}
             return nc.id
@@ -200,7 +199,6 @@ def estimate_program(program: MappedProgram, arch) -> CostReport:
             info = w.staged[id(n)]
             ov = binding_overlap(w, n, rows) * overlap_executions(w, n)
             total -= ov
-            stalls["overlap"] = stalls.get("overlap", 0.0) + ov
             nc.detail["binding"] = {k: info[k] for k in ("kind", "sequential", "step", "fill", "staged") if k in info}
             nc.detail["binding"]["overlap_cycles"] = ov
         e = w.energy.get(id(n), {})

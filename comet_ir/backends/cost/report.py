@@ -95,9 +95,10 @@ def render_report(r: CostReport) -> str:
     lines += ["", "ideal compute cycles:"]
     for k, v in r.ideal_compute_cycles.items():
         lines.append(f"  {k:30s} {v:16,.0f}")
+    overlap = sum(n.detail.get("binding", {}).get("overlap_cycles", 0) for n in r.nodes)
     lines += ["",
               f"stalls: compulsory {r.stalls['compulsory']:,.0f}, optional {r.stalls['optional']:,.0f}"
-              + (f"; overlapped by pipeline/parallel bindings {r.stalls['overlap']:,.0f}" if "overlap" in r.stalls else ""),
+              + (f"; overlapped by pipeline/parallel bindings {overlap:,.0f}" if overlap else ""),
               f"bottleneck: {r.bottleneck}",
               f"utilisation (ideal compute / root latency): {r.utilisation:.3f}",
               f"root latency (hierarchical, overlapped): {r.root_latency_cycles:,.0f} cycles",

@@ -916,7 +916,9 @@ class Walker:
             # other stage; the windows already hold the shared resources' busy time above that
             slowest = sum(max(p[k] for p in per) for k in range(maxit))
             fill = max(0, slowest + sum(costs) - max(costs) - sum(vec))
-        self.access[id(n)] = list(before)  # the same accesses again: keep one set
+        # accesses and ramp-ups do not depend on the window: the second pricing records the
+        # same ones again, so keep one set
+        self.access[id(n)] = list(before)
         staged = self._price_key(n, L, key, window, vec, True)
         cost = (staged[0] + fill) & U32
         use = cost < seq[0]
@@ -925,9 +927,6 @@ class Walker:
         self.arch_cost[id(n)] = chosen[1]
         self.level_cost[id(n)] = {key: chosen[2]}
         self.cost[id(n)] = cost if use else seq[0]
-        if not use:
-            self.access[id(n)] = list(before)
-            self._price_key(n, L, key, _i32(sum(costs)), None, False)  # its accesses and ramps
         self.staged[id(n)] = {"kind": kind, "sequential": seq[0], "cost": self.cost[id(n)],
                               "staged": use, "step": window, "fill": fill if use else 0,
                               "sequential_window": seq[3]}
