@@ -9,8 +9,14 @@
 #                    rounds at 8192x7168x4096 / six shapes the GPU model was not fitted on
 #   bench1t          per tile kernel vs cuBLAS, interleaved: 8192x7168x4096 (21 rounds), 8192^3 and
 #                    4096^3 (15); BENCH_SHAPES / BENCH_VARIANTS (names as in tp_worker) override
+#   benchref         ours vs CUTLASS's own GemmUniversal (same collectives, its scheduler; raster /
+#                    swizzle variants) vs cuBLAS (NN and TN), interleaved; BENCH_SHAPES / BENCH_VARIANTS
+#   benchpair        ours vs CUTLASS's kernel vs cuBLAS only, 31 rounds at 8192x7168x4096
+#   benchsk          stream-K over the partial round plus 0 / 1 / 2 whole rounds vs the planned split
+#                    vs cuBLAS (8192x7168x4096, 8192^3; BENCH_SHAPES overrides)
 #   sweep            shape sweep, 2 ranks: overlap vs sequential vs the cost model's choice
 #   TASK:W           tp_worker task TASK with W ranks (correct, graph, timeout, bench, sweep)
+#   vNAME-X          X with the variant library .cache/cuda/variants/NAME/libcomet_tp.so (COMET_TP_LIB)
 #   c2-X / g8-X      X with the cluster-2x1 library (COMET_TP_CLUSTER=2) / L2 group of 8 row blocks
 # Carry: .cache/cuda (libraries built here for sm_90a) and .cache/moe/whl (wheels).
 export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 PYTHONUNBUFFERED=1
@@ -22,7 +28,9 @@ nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,memory.used,memory.total --f
 T0=$(date +%s)
 for t in $TASKS; do
   tag=$t; base=${t%%#*}      # TASK#2: a repeat of TASK with its own log folder
-  unset COMET_TP_CLUSTER COMET_GROUP_M
+  unset COMET_TP_CLUSTER COMET_GROUP_M COMET_TP_LIB
+  # vNAME-X: X with a variant library built here into .cache/cuda/variants/NAME/libcomet_tp.so
+  case $base in v*-*) export COMET_TP_LIB=.cache/cuda/variants/${base%%-*}; COMET_TP_LIB=${COMET_TP_LIB/variants\/v/variants\/}/libcomet_tp.so; base=${base#*-};; esac
   case $base in c2-*) export COMET_TP_CLUSTER=2; base=${base#c2-};; c1-*) export COMET_TP_CLUSTER=1; base=${base#c1-};; esac
   case $base in g*-*) export COMET_GROUP_M=${base%%-*}; COMET_GROUP_M=${COMET_GROUP_M#g}; base=${base#*-};; esac
   L=$OUT/logs/${tag//[:#]/_}; mkdir -p $L; export COMET_GPU_LOGS=$L
@@ -35,6 +43,13 @@ for t in $TASKS; do
     bench1t) COMET_BENCH_SHAPES=${BENCH_SHAPES:-8192x7168x4096,8192x8192x8192,4096x4096x4096} \
                COMET_BENCH_VARIANTS=${BENCH_VARIANTS:-comet,t256x128,torch} COMET_BENCH_ROUNDS=21 \
                COMET_BENCH_ROUNDS_OTHER=15 timeout 120 python3 tests/gpu/tp_launch.py 1 bench 110 $L > /dev/null ;;
+    benchref) COMET_BENCH_SHAPES=${BENCH_SHAPES:-8192x7168x4096} COMET_BENCH_REF=1 COMET_BENCH_ROUNDS=${BENCH_ROUNDS:-21} \
+               COMET_BENCH_VARIANTS=${BENCH_VARIANTS:-comet,rowmajor,cutlass,cutlass_m,cutlass_s2,cutlass_s8,torch,torch_tn} \
+               timeout 150 python3 tests/gpu/tp_launch.py 1 bench 140 $L > /dev/null ;;
+    benchpair) COMET_BENCH_SHAPES=8192x7168x4096 COMET_BENCH_REF=1 COMET_BENCH_ROUNDS=31 \
+               COMET_BENCH_VARIANTS=comet,cutlass,torch timeout 100 python3 tests/gpu/tp_launch.py 1 bench 90 $L > /dev/null ;;
+    benchsk) COMET_BENCH_SHAPES=${BENCH_SHAPES:-8192x7168x4096,8192x8192x8192} COMET_BENCH_ROUNDS=21 COMET_BENCH_ROUNDS_OTHER=11 \
+               COMET_BENCH_VARIANTS=comet,sk0w,sk1w,sk2w,torch timeout 120 python3 tests/gpu/tp_launch.py 1 bench 110 $L > /dev/null ;;
     bench1v) COMET_BENCH_SHAPES=3072x5120x8192,6144x14336x4096,1536x7168x2048,384x6144x4096,192x4096x8192,96x14336x4096 \
                COMET_BENCH_VARIANTS=comet,torch timeout 100 python3 tests/gpu/tp_launch.py 1 bench 90 $L > /dev/null ;;
     bench) timeout 200 python3 tests/gpu/tp_launch.py 2 bench 180 $L > /dev/null ;;

@@ -4,14 +4,16 @@ of tp_worker's bench rows): where each CTA's time went, in microseconds.
     python tools/gpu_trace.py LOGDIR_OR_JSON
 
 Slots per CTA (templates/tp_gemm.cu.in, kTraceSlots): [0] start, [1] end of whole tiles, then per
-stream-K fragment (kb, k-steps, mma done, fix-up wait done, tile done), [-1] end.
+work item, the first FRAGS of them (kb, -1 for a whole tile; k-steps, mma done, fix-up wait done,
+tile done = epilogue stores issued), [-1] end. Whole tiles: mainloop = mma done - previous item's
+done (the first one includes the pipeline's fill), epilogue = done - mma done.
 """
 import json
 import statistics as st
 import sys
 from pathlib import Path
 
-FRAGS = 4
+FRAGS = 6
 
 
 def summarise(name: str, rows: list[list[int]]) -> str:
@@ -23,20 +25,32 @@ def summarise(name: str, rows: list[list[int]]) -> str:
            f"whole tiles until median {us(st.median(r[1] for r in rows)):.1f} us (phase {us(st.median(dp)):.1f})"]
     mma, wait, fix, last = [], [], [], []
     per_step = []
+    whole = {"first mainloop": [], "mainloop": [], "per k-step": [], "epilogue": []}
     for r in rows:
-        t = r[1]
+        t = r[0]
         for f in range(FRAGS):
             kb, kc, t_mma, t_fix, t_done = r[2 + 5 * f: 7 + 5 * f]
             if not t_mma:
                 break
+            if kb < 0:                      # a whole tile
+                whole["first mainloop" if f == 0 else "mainloop"].append(us(t_mma - t))
+                if f:
+                    whole["per k-step"].append(us(t_mma - t) / max(kc, 1))
+                whole["epilogue"].append(us(t_done - t_mma))
+                t = t_done
+                continue
+            t = max(t, r[1])
             mma.append(us(t_mma - t))
             per_step.append(us(t_mma - t) / max(kc, 1))
             wait.append(us(t_fix - t_mma))
             fix.append(us(t_done - t_fix))
             t = t_done
         last.append(us(r[-1] - t))
+    q = lambda v: f"median {st.median(v):.2f} max {max(v):.2f}"  # noqa: E731
+    if whole["epilogue"]:
+        out.append("    whole tiles (first %d per CTA): " % FRAGS
+                   + "; ".join(f"{k} {q(v)} us" for k, v in whole.items() if v))
     if mma:
-        q = lambda v: f"median {st.median(v):.2f} max {max(v):.2f}"  # noqa: E731
         out.append(f"    stream-K fragments {len(mma)}: mma {q(mma)} us ({q(per_step)} us per k-step); "
                    f"publish/wait {q(wait)}; add+store {q(fix)}; after last fragment {q(last)}")
     slow = sorted(range(len(rows)), key=lambda i: -end[i])[:3]

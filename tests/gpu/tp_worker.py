@@ -40,6 +40,40 @@ def split_all(ctx, m, n, k, units, tile=None):
     return Split(tiles, min(units, tiles * -(-k // kern.tile_k)))
 
 
+def cutlass_ref_variants(torch, rt, a, bnk, out, m, n, k, sms):
+    """Bench-only variants (env COMET_BENCH_REF=1): CUTLASS's own GemmUniversal kernel
+    (templates/cutlass_ref_gemm.cu: same collectives as ours, CUTLASS's persistent scheduler) with
+    its raster orders and swizzles. name -> callable, plus the kernel's stage count."""
+    import ctypes
+    from pathlib import Path
+
+    src = (Path(rt.__file__).parent / "templates" / "cutlass_ref_gemm.cu").read_text()
+    lib = ctypes.CDLL(str(rt.build(src, name="libcomet_ref.so")))
+    vp, i32 = ctypes.c_void_p, ctypes.c_int
+    lib.comet_ref_make.restype = vp
+    lib.comet_ref_make.argtypes = [i32, vp, vp, vp, i32, i32, i32, i32, i32, i32, ctypes.POINTER(i32)]
+    lib.comet_ref_run.argtypes = [vp, vp]
+    lib.comet_ref_stages.argtypes = [i32]
+    out_v = {}
+    # cfg 0 cooperative 128x256 2x1, 1 ping-pong 128x128 2x1, 2 ping-pong 64x256 2x1; raster 0 =
+    # CUTLASS's heuristic (along N here: more row blocks than column blocks), 1 along M
+    for name, cfg, raster, swz in (("cutlass", 0, 0, 1), ("cutlass_m", 0, 1, 1), ("cutlass_s2", 0, 0, 2),
+                                   ("cutlass_s8", 0, 0, 8), ("cutlass_pp128", 1, 0, 1), ("cutlass_pp64", 2, 0, 1)):
+        rc = i32(0)
+        h = lib.comet_ref_make(cfg, a.data_ptr(), bnk.data_ptr(), out.data_ptr(), m, n, k, raster, swz, sms,
+                               ctypes.byref(rc))
+        if not h:
+            raise RuntimeError(f"cutlass reference {name}: set-up failed (code {rc.value})")
+
+        def run(h=h):
+            e = lib.comet_ref_run(h, torch.cuda.current_stream().cuda_stream)
+            if e:
+                raise RuntimeError(f"cutlass reference: launch failed (code {e})")
+            return out
+        out_v[name] = run
+    return out_v, [lib.comet_ref_stages(c) for c in range(3)]
+
+
 def bench(torch, fn, iters=20, warmup=5, barrier=None):
     for _ in range(warmup):
         fn()
@@ -374,12 +408,35 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
                 configs[tag] = (kn.name, "auto")
                 if ctx.split(m, n, k, ctx.sms, "auto", kn).on:
                     configs[f"{tag}_nosplit"] = (kn.name, "off")
+            # stream-K over the partial last round plus w whole rounds (w = 0: the partial round
+            # only), all clusters: the fix-up is paid once per run either way, so longer runs
+            # amortise it (the planner splits only the partial round, and only if >= 2 % faster)
+            from comet_ir.backends.cuda.stream_k import Split
+            cl = ctx.sms // (auto.cluster_m * auto.cluster_n)
+            n_tiles = -(-m // (auto.tile_m * auto.cluster_m)) * -(-n // (auto.tile_n * auto.cluster_n))
+            for w_ in (0, 1, 2):
+                sk = (n_tiles % cl or cl) + w_ * cl
+                if sk <= n_tiles and sk * -(-k // auto.tile_k) > cl:
+                    configs[f"sk{w_}w"] = (auto.name, Split(sk, cl))
             sp_auto = ctx.split(m, n, k, ctx.sms, "auto", auto)
             row = {"op": "gemm", "mnk": [m, n, k], "tile": auto.name, "split": [sp_auto.sk_tiles, sp_auto.sk_units]}
             errs = {name: rel_err(rt.gemm(x, wnk, tile=t, split=sp), ref) for name, (t, sp) in configs.items()}
             variants = {name: (lambda t=t, sp=sp: rt.gemm(x, wnk, out=out, tile=t, split=sp))
                         for name, (t, sp) in configs.items()}
             variants["torch"] = lambda: torch.matmul(x, wt)
+            # cuBLAS on W in our [N, K] storage (its TN kernel) and our kernel in row-major tile order
+            variants["torch_tn"] = lambda: torch.matmul(x, wnk)
+            variants["rowmajor"] = lambda: rt.gemm(x, wnk, out=out, order="row-major")
+            errs["rowmajor"] = rel_err(rt.gemm(x, wnk, order="row-major"), ref)
+            if os.environ.get("COMET_BENCH_REF"):
+                out_ref = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
+                refs, row["cutlass_stages"] = cutlass_ref_variants(torch, rt, x, wnk.t(), out_ref, m, n, k, ctx.sms)
+                for name, fn in refs.items():
+                    out_ref.fill_(float("nan"))
+                    errs[name] = rel_err(fn().clone(), ref)
+                variants.update(refs)
+            traced = {name: c for name, c in configs.items()
+                      if (c[1] == "auto" and name != "comet") or name.startswith("sk")}
             if os.environ.get("COMET_BENCH_VARIANTS"):      # e.g. "comet,torch": a clean pair
                 keep = os.environ["COMET_BENCH_VARIANTS"].split(",")
                 variants = {name: fn for name, fn in variants.items() if name in keep}
@@ -413,13 +470,11 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
             row["pred_variants_ms"] = {
                 name: (gpu_model.gemm_us(m, n, k, ctx.sms, "h100", ctx.kernel(m, n, k, ctx.sms, t).tile, sp == "auto",
                                          ctx.kernel(m, n, k, ctx.sms, t).cluster) + gpu_model.LAUNCH_US) / 1e3
-                for name, (t, sp) in configs.items()}
+                for name, (t, sp) in configs.items() if isinstance(sp, str)}
             if (m, n, k) in trace_shapes:
                 buf = torch.zeros(ctx.sms, slots, dtype=torch.int64, device="cuda")
                 row["trace"] = {}
-                for name, (t, sp) in configs.items():
-                    if sp != "auto" or name == "comet":
-                        continue
+                for name, (t, sp) in traced.items():
                     ctx.set_trace(buf)
                     buf.zero_()
                     rt.gemm(x, wnk, out=out, tile=t, split=sp)

@@ -15,9 +15,11 @@ from pathlib import Path
 from comet_ir.errors import CometError
 
 TEMPLATE = Path(__file__).with_name("templates") / "tp_gemm.cu.in"
-# bytes of SMEM kept from the mainloop stages: the TMA-store epilogue's D buffers (2 x 128x32
-# bf16 = 16 KiB), the hand alignment of the base to 1024 B, pipeline barriers
+# bytes of SMEM kept from the mainloop stages: the TMA-store epilogue's D buffers (CUTLASS's
+# default, 2 x 128x32 bf16 = 16 KiB; a wider subtile takes more, KernelConfig.epi_bytes), the hand
+# alignment of the base to 1024 B, pipeline barriers
 SMEM_RESERVE = 16 * 1024 + 1024 + 1024
+EPI_DEFAULT_BYTES = 16 * 1024
 MAX_STAGES = 8
 
 
@@ -38,6 +40,14 @@ class KernelConfig:
     cluster_n: int = 1           # > 1: adjacent column blocks share the A tile (multicast along N)
     ir_text: str = ""
     location: str = "<generated>"
+    epi_n: int = 0               # TMA-store epilogue subtile 128 x epi_n (0: CUTLASS's choice, 128 x 32)
+    stages_cap: int = 0          # > 0: at most this many mainloop stages (frees SMEM for the epilogue)
+
+    @property
+    def epi_bytes(self) -> int:
+        """SMEM of the epilogue's D buffers: min(subtiles, 2) subtiles of 128 x epi_n bf16."""
+        en = self.epi_n or 32
+        return min(2, self.tile[1] // en * max(1, self.tile[0] // 128)) * 128 * en * 2
 
     @property
     def stage_bytes(self) -> int:
@@ -46,8 +56,8 @@ class KernelConfig:
 
     @property
     def stages(self) -> int:
-        budget = int(self.smem_per_sm_kb * 1024) - SMEM_RESERVE
-        s = min(MAX_STAGES, budget // self.stage_bytes)
+        budget = int(self.smem_per_sm_kb * 1024) - SMEM_RESERVE - max(0, self.epi_bytes - EPI_DEFAULT_BYTES)
+        s = min(self.stages_cap or MAX_STAGES, MAX_STAGES, budget // self.stage_bytes)
         if s < 2:
             raise CometError(f"cuda: tile {list(self.tile)} needs {self.stage_bytes} B per stage; "
                              f"{self.smem_per_sm_kb} KiB of SMEM holds fewer than 2 stages")
@@ -81,12 +91,15 @@ def emit_kernel(cfg: KernelConfig) -> str:
                          "(BM in {128, 256}, BN a multiple of 16 up to 256, BK a multiple of 16)")
     if bm < 128:
         raise CometError(f"cuda: the cooperative schedule needs BM >= 128 (got {bm})")
+    if cfg.epi_n and (cfg.epi_n % 16 or bn % cfg.epi_n):
+        raise CometError(f"cuda: epilogue subtile width {cfg.epi_n} must be a multiple of 16 dividing BN={bn}")
+    epi = "cutlass::epilogue::collective::EpilogueTileAuto" if not cfg.epi_n else f"Shape<_128, Int<{cfg.epi_n}>>"
     vals = dict(
         IR_LOCATION=cfg.location, IR_OP=cfg.ir_text[:300], KERNEL_SYM=cfg.sym, ELEM_IR=cfg.elem,
         TILE_M=bm, TILE_N=bn, TILE_K=bk, STAGES=cfg.stages, STAGE_KB=cfg.stage_bytes // 1024,
         SMEM_KB=int(cfg.smem_per_sm_kb), COMM_BLOCKS=cfg.comm, SM_COUNT=cfg.sms,
         M=cfg.m, N=cfg.n, K=cfg.k, WORLD=cfg.world, CLUSTER_M=cfg.cluster_m, CLUSTER_N=cfg.cluster_n, NS=f"comet_{_cname(cfg.sym)}",
-        PREFIX=f"comet_{_cname(cfg.sym)}_")
+        PREFIX=f"comet_{_cname(cfg.sym)}_", EPI_TILE=epi, EPI_TILE_DOC=f"128x{cfg.epi_n or 32}")
     return string.Template(TEMPLATE.read_text()).substitute(vals)
 
 

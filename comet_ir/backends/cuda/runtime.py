@@ -116,6 +116,15 @@ def build(source: str, name: str = "libcomet_tp.so") -> Path:
 RUNTIME_TILES = ((128, 256, 64), (128, 128, 64), (128, 64, 64), (256, 128, 64))   # == gpu_model.TILES
 
 
+# Epilogue of a library tile: (TMA-store subtile columns, cap on the mainloop stages); others take
+# CUTLASS's 128x32 subtiles and the stages that fit. 128x256: per-CTA traces show the consumers
+# idle 1.8-1.9 us per tile in the 8-subtile epilogue (two barriers and a store wait per subtile)
+# against 41 us of mainloop; two 128x128 subtiles take 1.3 us and 64 KiB of SMEM, which leaves
+# 3 stages (mainloop +1 us in a single burst call, yet 0.5-0.7 % faster than 4 stages + 128x32
+# in sustained, power-limited runs: benchmarks/RESULTS.md, 2026-11-24 epilogue section).
+TILE_EPILOGUE = {(128, 256, 64): (128, 3)}
+
+
 def _tile_sym(tile) -> str:
     return "tp" if tuple(tile) == RUNTIME_TILES[0] else "tp_%dx%d" % tuple(tile[:2])
 
@@ -130,14 +139,17 @@ def runtime_source(arch: str = "h100", tiles=RUNTIME_TILES, cluster_m: int | Non
     a = _arch(arch)
     if cluster_m is None and os.environ.get("COMET_TP_CLUSTER"):
         cluster_m = int(os.environ["COMET_TP_CLUSTER"])
+    # experiments (variant libraries): the epilogue's subtile width and a cap on the stages
+    env_epi = (int(os.environ.get("COMET_TP_EPI_N", "0")), int(os.environ.get("COMET_TP_STAGES", "0")))
     parts, prefixes = ["#define COMET_WITH_NVSHMEM 1\n" if nvshmem_root() else ""], []
     for tile in tiles:
         sym = _tile_sym(tile)
+        epi_n, stages_cap = env_epi if any(env_epi) else TILE_EPILOGUE.get(tuple(tile), (0, 0))
         cfg = KernelConfig(sym, "ag_gemm", 8192, 7168, 4096, 2, tuple(tile), 8, a.sm_count, a.smem_per_sm_kb,
                            cluster_m=cluster_m or tile_cluster(tile),
                            cluster_n=1 if cluster_m else tile_cluster_n(tile),
                            ir_text="cometgpu.kernel tp (runtime library: mode and shape are arguments)",
-                           location="comet_ir.backends.cuda.runtime")
+                           location="comet_ir.backends.cuda.runtime", epi_n=epi_n, stages_cap=stages_cap)
         parts.append(emit_kernel(cfg))
         prefixes.append(f"comet_{_cname(sym)}_")
     return "\n".join(parts), prefixes
