@@ -10,18 +10,16 @@ Layer variants (timed from x and the router weight, the router GEMM included eve
   ours_eager      CometMoE default (GEMM1 + SwiGLU in one CUTLASS kernel, GEMM2 with split-K where
                   it pays, comm blocks chosen by the cost model)
   ours_graph      the same captured in a CUDA graph
-  prev_graph      the previous default (2026-11-24 part 3: the same kernels without row-half
-                  skipping and without the tail_light tile order)
+  prev_graph      the previous default (2026-11-24 part 3: SwiGLU through ex2 + rcp)
   cb<k>_graph     the fused layer0 kernel with k comm blocks (0 = unfused) -> chosen vs best
 Expert GEMMs alone (rows already grouped), effective TFLOP/s = 6 T k H F / time:
-  experts_ours / _prev / _noskip (tail_light only) / _notail (row skipping only), and cuBLAS
+  experts_ours / _prev / _prev_dup (the previous default again: the run's noise floor), and cuBLAS
   dense GEMMs of equal FLOPs; stages gemm1_pair, gemm2, route_dispatch.
 CTA profile (one eager call each of ours and prev, after the rounds): per grouped GEMM, the
   makespan, the mean CTA busy fraction and the spread of CTA end times (the tail).
 MOE_BENCH_MODE=tune measures the grouped-GEMM choices instead (same baselines, same rounds):
-  g1_*  GEMM1 + SwiGLU alone: cluster 1x2 / 2x1 / 2x2, row-half skipping (+ tail_light) on / off
-  g2_*  GEMM2 alone (split-K where it pays, incl. the fold): cluster 1x2 / 2x1 / 2x2 / 1x1, skipping
-        on / off
+  g1_*  GEMM1 + SwiGLU alone: silu through ex2 + rcp or tanh.approx (each twice: noise floor)
+  g2_*  GEMM2 alone (split-K where it pays, incl. the fold): cluster 1x2 / 1x1 (each twice)
   experts_<name>, layer <name>_graph for whole configurations; "prev" = the previous default.
 Writes $OUT/moe_bench.json (tune: $OUT/moe_tune.json).
 """
@@ -147,10 +145,7 @@ def case(T, skew, w1, w3, w2, wr, dev):
     # the previous default (scalar epilogue stores, CUTLASS's tile order, GEMM2 cluster 2x1
     # without split-K) for before/after in one run
     mods["prev"] = tuned(share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0)), dev, **PREV)
-    mods["noskip"] = tuned(share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0)), dev,
-                           g1={"skip": False}, g2={"skip": False})
-    mods["notail"] = tuned(share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0)), dev,
-                           g1={"tail": False}, g2={"tail": False})
+    mods["prev_dup"] = tuned(share(CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0)), dev, **PREV)
     mg = share(CometMoE(H, FF, E, K, backend="grouped_mm", device=dev))
     # correctness of every layer variant at this shape (fp32 reference at T=2048 only: slow)
     if T == 2048:
@@ -168,7 +163,7 @@ def case(T, skew, w1, w3, w2, wr, dev):
     layers["ours_eager"] = lambda: m(x, (x @ wr).float() + bias)
     graphs = {}
     for key, mm in mods.items():
-        if key in ("noskip", "notail"):
+        if key == "prev_dup":
             continue   # experts only
         try:
             g, _ = graphed(lambda mm=mm: mm(x, (x @ wr).float() + bias))
@@ -184,7 +179,7 @@ def case(T, skew, w1, w3, w2, wr, dev):
     flops = 6.0 * T * K * H * FF
     exp = {}
     y0 = None
-    for key in ("ours", "prev", "noskip", "notail"):
+    for key in ("ours", "prev", "prev_dup"):
         me = mods.get(key)
         if me is None:
             continue
@@ -251,26 +246,25 @@ def case(T, skew, w1, w3, w2, wr, dev):
 
 
 LEGACY = (1 << 30, 0)   # (strip, light): CUTLASS's AlongM order, no light groups
-# the previous default's options (part 3: no row-half skipping, light units all spread)
-PREV = dict(g1={"skip": False, "tail": False}, g2={"skip": False, "tail": False})
-
-
-def _opts(h, o):
-    h.set_schedule(*o.get("sched", (0, -1)))
-    h.set_row_skip(o.get("skip", True))
-    h.set_tail_light(o.get("tail", True))
+# the previous default's options (part 3: SwiGLU through ex2 + rcp)
+PREV = dict(g1={"tanh": False})
 
 
 def tuned(mm, dev, g1=None, g2=None):
-    """Set the schedule / epilogue / skipping options of a module's GEMM handles (created on demand)."""
+    """Set the schedule / epilogue options of a module's GEMM handles (created on demand); an
+    option not named keeps the handle's default."""
     v1, v2 = mm._variants()
     if g1:
         h = mm._gemm_v(v1, 2 * FF, H, dev)
-        _opts(h, g1)
-        h.set_scalar_stores(g1.get("scalar", False))
-    if g2:
+        if "sched" in g1:
+            h.set_schedule(*g1["sched"])
+        if "scalar" in g1:
+            h.set_scalar_stores(g1["scalar"])
+        if "tanh" in g1:
+            h.set_silu_tanh(g1["tanh"])
+    if g2 and "sched" in g2:
         for v in {v2, v2.replace("_sk2", "")}:
-            _opts(mm._gemm_v(v, H, FF, dev), g2)
+            mm._gemm_v(v, H, FF, dev).set_schedule(*g2["sched"])
     return mm
 
 
@@ -317,15 +311,13 @@ def tune_case(T, skew, w1, w3, w2, wr, dev):
         if v1.startswith("swiglu_pair"):
             mm._packed = base._packed
         return tuned(mm, dev, g1, g2)
-    ON, OFF = {"skip": True, "tail": True}, {"skip": False, "tail": False}
-    # whole configurations: the previous default and each cluster shape with row-half skipping
-    # (which makes the empty tile that pads an odd row-tile count under 2-row clusters MMA-free)
-    # (2x1 / 2x2 clusters measured 4-20 % slower than 1x2 with or without skipping: run 2 of
-    # 2026-11-24 session 4, dropped.) prev_dup = prev again: the run's noise floor.
+    # (2x1 / 2x2 clusters measured 4-20 % slower than 1x2: run 2 of 2026-11-24 session 4.)
+    # *_dup = the same configuration again: the run's noise floor.
     v1, v2 = "swiglu_pair_c12", "coop_128x256_c12_sk2"
+    EXP, TANH = {"tanh": False}, {"tanh": True}
     configs = {
-        "prev": mk(v1, v2, OFF, OFF), "prev_dup": mk(v1, v2, OFF, OFF),
-        "skip": mk(v1, v2, ON, ON), "skip_g1": mk(v1, v2, ON, OFF), "skip_g2": mk(v1, v2, OFF, ON),
+        "prev": mk(v1, v2, EXP), "prev_dup": mk(v1, v2, EXP), "tanh": mk(v1, v2, TANH),
+        "tanh_dup": mk(v1, v2, TANH), "tanh_c11": mk(v1, "coop_128x256_c11_sk2", TANH),
     }
     mg = CometMoE(H, FF, E, K, backend="grouped_mm", device=dev)
     mg.w1, mg.w3, mg.w2 = base.w1, base.w3, base.w2
@@ -352,10 +344,10 @@ def tune_case(T, skew, w1, w3, w2, wr, dev):
         except Exception as e:
             RES["errors"].append(f"{name} graph {key}: {e!r}")
             traceback.print_exc()
-    # GEMM1 / GEMM2 alone: cluster shape x row-half skipping (tail_light with it)
+    # GEMM1 alone: SwiGLU form; GEMM2 alone: cluster 1x2 / 1x1
     h = torch.empty(rows, FF, dtype=x.dtype, device=dev)
     for cl in ("c12",):
-        for sk, opt in (("skip", ON), ("noskip", OFF), ("noskip_dup", OFF)):
+        for sk, opt in (("exp", EXP), ("exp_dup", EXP), ("tanh", TANH), ("tanh_dup", TANH)):
             key = f"{cl}_{sk}"
             try:
                 mm = mk(f"swiglu_pair_{cl}", "coop_128x256", g1=opt)
@@ -367,10 +359,10 @@ def tune_case(T, skew, w1, w3, w2, wr, dev):
                 RES["errors"].append(f"{name} g1 {key}: {e!r}")
     base._gemm1_cutlass(xs, offsets, rows, h)
     for cl, v2 in (("c12", "coop_128x256_c12_sk2"), ("c11", "coop_128x256_c11_sk2")):
-        for sk, opt in (("skip", ON), ("noskip", OFF), ("noskip_dup", OFF)):
+        for sk in ("a", "b"):
             key = f"{cl}_{sk}"
             try:
-                mm = mk("swiglu_pair_c12", v2, g2=opt)
+                mm = mk("swiglu_pair_c12", v2)
                 mm._gemm2_cutlass(h, offsets, rows)
                 g, _ = graphed(lambda mm=mm: mm._gemm2_cutlass(h, offsets, rows))
                 graphs["g2" + key], fns[f"g2_{key}"] = g, g.replay

@@ -12,6 +12,11 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --tar
 export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw,temperature.gpu,memory.used --format=csv | tee "$OUT/gpu.txt"
 T0=$(date +%s)
+# SM clock, power and temperature every 200 ms while the tasks run (is the GPU power-capped during
+# the GEMMs?): $OUT/smi.csv
+nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,power.limit,temperature.gpu,clocks_throttle_reasons.active \
+  --format=csv,noheader -lms 200 > "$OUT/smi.csv" 2>/dev/null &
+SMI_PID=$!
 pytest_task() {  # log, test file
   timeout ${MOE_TEST_TIMEOUT:-300} python3 -m pytest -q -rf -p no:cacheprovider --timeout 120 "$2" \
     ${MOE_TEST_K:+-k "$MOE_TEST_K"} > "$OUT/$1" 2>&1
@@ -32,3 +37,14 @@ for t in ${MOE_TASKS:-tests bench}; do
   echo "== $t done at $(( $(date +%s) - T0 )) s"
 done
 nvidia-smi --query-gpu=clocks.sm,power.draw,temperature.gpu --format=csv,noheader | tee -a "$OUT/gpu.txt"
+kill $SMI_PID 2>/dev/null
+python3 - "$OUT/smi.csv" <<'PY'
+import csv, statistics as st, sys
+from collections import Counter
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) >= 6]
+busy = [(float(r[1].split()[0]), float(r[2].split()[0]), r[5].strip()) for r in rows if float(r[2].split()[0]) > 600]
+if busy:
+    print(f"smi: {len(rows)} samples, {len(busy)} above 600 W (limit {rows[0][3].strip()}): SM clock quartiles "
+          f"{st.quantiles([b[0] for b in busy], n=4)} MHz, power median {st.median([b[1] for b in busy])} W, "
+          f"throttle reasons {Counter(b[2] for b in busy).most_common(3)}")
+PY

@@ -196,11 +196,9 @@ def load() -> ctypes.CDLL:
     lib.moe_gg_get_schedule.restype = None
     lib.moe_gg_set_scalar_stores.argtypes = [vp, i32]
     lib.moe_gg_set_scalar_stores.restype = None
-    lib.moe_gg_set_row_skip.argtypes = [vp, i32]
-    lib.moe_gg_set_row_skip.restype = None
+    lib.moe_gg_set_silu_tanh.argtypes = [vp, i32]
+    lib.moe_gg_set_silu_tanh.restype = None
     lib.moe_gg_set_profile.argtypes = [vp, vp]
-    lib.moe_gg_set_tail_light.argtypes = [vp, i32]
-    lib.moe_gg_set_tail_light.restype = None
     lib.moe_gg_set_profile.restype = None
     lib.moe_gg_split_flag.argtypes = [vp]
     lib.moe_gg_split_flag.restype = vp
@@ -264,16 +262,10 @@ class GroupedGemm:
         """swiglu_pair: the first epilogue version (4-byte stores), for A/B timing."""
         self.lib.moe_gg_set_scalar_stores(self.h, int(on))
 
-    def set_row_skip(self, on: bool) -> None:
-        """Row-half skipping (on by default): a math warp group whose 64 rows of a tile all lie
-        past its group's end waits for and releases the stages without wgmma. Applies to the
-        runs issued (or graphs captured) after the call."""
-        self.lib.moe_gg_set_row_skip(self.h, int(on))
-
-    def set_tail_light(self, on: bool) -> None:
-        """Tile order (plan.tile_schedule tail_light, on by default): the light units that fill the
-        last partial wave run after every heavy item instead of spread among them."""
-        self.lib.moe_gg_set_tail_light(self.h, int(on))
+    def set_silu_tanh(self, on: bool) -> None:
+        """swiglu_pair (16-byte stores): silu through tanh.approx, one MUFU op per value instead
+        of ex2 + rcp (on by default). Applies to the runs issued (or graphs captured) after the call."""
+        self.lib.moe_gg_set_silu_tanh(self.h, int(on))
 
     def set_profile(self, prof_ptr: int) -> None:
         """CTA timing profile: prof_ptr = device int64 [3 x CTAs] (start ns, end ns, tiles per CTA,

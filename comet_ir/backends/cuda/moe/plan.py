@@ -277,11 +277,7 @@ def ep_reference(xs: list[np.ndarray], logits: list[np.ndarray], w1, w3, w2, top
 #   the tile is bound by HBM) are cut into units = all M-clusters of one N-cluster (the rows
 #   that share a weight tile stay together) and the units are spread evenly over the heavy
 #   sequence: unit j goes before heavy item floor((2j+1) H / (2U)), so weight streaming of the
-#   light groups overlaps the math of the heavy ones instead of forming a memory-bound tail;
-# * tail_light (given the persistent grid's clusters): the last light units, as few as hold the
-#   items of the last partial wave (items mod clusters), go after every heavy item instead, so
-#   the static round-robin ends on short items, not on whole heavy tiles while most clusters
-#   idle; the other units are spread over the heavy items as above.
+#   light groups overlaps the math of the heavy ones instead of forming a memory-bound tail.
 
 
 @dataclass
@@ -292,7 +288,6 @@ class TileSchedule:
     hoff: list                     # prefix of heavy items, len(heavy) + 1
     light: list                    # [(group, mtc)]
     loff: list                     # prefix of light items, len(light) + 1
-    tail_units: int = 0            # light units placed after the heavy items
 
     @property
     def heavy_items(self) -> int:
@@ -312,9 +307,7 @@ class TileSchedule:
         return self.loff[i] + (r * self.light[i][1] if r else 0)
 
     def _unit_start(self, j: int) -> int:
-        h, u = self.heavy_items, self.units - self.tail_units
-        if j >= u:
-            return h + self._light_before(j)
+        h, u = self.heavy_items, self.units
         return (2 * j + 1) * h // (2 * u) + self._light_before(j)
 
     def item(self, p: int):
@@ -351,11 +344,10 @@ class TileSchedule:
 
 
 def tile_schedule(rows_per_group, n: int, tile=(128, 256), cluster=(1, 2), strip: int = 0,
-                  light: int = 0, clusters: int = 0) -> TileSchedule:
+                  light: int = 0) -> TileSchedule:
     """Schedule of the grouped GEMM over groups with these row counts and N columns (same for
-    every group). strip = 0: whole rows of N-clusters (AlongM); light = 0: no light groups;
-    clusters > 0 (the persistent grid's clusters): tail_light placement of the last units."""
-    if n < 1 or min(tile) < 1 or min(cluster) < 1 or strip < 0 or light < 0 or clusters < 0:
+    every group). strip = 0: whole rows of N-clusters (AlongM); light = 0: no light groups."""
+    if n < 1 or min(tile) < 1 or min(cluster) < 1 or strip < 0 or light < 0:
         raise CometError("moe: tile schedule needs positive n, tile and cluster sizes")
     ntc = -(-(-(-n // tile[1])) // cluster[1])
     heavy, light_l = [], []
@@ -371,13 +363,7 @@ def tile_schedule(rows_per_group, n: int, tile=(128, 256), cluster=(1, 2), strip
         hoff.append(hoff[-1] + mtc * ntc)
     for _, mtc in light_l:
         loff.append(loff[-1] + mtc * ntc)
-    tail = 0
-    if clusters:
-        r, got = (hoff[-1] + loff[-1]) % clusters, 0
-        while r and tail < len(light_l) * ntc and got < r:
-            tail += 1
-            got += light_l[(len(light_l) * ntc - tail) // ntc][1]
-    return TileSchedule(ntc, strip if strip else ntc, heavy, hoff, light_l, loff, tail)
+    return TileSchedule(ntc, strip if strip else ntc, heavy, hoff, light_l, loff)
 
 
 def split_k_pays(items: int, clusters: int) -> bool:

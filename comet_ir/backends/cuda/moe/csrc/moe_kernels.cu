@@ -291,19 +291,14 @@ __shared__ FlagCtx s_fctx;
 //     stay in L2 while every row block of the group passes (strip >= N-clusters: AlongM order);
 //   light groups (1..light M-clusters: few rows per weight tile, HBM-bound tiles): units = all
 //     M-clusters of one N-cluster, spread evenly over the heavy items (unit j before heavy item
-//     floor((2j+1) H / (2U))), so their weight streaming overlaps the heavy groups' math;
-//   tail_light: the last light units instead go after every heavy item, as few as fill the last
-//     partial wave (items mod clusters): the static round-robin then ends on short items rather
-//     than on whole heavy tiles while most clusters idle (shortest jobs last).
+//     floor((2j+1) H / (2U))), so their weight streaming overlaps the heavy groups' math.
 constexpr int kMaxSchedGroups = 512;   // 256 experts x split-K 2
 struct MoeSched {
   long long heavy_items;   // H
   long long light_units;   // U = nlight * ntc
-  long long spread_units;  // units 0..spread_units-1 spread over the heavy items, the rest after them
   long long items;         // H + light items
   int ntc, strip, nheavy, nlight;
   int split;               // GEMM2 split-K applied in this call (read by the combine)
-  int row_skip;            // RowSkipMainloop on (1) / off (0)
   long long* prof;         // per-CTA [start ns, end ns, tiles] when not null (CTA timing profile)
   int hgrp[kMaxSchedGroups], hmtc[kMaxSchedGroups];
   long long hoff[kMaxSchedGroups + 1];
@@ -317,8 +312,7 @@ __device__ __forceinline__ long long sched_light_before(MoeSched const* s, long 
   return s->loff[i] + (r ? r * s->lmtc[i] : 0);
 }
 __device__ __forceinline__ long long sched_unit_start(MoeSched const* s, long long j) {
-  if (j >= s->spread_units) return s->heavy_items + sched_light_before(s, j);
-  return (2 * j + 1) * s->heavy_items / (2 * s->spread_units) + sched_light_before(s, j);
+  return (2 * j + 1) * s->heavy_items / (2 * s->light_units) + sched_light_before(s, j);
 }
 // item p -> (group, m-cluster, n-cluster); false past the end
 __device__ bool sched_item(MoeSched const* s, long long p, int& g, int& mc, int& nc) {
@@ -349,19 +343,6 @@ __device__ bool sched_item(MoeSched const* s, long long p, int& g, int& mc, int&
   g = s->hgrp[a]; mc = int(r % mtc); nc = int(st * w + r / mtc);
   return true;
 }
-
-// ---- row-half skipping ------------------------------------------------------------------------
-// An expert's last row tile often holds few rows (512 +- 20 rows per expert at T=2048: half the
-// experts have a 5th tile of 1..30 rows; 12 % of the MMA work is on rows past the ends). The
-// cooperative kernel splits a 128-row tile between its two math warp groups, 64 rows each; a warp
-// group whose rows all lie past its group's end waits for and releases each stage without
-// issuing wgmma, so the other warp group has the tensor cores alone. The math threads learn a
-// tile's valid rows from the scheduler's k-tile count hook, which the kernel calls right before
-// each mainloop with the tile and its group's problem shape: each thread keeps the value in its
-// own shared slot (no global memory, no ordering between threads needed).
-constexpr int kMaxCtaThreads = 384;   // producer + two math warp groups
-__shared__ int s_tile_rows[kMaxCtaThreads];
-__shared__ int s_row_skip;
 
 // CUTLASS's group scheduler with the item order above. The grid is (cluster_m, cluster_n x
 // clusters); cluster c takes items c, c + clusters, ... (static persistent schedule, like the
@@ -411,19 +392,8 @@ class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSc
     off_m_ = int(blockIdx.x) % cm_; off_n_ = int(blockIdx.y) % cn_;
     item_ = int(blockIdx.y) / cn_;
     step_ = (long long)gridDim.y / cn_;
-    s_row_skip = sched_->row_skip;   // every thread writes the same value before its first tile
     prof_ = sched_->prof;
     if (prof_ != nullptr && threadIdx.x == 0) prof_[3 * cta_index()] = globaltimer_ns();
-  }
-
-  // the kernel asks this right before each tile's mainloop (math and producer threads alike)
-  template <class PS, class TS>
-  CUTLASS_HOST_DEVICE static int get_work_k_tile_count(WorkTileInfo const& w, PS problem_shape, TS tile_shape) {
-#if defined(__CUDA_ARCH__)
-    if (threadIdx.x < kMaxCtaThreads)
-      s_tile_rows[threadIdx.x] = int(get<0>(problem_shape)) - int(w.M_idx) * int(get<0>(tile_shape));
-#endif
-    return Base::get_work_k_tile_count(w, problem_shape, tile_shape);
   }
 
   // the first math thread records when its CTA runs out of tiles (profile)
@@ -473,34 +443,6 @@ struct TileSchedulerSelector<GroupScheduler, arch::Sm90, TileShape, ClusterShape
 }  // namespace cutlass::gemm::kernel::detail
 
 template <class Base>
-struct RowSkipMainloop : Base {
-  using Base::Base;
-
-  template <class Pipe, class State, class Frg, class Storage, class P>
-  CUTLASS_DEVICE void mma(Pipe pipeline, State read, Frg& accum, int k_tile_count, int thread_idx, Storage& st,
-                          P const& p) {
-    static_assert(size<0>(typename Base::TileShape{}) == kTileM, "row-half skipping assumes 128-row tiles");
-    constexpr int kWarpGroups = size(typename Base::TiledMma{}) / cutlass::NumThreadsPerWarpGroup;
-    // cooperative tiled MMA: warp group w computes rows [64 w, 64 w + 64) of the tile
-    const int wg = __shfl_sync(0xffffffff, thread_idx / cutlass::NumThreadsPerWarpGroup, 0);
-    if (kWarpGroups == 2 && s_row_skip && wg * (kTileM / 2) >= s_tile_rows[threadIdx.x]) {
-      // release as Base::mma does (one stage behind the reads); Base::mma_tail releases the last
-      State release = read;
-      for (int k = 0; k < k_tile_count; ++k) {
-        pipeline.consumer_wait(read, pipeline.consumer_try_wait(read));
-        if (k) {
-          pipeline.consumer_release(release);
-          ++release;
-        }
-        ++read;
-      }
-      return;   // the accumulators stay unwritten: every row they hold is past the group's end
-    }
-    Base::mma(pipeline, read, accum, k_tile_count, thread_idx, st, p);
-  }
-};
-
-template <class Base>
 struct FlaggedMainloop : Base {
   using Base::Base;
   int flag_group_ = 0;
@@ -542,9 +484,22 @@ struct SwigluPairArgs {
   Element** ptr_D = nullptr;   // per group: h rows of the group, row stride ldd
   int64_t ldd = 0;             // F (half of GEMM1's N)
   int scalar_stores = 0;       // 1: one bf16x2 store per value pair (the first version; kept for A/B timing)
+  int silu_tanh = 0;           // 1: silu through tanh.approx (one MUFU op per value instead of two)
 };
 
-__device__ __forceinline__ float silu_mul(float g, float u) { return __fdividef(g, 1.f + __expf(-g)) * u; }
+// silu(g) * u. kTanh: g sigmoid(g) = h + h tanh(h), h = g / 2 (tanh.approx: one MUFU op; rel.
+// error ~2^-11, under bf16's 2^-8 rounding of the result); else ex2 + rcp (two MUFU ops)
+template <bool kTanh = false>
+__device__ __forceinline__ float silu_mul(float g, float u) {
+  if constexpr (kTanh) {
+    const float h = 0.5f * g;
+    float t;
+    asm("tanh.approx.f32 %0, %1;" : "=f"(t) : "f"(h));
+    return fmaf(h, t, h) * u;
+  } else {
+    return __fdividef(g, 1.f + __expf(-g)) * u;
+  }
+}
 __device__ __forceinline__ uint32_t pack_bf16x2(float a, float b) {
   __nv_bfloat162 v = __floats2bfloat162_rn(a, b);
   return *reinterpret_cast<uint32_t*>(&v);
@@ -594,6 +549,8 @@ struct SwigluPairEpilogue : RegisterEpilogue<SwigluPairArgs> {
       return;
     }
     const int q = thread_idx & 3;
+    auto vector_stores = [&](auto tanh_c) {
+    constexpr bool kTanh = decltype(tanh_c)::value;
     CUTLASS_PRAGMA_UNROLL
     for (int mm = 0; mm < size<1>(acc); ++mm) {
       CUTLASS_PRAGMA_UNROLL
@@ -609,10 +566,10 @@ struct SwigluPairEpilogue : RegisterEpilogue<SwigluPairArgs> {
             CUTLASS_PRAGMA_UNROLL
             for (int i = 0; i < 4; ++i) {
               const int j = 2 * (4 * b + i);   // gate block; j + 1 is its up block
-              w[i] = pack_bf16x2(silu_mul(acc(make_coord(make_coord(0, r, j), mm, mn)),
-                                          acc(make_coord(make_coord(0, r, j + 1), mm, mn))),
-                                 silu_mul(acc(make_coord(make_coord(1, r, j), mm, mn)),
-                                          acc(make_coord(make_coord(1, r, j + 1), mm, mn))));
+              w[i] = pack_bf16x2(silu_mul<kTanh>(acc(make_coord(make_coord(0, r, j), mm, mn)),
+                                                 acc(make_coord(make_coord(0, r, j + 1), mm, mn))),
+                                 silu_mul<kTanh>(acc(make_coord(make_coord(1, r, j), mm, mn)),
+                                                 acc(make_coord(make_coord(1, r, j + 1), mm, mn))));
             }
             // 4x4 transpose in the quad: afterwards lane q holds block 4b+q of lanes 0..3, i.e.
             // output columns 8(4b+q) .. 8(4b+q)+7 of the tile, in order
@@ -638,6 +595,9 @@ struct SwigluPairEpilogue : RegisterEpilogue<SwigluPairArgs> {
         }
       }
     }
+    };
+    if (params.silu_tanh) vector_stores(cute::true_type{});
+    else vector_stores(cute::false_type{});
   }
 };
 
@@ -715,7 +675,7 @@ struct GroupedGemm {
       cutlass::epilogue::collective::EpilogueTileAuto, float, float,
       void, LayoutD*, kAlign, Element, LayoutD*, kAlign, EpilogueSchedule_,
       cutlass::epilogue::fusion::LinearCombination<Element, float, void>>::CollectiveOp;
-  using CollectiveMainloop = RowSkipMainloop<GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue, KernelSchedule_>>;
+  using CollectiveMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue, KernelSchedule_>;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
   static constexpr bool kPair = false;
@@ -728,7 +688,7 @@ template <class ClusterShape_>
 struct CombGemm {
   using TileShape_ = Shape<_128, _256, _64>;
   using CollectiveEpilogue = cutlass::epilogue::collective::detail::Sm90TmaWarpSpecializedAdapter<CombineEpilogue>;
-  using CollectiveMainloop = RowSkipMainloop<GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>>;
+  using CollectiveMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
   static constexpr bool kPair = false;
@@ -741,7 +701,7 @@ template <class ClusterShape_>
 struct PairGemm {
   using TileShape_ = Shape<_128, _256, _64>;
   using CollectiveEpilogue = cutlass::epilogue::collective::detail::Sm90TmaWarpSpecializedAdapter<SwigluPairEpilogue>;
-  using BaseMainloop = RowSkipMainloop<GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>>;
+  using BaseMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>;
   using CollectiveMainloop = FlaggedMainloop<BaseMainloop>;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
@@ -864,7 +824,7 @@ moe_layer0_kernel(CUTLASS_GRID_CONSTANT typename GemmKernel::Params const params
 // groups; group e + E*h is the K-half h of expert e (A and B advanced by h K/2 columns, same
 // row strides; D slice h at d + h * rows * d_ld) when splitting pays (plan.split_k_pays on the
 // whole-K item count), else group e takes the whole K and the second halves are empty.
-struct SchedCfg { int cm, cn, tile_n, strip, light, clusters, row_skip, tail_light; long long* prof; };
+struct SchedCfg { int cm, cn, tile_n, strip, light, clusters; long long* prof; };
 
 __global__ void __launch_bounds__(256) moe_group_args_kernel(
     int groups, int ksplit, const int64_t* offsets, int n, int k,
@@ -900,15 +860,8 @@ __global__ void __launch_bounds__(256) moe_group_args_kernel(
       }
     }
     sched->heavy_items = h; sched->light_units = (long long)nl * ntc; sched->items = h + l;
-    long long spread = sched->light_units;
-    if (cfg.tail_light && cfg.clusters > 0) {
-      long long r = (h + l) % cfg.clusters, got = 0;
-      while (r && spread > 0 && got < r) { --spread; got += sched->lmtc[spread / ntc]; }
-    }
-    sched->spread_units = spread;
     sched->ntc = ntc; sched->strip = cfg.strip > 0 ? cfg.strip : ntc; sched->nheavy = nh; sched->nlight = nl;
     sched->split = split;
-    sched->row_skip = cfg.row_skip;
     sched->prof = cfg.prof;
   }
   __syncthreads();
@@ -937,8 +890,7 @@ struct GGBase {
   virtual void set_schedule(int strip, int light) = 0;
   virtual void get_schedule(int* strip, int* light, int* clusters) = 0;
   virtual void set_scalar_stores(int v) = 0;
-  virtual void set_row_skip(int on) = 0;
-  virtual void set_tail_light(int on) = 0;
+  virtual void set_silu_tanh(int v) = 0;
   virtual void set_profile(long long* prof) = 0;
   virtual const int* split_flag() = 0;
 };
@@ -954,6 +906,7 @@ struct GG : GGBase {
   MoeSched* sched = nullptr;
   SchedCfg cfg{};
   int scalar_stores = 0;
+  int silu_tanh = 1;   // measured 1-2.5 % faster GEMM1 at T=2048, even at 8192 (2026-11-24 session 4)
   typename ProblemShape::UnderlyingProblemShape* shapes = nullptr;
   const Element** pa = nullptr; const Element** pb = nullptr; Element** pd = nullptr;
   SA* sa = nullptr; SB* sb = nullptr; SD* sd = nullptr;
@@ -1017,7 +970,7 @@ struct GG : GGBase {
       int tile_n = size<1>(typename Kernel::TileShape{});
       int strip = int((24ll << 20) / ((long long)tile_n * k * 2)) / cn;
       cfg = SchedCfg{cm, cn, tile_n, strip > 0 ? strip : 1, (2 + cm - 1) / cm, int(grid.x * grid.y) / (cm * cn),
-                     1, 1, nullptr};
+                     nullptr};
       strip0 = cfg.strip; light0 = cfg.light;
     }
     if constexpr (G::kPair) {
@@ -1041,14 +994,14 @@ struct GG : GGBase {
     *strip = cfg.strip; *light = cfg.light; *clusters = cfg.clusters;
   }
   void set_scalar_stores(int v) override { scalar_stores = v; }
-  void set_row_skip(int on) override { cfg.row_skip = on ? 1 : 0; }
-  void set_tail_light(int on) override { cfg.tail_light = on ? 1 : 0; }
+  void set_silu_tanh(int v) override { silu_tanh = v; }
   void set_profile(long long* prof) override { cfg.prof = prof; }
   const int* split_flag() override { return &sched->split; }
 
   int launch_pair(cudaStream_t s, const CommDesc* comm, int comm_clusters, const FlagCtx* fctx) {
     auto params = gemm.params();
     params.epilogue.scalar_stores = scalar_stores;
+    params.epilogue.silu_tanh = silu_tanh;
     dim3 grid = Kernel::get_grid_shape(params), block = Kernel::get_block_shape();
     int grid_clusters = int(grid.x * grid.y * grid.z) / G::kClusterSize;
     if (comm_clusters < 0 || comm_clusters >= grid_clusters) return -8;
@@ -1132,25 +1085,17 @@ extern "C" void moe_gg_get_schedule(void* h, int* strip, int* light, int* cluste
 #endif
 }
 
-// row-half skipping (RowSkipMainloop): on (1, the default) or off (0); applies from the next run
-extern "C" void moe_gg_set_row_skip(void* h, int on) {
-#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
-  static_cast<GGBase*>(h)->set_row_skip(on);
-#endif
-}
-
-// light units that fill the last partial wave go after the heavy items (1, the default) or
-// every light unit is spread (0)
-extern "C" void moe_gg_set_tail_light(void* h, int on) {
-#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
-  static_cast<GGBase*>(h)->set_tail_light(on);
-#endif
-}
-
 // CTA timing profile: prof = device long long [3 x CTAs] (start ns, end ns, tiles), nullptr = off
 extern "C" void moe_gg_set_profile(void* h, long long* prof) {
 #if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
   static_cast<GGBase*>(h)->set_profile(prof);
+#endif
+}
+
+// swiglu_pair: silu through tanh.approx (1, the default) or ex2 + rcp (0); vector stores only
+extern "C" void moe_gg_set_silu_tanh(void* h, int v) {
+#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
+  static_cast<GGBase*>(h)->set_silu_tanh(v);
 #endif
 }
 
