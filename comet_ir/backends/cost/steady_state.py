@@ -24,7 +24,10 @@ to learn the model and re-implement here):
   proceed in parallel (max). A dependent (intermediate) tensor under a sequential binding
   cannot be hidden: its whole transfer is a stall.
 * A node costs compute window + ramp-up + ramp-down + stalls. Sequential siblings add up;
-  collectives under a temporal tile run once per iteration.
+  collectives under a temporal tile run once per iteration. Pipeline / parallel siblings are
+  stages sharing one window per iteration of their tile: the binding's step (slowest stage or
+  busiest shared resource) instead of the sum, plus fill / drain for a pipeline, never more
+  than the sequential price (`Walker._visit_staged`, `binding_cost`).
 * Energy: accesses x tile bytes / width x per-access energy per level, x2 for RMW, scaled
   by the enclosing iterations and spatial instances; compute energy per op class; NoC energy
   of every link transfer and collective (noc_energy.py).
