@@ -19,7 +19,8 @@ CTA profile (one eager call each of ours and prev, after the rounds): per groupe
   makespan, the mean CTA busy fraction and the spread of CTA end times (the tail).
 MOE_BENCH_MODE=tune measures the grouped-GEMM choices instead (same baselines, same rounds):
   g1_*  GEMM1 + SwiGLU alone: silu through ex2 + rcp or tanh.approx (each twice: noise floor)
-  g2_*  GEMM2 alone (split-K where it pays, incl. the fold): cluster 1x2 / 1x1 (each twice)
+  g2_*  GEMM2 alone: cluster 1x2 with split-K where it pays (incl. the fold) / never split, 1x1 split
+        (each twice)
   experts_<name>, layer <name>_graph for whole configurations; "prev" = the previous default.
 Writes $OUT/moe_bench.json (tune: $OUT/moe_tune.json).
 """
@@ -311,13 +312,14 @@ def tune_case(T, skew, w1, w3, w2, wr, dev):
         if v1.startswith("swiglu_pair"):
             mm._packed = base._packed
         return tuned(mm, dev, g1, g2)
-    # (2x1 / 2x2 clusters measured 4-20 % slower than 1x2: run 2 of 2026-11-24 session 4.)
+    # (2x1 / 2x2 clusters: 5-25 % slower than 1x2 at T=2048, 2x1 equal at 8192: run 2 of
+    # 2026-11-24 session 4, RESULTS part 4.)
     # *_dup = the same configuration again: the run's noise floor.
     v1, v2 = "swiglu_pair_c12", "coop_128x256_c12_sk2"
     EXP, TANH = {"tanh": False}, {"tanh": True}
     configs = {
         "prev": mk(v1, v2, EXP), "prev_dup": mk(v1, v2, EXP), "tanh": mk(v1, v2, TANH),
-        "tanh_dup": mk(v1, v2, TANH), "tanh_c11": mk(v1, "coop_128x256_c11_sk2", TANH),
+        "tanh_dup": mk(v1, v2, TANH), "tanh_nosplit": mk(v1, "coop_128x256_c12", TANH),
     }
     mg = CometMoE(H, FF, E, K, backend="grouped_mm", device=dev)
     mg.w1, mg.w3, mg.w2 = base.w1, base.w3, base.w2
@@ -358,7 +360,7 @@ def tune_case(T, skew, w1, w3, w2, wr, dev):
             except Exception as e:
                 RES["errors"].append(f"{name} g1 {key}: {e!r}")
     base._gemm1_cutlass(xs, offsets, rows, h)
-    for cl, v2 in (("c12", "coop_128x256_c12_sk2"), ("c11", "coop_128x256_c11_sk2")):
+    for cl, v2 in (("c12sk", "coop_128x256_c12_sk2"), ("c12", "coop_128x256_c12"), ("c11sk", "coop_128x256_c11_sk2")):
         for sk in ("a", "b"):
             key = f"{cl}_{sk}"
             try:
