@@ -18,7 +18,8 @@ Expert GEMMs alone (rows already grouped), effective TFLOP/s = 6 T k H F / time:
 CTA profile (one eager call each of ours and prev, after the rounds): per grouped GEMM, the
   makespan, the mean CTA busy fraction and the spread of CTA end times (the tail).
 MOE_BENCH_MODE=tune measures the grouped-GEMM choices instead (same baselines, same rounds):
-  g1_*  GEMM1 + SwiGLU alone: silu through ex2 + rcp or tanh.approx (each twice: noise floor)
+  g1_*  GEMM1 + SwiGLU alone: silu through ex2 + rcp or tanh.approx (each twice: noise floor);
+        L2 strips of 3 / 12 N-clusters and CUTLASS's AlongM order vs the default (6 at K=4096)
   g2_*  GEMM2 alone: cluster 1x2 with split-K where it pays (incl. the fold) / never split, 1x1 split
         (each twice)
   experts_<name>, layer <name>_graph for whole configurations; "prev" = the previous default.
@@ -349,7 +350,10 @@ def tune_case(T, skew, w1, w3, w2, wr, dev):
     # GEMM1 alone: SwiGLU form; GEMM2 alone: cluster 1x2 / 1x1
     h = torch.empty(rows, FF, dtype=x.dtype, device=dev)
     for cl in ("c12",):
-        for sk, opt in (("exp", EXP), ("exp_dup", EXP), ("tanh", TANH), ("tanh_dup", TANH)):
+        for sk, opt in (("exp", EXP), ("exp_dup", EXP), ("tanh", TANH), ("tanh_dup", TANH),
+                        ("tanh_strip3", {"tanh": True, "sched": (3, -1)}),
+                        ("tanh_strip12", {"tanh": True, "sched": (12, -1)}),
+                        ("tanh_alongm", {"tanh": True, "sched": (1 << 30, -1)})):
             key = f"{cl}_{sk}"
             try:
                 mm = mk(f"swiglu_pair_{cl}", "coop_128x256", g1=opt)
