@@ -118,13 +118,12 @@ RUNTIME_TILES = ((128, 256, 64), (128, 128, 64), (128, 64, 64), (256, 128, 64)) 
 
 # Epilogue of a library tile: (TMA-store subtile columns, cap on the mainloop stages); others take
 # CUTLASS's 128x32 subtiles and the stages that fit. 128x256: per-CTA traces show the consumers
-# idle 1.8-1.9 us per tile in the 8-subtile epilogue (two barriers and a store wait per subtile)
-# against 41 us of mainloop; two 128x128 subtiles take 1.25-1.3 us and 64 KiB of SMEM, which
-# leaves 3 stages (mainloop ~2 % slower per k-step). Measured (benchmarks/RESULTS.md, session-4
-# epilogue section): +1 % at 8192x7168x4096 and at other K = 4096 shapes in sustained,
-# power-limited runs, but -2 % at 3072x5120x8192 and -3 % for a single 384-row wave. An empty
-# table restores the 4-stage kernel.
-TILE_EPILOGUE = {(128, 256, 64): (128, 3)}
+# idle 1.8-1.9 us per tile in the 8-subtile epilogue (two CTA-wide barriers and a store wait per
+# subtile) against 41 us of mainloop; 4 subtiles of 128x64 (32 KiB, still 4 stages) measured
+# 0.6-0.8 % faster at 8192x7168x4096 and no slower at K = 8192. Two 128x128 subtiles (64 KiB) were
+# 1 % faster there but leave 3 stages: -3 % at 3072x5120x8192 and -5 % for a single 384-row
+# wave (benchmarks/RESULTS.md, session-4 epilogue section). An empty table: CUTLASS's default.
+TILE_EPILOGUE = {(128, 256, 64): (64, 0)}
 
 
 def _tile_sym(tile) -> str:
