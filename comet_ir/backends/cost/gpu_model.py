@@ -11,14 +11,18 @@ Pure functions of (shape, config, arch) -> microseconds; one formula each:
 * communication on `k` comm blocks (`comm_us`): bytes / min(link, k * per_block_rate). The link
   is NVLink per direction (measured NVSHMEM put where present) or, for several PEs sharing one
   GPU, half the measured HBM copy rate; per_block_rate is what one block of stores sustains
-  (measured: 351 GB/s with 32 blocks on NV18 -> ~11 GB/s per block).
+  (measured: 351 GB/s with 32 blocks on NV18 -> ~11 GB/s per block). On one GPU, copies that run
+  beside the GEMM share HBM with it: each byte costs 1 / (k * per_block) + 1 / SAME_GPU_BESIDE_GEMM_GBPS
+  (the blocks' issue time plus the HBM share left by the GEMM), so extra comm blocks stop helping
+  at ~200 GB/s instead of at the link; the sequential comm kernel runs alone (link, shorter per-peer cost).
 * contention: the comm role's HBM traffic slows the GEMM by CONTENTION x bytes / HBM bandwidth
   (fitted on the single-GPU loopback measurement, benchmarks/RESULTS.md 2026-11-24).
 * overlap kernel: max(g, g / world + comm(k)) + launch, g = gemm(SM - k) + contention. For AG+GEMM the
   last shard to arrive gates the last 1/world of the tiles; for GEMM+RS the first 1/world of the
   tiles must be computed before anything can be sent. GEMM+RS adds the reduction (HBM-bound).
 * sequential fallback: comm(32 blocks) + gemm(all SMs) + two launches; overlap is chosen only
-  when predicted DECISION_MARGIN faster (the model's error is larger than most gains).
+  when predicted DECISION_MARGIN faster (the model's error is larger than most gains). On one GPU
+  the overlap kernel gets at least MIN_COMM_BLOCKS_SAME_GPU comm blocks.
 
 `choose(...)` picks overlap vs sequential and the comm-block count per shape; `estimate_gpu`
 prices cometgpu kernels in a module (for `--target=cost-report` style reports).
@@ -32,10 +36,17 @@ from comet_ir.errors import CometError
 
 LAUNCH_US = 6.0           # one kernel launch + tail, measured order of magnitude on H100
 PER_BLOCK_GBPS = 11.0     # one comm block's put bandwidth over NVLink (351 GB/s / 32 blocks, gpu.md)
-# Same-GPU constants, fitted 2026-11-24 on the waiting single-PE loopback of AG+GEMM (20 shapes x
-# W=2,4 x 8 comm-block counts; validated on 16 other shapes: benchmarks/RESULTS.md):
-PER_BLOCK_GBPS_SAME_GPU = 32.0  # one comm block copying within one GPU's HBM
-PER_PEER_US_SAME_GPU = 12.0     # fixed cost per peer of a comm block's put+signal (fences, waits)
+# Same-GPU constants, refitted 2026-11-24 (session 4) on the waiting single-PE loopback of AG+GEMM
+# (20 shapes x W=2,4 x 8 comm-block counts; checked on the earlier run's 16 other shapes:
+# tools/gpu_fit_overlap.py, benchmarks/RESULTS.md):
+PER_BLOCK_GBPS_SAME_GPU = 40.0  # one comm block copying within one GPU's HBM
+SAME_GPU_BESIDE_GEMM_GBPS = 200.0  # HBM share the copies get beside a running GEMM: with 2-4 comm
+                                # blocks the measured rate was 16-38 GB/s per block, and 8-32 blocks
+                                # beside a GEMM never passed ~150 GB/s (alone, 32 blocks reach ~500)
+PER_PEER_US_SAME_GPU = 12.0     # fixed cost per peer of a comm block's put+signal beside the GEMM
+PER_PEER_US_SAME_GPU_ALONE = 4.0  # ... in the sequential path's comm kernel, which runs alone
+MIN_COMM_BLOCKS_SAME_GPU = 4    # 2 blocks copied at 16-38 GB/s each depending on the shape: up to
+                                # 2x slower when comm-bound, never more than 10 % faster than 4
 CONTENTION = 0.0          # HBM bytes the comm role moves slow the GEMM by bytes / (hbm / CONTENTION);
                           # the 2026-11-24 fit found no measurable term once the per-peer cost is in
 DECISION_MARGIN = 0.05    # overlap only when predicted >= 5 % faster than sequential: the model's
@@ -159,12 +170,20 @@ def link_gbps(arch, same_gpu: bool = False) -> float:
     return a.measured.get("nvshmem_put_gbps_per_direction", a.nvlink_gbps_per_direction * 0.78)
 
 
-def comm_us(nbytes: float, blocks: int, arch, same_gpu: bool = False, peers: int = 1) -> float:
+def comm_us(nbytes: float, blocks: int, arch, same_gpu: bool = False, peers: int = 1,
+            alone: bool = False) -> float:
+    """alone: the comm kernel runs by itself (the sequential path), not beside the GEMM; it only
+    matters on one GPU, where the copies and the GEMM share HBM."""
     if nbytes <= 0:
         return 0.0
-    per_block = PER_BLOCK_GBPS_SAME_GPU if same_gpu else PER_BLOCK_GBPS
-    bw = min(link_gbps(arch, same_gpu), blocks * per_block)
-    latency = PER_PEER_US_SAME_GPU * max(peers, 1) if same_gpu else _arch(arch).nvlink_latency_us
+    if not same_gpu:
+        bw = min(link_gbps(arch), blocks * PER_BLOCK_GBPS)
+        return nbytes / (bw * 1e9) * 1e6 + _arch(arch).nvlink_latency_us
+    rate = blocks * PER_BLOCK_GBPS_SAME_GPU
+    if not alone:
+        rate = 1.0 / (1.0 / rate + 1.0 / SAME_GPU_BESIDE_GEMM_GBPS)
+    bw = min(link_gbps(arch, True), rate)
+    latency = (PER_PEER_US_SAME_GPU_ALONE if alone else PER_PEER_US_SAME_GPU) * max(peers, 1)
     return nbytes / (bw * 1e9) * 1e6 + latency
 
 
@@ -245,14 +264,17 @@ def estimate(pattern: str, m: int, n: int, k: int, world: int, arch, comm_blocks
     if pattern == "gemm_rs":
         red = (world + 1) * shard * n * 2 / (a.hbm_gbps * 1e9) * 1e6 + LAUNCH_US
     cands = {}
-    pool = COMM_CANDIDATES if comm_blocks is None else (comm_blocks,)
+    if comm_blocks is not None:
+        pool = (comm_blocks,)
+    else:
+        pool = tuple(c for c in COMM_CANDIDATES if not same_gpu or c >= MIN_COMM_BLOCKS_SAME_GPU)
     for c in pool:
         g = gemm_on(sms - c) + contention_us(nbytes, a, same_gpu)
         cands[c] = max(g, g / world + comm_us(nbytes, c, a, same_gpu, world - 1)) + red + LAUNCH_US
     best = min(cands, key=cands.get)
     g_best = gemm_on(sms - best)
     # the runtime's fallback: a comm kernel on 32 blocks, then the GEMM on all SMs
-    seq = comm_us(nbytes, 32, a, same_gpu, world - 1) + gemm_on(sms) + red + 2 * LAUNCH_US
+    seq = comm_us(nbytes, 32, a, same_gpu, world - 1, alone=True) + gemm_on(sms) + red + 2 * LAUNCH_US
     choice = "overlap" if cands[best] <= (1 - DECISION_MARGIN) * seq else "sequential"
     return GpuEstimate(pattern, m, n, k, world, a.name, best, g_best,
                        comm_us(nbytes, best, a, same_gpu, world - 1), red, cands[best], seq, choice, cands)
