@@ -16,6 +16,8 @@
 #                    vs cuBLAS (8192x7168x4096, 8192^3; BENCH_SHAPES overrides)
 #   sweep            shape sweep, 2 ranks: overlap vs sequential vs the cost model's choice
 #   TASK:W           tp_worker task TASK with W ranks (correct, graph, timeout, bench, sweep)
+#   nvlink:W         one rank per GPU (multi-GPU kinds): ours vs NCCL all-gather + cuBLAS /
+#                    cuBLAS + reduce-scatter, timed alike (COMET_NVLINK_SHAPE=MxKxN, default 8192x4096x7168)
 #   vNAME-X          X with the variant library .cache/cuda/variants/NAME/libcomet_tp.so (COMET_TP_LIB)
 #   c2-X / g8-X      X with the cluster-2x1 library (COMET_TP_CLUSTER=2) / L2 group of 8 row blocks
 # Carry: .cache/cuda (libraries built here for sm_90a) and .cache/moe/whl (wheels).

@@ -120,8 +120,10 @@ def _ep_problem(rank, world, initfile, ep, case):
     """One rank's view of the EP test layer: process group, the global weights (same seed on
     every rank) and every EP group's tokens (17 more per group: uneven counts) and logits."""
     import torch.distributed as dist
-    torch.cuda.set_device(0)
-    dev = torch.device("cuda", 0)
+    # one GPU: every rank shares it (NVSHMEM PEs on one device); several: rank r on GPU r % count
+    d = rank % torch.cuda.device_count()
+    torch.cuda.set_device(d)
+    dev = torch.device("cuda", d)
     dist.init_process_group("gloo", init_method=f"file://{initfile}", rank=rank, world_size=world)
     gen = torch.Generator(device=dev).manual_seed(3)
     t, h, f, e, k = 300, 512, 1024, 8, 2

@@ -348,6 +348,8 @@ def main() -> None:
                     res["cases"].append(row)
         elif args.task in ("bench", "sweep"):
             run_bench(args, torch, dist, rt, ctx, res)
+        elif args.task == "nvlink":
+            run_nvlink(args, torch, dist, rt, ctx, res)
     except Exception as e:  # report, do not hang the others
         import traceback
 
@@ -361,6 +363,84 @@ def main() -> None:
     except Exception:
         pass
     os._exit(0)
+
+
+def run_nvlink(args, torch, dist, rt, ctx, res) -> None:
+    """One rank per GPU (real NVLink): ours and the baselines of the multi-GPU issue, timed the
+    same way in the same processes -- barrier, then BURST back-to-back calls between two CUDA
+    events (launches pipelined, no host sync per call), median of ROUNDS; max over ranks is
+    taken by the reader. Baselines on an NCCL group: all-gather + cuBLAS, cuBLAS +
+    reduce-scatter, the collectives and the GEMM alone, and torch's symmetric-memory fused ops."""
+    import statistics
+    from comet_ir.backends.cost import gpu_model
+    r, w = args.rank, args.world
+    nccl = dist.new_group(backend="nccl")
+    burst, rounds = 10, 7
+
+    def timed(fn):
+        for _ in range(3):
+            fn()
+        torch.cuda.synchronize()
+        out = []
+        for _ in range(rounds):
+            dist.barrier()
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            for _ in range(burst):
+                fn()
+            b.record()
+            b.synchronize()
+            out.append(a.elapsed_time(b) / burst)
+        return statistics.median(out)
+
+    m, k, n = (int(v) for v in os.environ.get("COMET_NVLINK_SHAPE", "8192x4096x7168").split("x"))
+    ms = m // w
+    row = {"op": "nvlink", "m": m, "k": k, "n": n, "device": torch.cuda.get_device_name()}
+    x = gen(torch, (ms, k), 3 + r)
+    wt = gen(torch, (k, n), 4)
+    wnk = wt.t().contiguous().t()
+    xfull = torch.empty(m, k, device="cuda", dtype=torch.bfloat16)
+    ref_full = [torch.empty_like(x) for _ in range(w)]
+    dist.all_gather(ref_full, x, group=nccl)
+    ref = torch.cat(ref_full).float() @ wt.float()
+    for s in ("overlap", "sequential", "auto", "tuned"):
+        y = rt.ag_gemm(x, wnk, strategy=s)
+        row[f"ag_{s}_err"] = rel_err(y, ref)
+        row[f"ag_{s}_ms"] = timed(lambda: rt.ag_gemm(x, wnk, strategy=s, check=False))
+    row["ag_tuned_choice"] = list(ctx._tuned.get(("ag_gemm", m, n, k), ()))
+    row["ag_nccl_allgather_ms"] = timed(lambda: dist.all_gather_into_tensor(xfull, x, group=nccl))
+    row["ag_cublas_alone_ms"] = timed(lambda: xfull @ wt)
+    row["ag_nccl_sequential_ms"] = timed(lambda: (dist.all_gather_into_tensor(xfull, x, group=nccl), xfull @ wt))
+    xr = gen(torch, (m, k), 30 + r)
+    wr = gen(torch, (k, n), 40 + r)
+    wrnk = wr.t().contiguous().t()
+    part = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
+    yr = torch.empty(ms, n, device="cuda", dtype=torch.bfloat16)
+    full = (xr.float() @ wr.float()).bfloat16()
+    dist.all_reduce(full, group=nccl)
+    for s in ("overlap", "sequential", "auto", "tuned"):
+        y = rt.gemm_rs(xr, wrnk, strategy=s)
+        row[f"rs_{s}_err"] = rel_err(y, full[r * ms:(r + 1) * ms].float())
+        row[f"rs_{s}_ms"] = timed(lambda: rt.gemm_rs(xr, wrnk, strategy=s, check=False))
+    row["rs_tuned_choice"] = list(ctx._tuned.get(("gemm_rs", m, n, k), ()))
+    row["rs_cublas_alone_ms"] = timed(lambda: torch.matmul(xr, wr, out=part))
+    row["rs_nccl_reducescatter_ms"] = timed(lambda: dist.reduce_scatter_tensor(yr, part, group=nccl))
+    row["rs_nccl_sequential_ms"] = timed(
+        lambda: (torch.matmul(xr, wr, out=part), dist.reduce_scatter_tensor(yr, part, group=nccl)))
+    try:  # torch 2.11 keeps the fused ops as torch.ops.symm_mem.* (the Python wrappers are gone)
+        gname = nccl.group_name
+        row["ag_symm_mem_fused_ms"] = timed(
+            lambda: torch.ops.symm_mem.fused_all_gather_matmul(x, [wt], 0, gname))
+        row["rs_symm_mem_fused_ms"] = timed(
+            lambda: torch.ops.symm_mem.fused_matmul_reduce_scatter(xr, wr, "sum", 0, gname))
+    except Exception as e:  # noqa: BLE001 - report, keep the other rows
+        row["symm_mem_error"] = f"{type(e).__name__}: {str(e)[:300]}"
+    for p in ("ag_gemm", "gemm_rs"):
+        e = gpu_model.estimate(p, m, n if p == "ag_gemm" else n, k, w, ctx.arch, same_gpu=ctx.same_gpu)
+        row[f"{p[:2]}_pred"] = {"overlap_ms": e.overlap_us / 1e3, "sequential_ms": e.sequential_us / 1e3,
+                                "choice": e.choice, "comm_blocks": e.comm_blocks,
+                                "arch": str(getattr(ctx.arch, "name", ctx.arch)), "same_gpu": ctx.same_gpu}
+    res["cases"].append(row)
 
 
 def run_bench(args, torch, dist, rt, ctx, res) -> None:
