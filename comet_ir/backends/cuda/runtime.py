@@ -226,11 +226,19 @@ class _CudaArray:
                                          "version": 3, "strides": None}
 
 
+def arch_for_device(name: str) -> str:
+    """GPU preset for a CUDA device name: the cost model's constants (HBM, NVLink, clocks) differ
+    between H100 and H200 although the kernels are the same sm_90a code."""
+    return "h200" if "H200" in name.upper() else "h100"
+
+
 class TPContext:
     """One per process: NVSHMEM PE of a torch.distributed group, symmetric buffers, op cache."""
 
-    def __init__(self, group=None, arch: str = "h100", timeout_s: float | None = None, check: bool = True):
+    def __init__(self, group=None, arch: str | None = None, timeout_s: float | None = None, check: bool = True):
         torch = _torch()
+        if arch is None:
+            arch = arch_for_device(torch.cuda.get_device_name())
         import torch.distributed as dist
 
         self.torch = torch
