@@ -180,25 +180,15 @@ class _FastWalker(Walker):
 
 def _totals(w: Walker, program: MappedProgram) -> tuple[float, float]:
     """latency_cycles and energy_pj exactly as estimate_program sums them."""
-    from comet_ir.backends.cost.model import _row, binding_overlap, overlap_executions
+    from comet_ir.backends.cost.model import latency_rows
 
     total = 0
     energy = 0.0
     for n in _preorder(program.root):
         if isinstance(n, (TileNode, ColOpNode)):
             energy += sum(w.energy.get(id(n), {}).values()) + sum(w.noc.get(id(n), {}).values())
-        leaf = isinstance(n, TileNode) and w._is_leaf(n)
-        rows = 0
-        if isinstance(n, ColOpNode) or (isinstance(n, TileNode) and (n.kind == "spatial" or leaf)):
-            its = w.parent_iters.get(id(n), 1)
-            for nlc in w.level_cost.get(id(n), {}).values():
-                cs, os_, ct, _ = _row(w, n, nlc)
-                rows += cs + os_
-                total += (cs + os_) * its
-                if leaf:
-                    total += ct * its
-        if id(n) in w.staged:
-            total -= binding_overlap(w, n, rows) * overlap_executions(w, n)
+        cs, os_, ct, ov, _ = latency_rows(w, n, with_detail=False)
+        total += cs + os_ + ct - ov
     return float(total), energy
 
 

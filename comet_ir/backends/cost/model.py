@@ -96,6 +96,39 @@ def binding_overlap(w: Walker, n, rows: int) -> int:
     return info["sequential"] - info["cost"]
 
 
+def latency_rows(w: Walker, n, with_detail: bool = True) -> tuple[int, int, int, int, dict]:
+    """What node n adds to `latency_cycles` over all its executions: (compulsory stalls,
+    optional stalls, compute, binding overlap to take off, per-level detail of one execution).
+    The reference's row sum counts spatial tiles, leaves and collectives; a pipeline's fill /
+    drain is a compulsory stall (it sits in the cost above the window and ramps, where `_row`
+    reads optional stalls). estimate_program and the batched totals both sum these; the
+    batched path, on its hot path, skips the detail (and the ordering it needs)."""
+    its = w.parent_iters.get(id(n), 1)
+    leaf = isinstance(n, TileNode) and w._is_leaf(n)
+    cs_t = os_t = ct_t = rows = 0
+    detail: dict = {}
+    if isinstance(n, ColOpNode) or (isinstance(n, TileNode) and (n.kind == "spatial" or leaf)):
+        lc = w.level_cost.get(id(n), {})
+        keys = sorted(lc, key=w._child_key) if with_detail else lc
+        for key in keys:
+            cs, os_, ct, det = _row(w, n, lc[key])
+            cs_t += cs * its
+            os_t += os_ * its
+            rows += cs + os_
+            if leaf:
+                ct_t += ct * its
+            if with_detail:
+                detail.update(det)
+        moved = min(w.staged.get(id(n), {}).get("fill", 0) * its, os_t)
+        cs_t += moved
+        os_t -= moved
+    ov = 0
+    if id(n) in w.staged:
+        # a root container of independent programs runs once
+        ov = binding_overlap(w, n, rows) * (overlap_executions(w, n) if isinstance(n, TileNode) else 1)
+    return cs_t, os_t, ct_t, ov, detail
+
+
 def overlap_executions(w: Walker, n) -> int:
     """How often a node with a binding runs, for its overlap: a spatial tile's own count; a
     temporal tile's children carry its runs (spatial children inherit its iterations into
@@ -161,7 +194,7 @@ def estimate_program(program: MappedProgram, arch) -> CostReport:
                 else:
                     nc.latency = float(info["cost"])
             if id(n) in w.staged:  # the root container: independent programs
-                ov = binding_overlap(w, n, 0)
+                ov = latency_rows(w, n)[3]
                 total -= ov
                 nc.detail["binding"] = {"kind": w.staged[id(n)]["kind"], "sequential": w.staged[id(n)]["sequential"],
                                         "overlap_cycles": ov}
@@ -175,30 +208,16 @@ def estimate_program(program: MappedProgram, arch) -> CostReport:
             nc.detail["algorithm"] = _ALGORITHM[n.type]
         else:
             nc.level = "/".join(dict.fromkeys(n.targets))
-        rows = 0
-        fill = w.staged.get(id(n), {}).get("fill", 0)
+        cs, os_, ct, ov, det = latency_rows(w, n)
         if counted:
-            for key, nlc in sorted(w.level_cost.get(id(n), {}).items(), key=lambda kv: w._child_key(kv[0])):
-                cs, os_, ct, det = _row(w, n, nlc)
-                nc.compulsory_stall += cs * its
-                nc.optional_stall += os_ * its
-                rows += cs + os_
-                total += (cs + os_) * its
-                if leaf:
-                    nc.compute_cycles += ct * its
-                    total += ct * its
+            nc.compulsory_stall, nc.optional_stall, nc.compute_cycles = float(cs), float(os_), float(ct)
+            if w.level_cost.get(id(n)):
                 nc.detail.setdefault("levels", {}).update(det)
-            # a pipeline's fill / drain is a compulsory stall (it sits in the cost above the
-            # window and ramps, where _row reads optional stalls)
-            moved = min(fill * its, nc.optional_stall)
-            nc.compulsory_stall += moved
-            nc.optional_stall -= moved
             stalls["compulsory"] += nc.compulsory_stall
             stalls["optional"] += nc.optional_stall
+        total += cs + os_ + ct - ov
         if id(n) in w.staged:
             info = w.staged[id(n)]
-            ov = binding_overlap(w, n, rows) * overlap_executions(w, n)
-            total -= ov
             nc.detail["binding"] = {k: info[k] for k in ("kind", "sequential", "step", "fill", "staged") if k in info}
             nc.detail["binding"]["overlap_cycles"] = ov
         e = w.energy.get(id(n), {})
