@@ -107,6 +107,18 @@ def plain_layer(x, wr, bias, w1, w3, w2, k=K):
     return out
 
 
+def dense_equal_flops(T, dev):
+    """(CUDA graph, its operands) of dense cuBLAS GEMMs with the expert GEMMs' FLOPs (T*K rows
+    through GEMM1's gate+up and GEMM2): the practical ceiling ../shared/gpu.md quotes. A graph
+    does not own its inputs: the caller keeps the operands alive while it replays."""
+    a1 = torch.randn(T * K, H, device=dev).bfloat16()
+    b1 = torch.randn(H, 2 * FF, device=dev).bfloat16()
+    a2 = torch.randn(T * K, FF, device=dev).bfloat16()
+    b2 = torch.randn(FF, H, device=dev).bfloat16()
+    g, _ = graphed(lambda: (a1 @ b1, a2 @ b2))
+    return g, (a1, b1, a2, b2)
+
+
 def rel(a, b):
     return float((a.double() - b.double()).norm() / b.double().norm())
 
@@ -210,11 +222,7 @@ def case(T, skew, w1, w3, w2, wr, dev):
 
     # dense cuBLAS GEMMs of the same FLOPs (the practical ceiling gpu.md quotes: 587 TFLOP/s)
     try:
-        a1 = torch.randn(T * K, H, device=dev).bfloat16()
-        b1 = torch.randn(H, 2 * FF, device=dev).bfloat16()
-        a2 = torch.randn(T * K, FF, device=dev).bfloat16()
-        b2 = torch.randn(FF, H, device=dev).bfloat16()
-        gd, _ = graphed(lambda: (a1 @ b1, a2 @ b2))
+        gd, graphs["dense_operands"] = dense_equal_flops(T, dev)
         graphs["dense"] = gd
         exp["experts_dense_cublas_equal_flops"] = gd.replay
     except Exception as e:
@@ -376,11 +384,7 @@ def tune_case(T, skew, w1, w3, w2, wr, dev):
             except Exception as e:
                 RES["errors"].append(f"{name} g2 {key}: {e!r}")
     try:
-        a1 = torch.randn(T * K, H, device=dev).bfloat16()
-        b1 = torch.randn(H, 2 * FF, device=dev).bfloat16()
-        a2 = torch.randn(T * K, FF, device=dev).bfloat16()
-        b2 = torch.randn(FF, H, device=dev).bfloat16()
-        gd, _ = graphed(lambda: (a1 @ b1, a2 @ b2))
+        gd, graphs["dense_operands"] = dense_equal_flops(T, dev)
         graphs["dense"], fns["experts_dense_cublas_equal_flops"] = gd, gd.replay
     except Exception as e:
         RES["errors"].append(f"{name} dense: {e!r}")
