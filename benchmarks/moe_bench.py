@@ -23,15 +23,27 @@ MOE_BENCH_MODE=tune measures the grouped-GEMM choices instead (same baselines, s
   g2_*  GEMM2 alone: cluster 1x2 with split-K where it pays (incl. the fold) / never split, 1x1 split
         (each twice)
   experts_<name>, layer <name>_graph for whole configurations; "prev" = the previous default.
-Writes $OUT/moe_bench.json (tune: $OUT/moe_tune.json).
+MOE_BENCH_MODE=diag (T=2048 uniform, or MOE_DIAG_T): where the expert GEMMs lose to dense cuBLAS --
+  GEMM1 / GEMM2 each as ours, ours again (noise floor), with expert offsets padded to whole
+  128-row tiles ("aligned": 512 rows per expert, no padding MMAs), with every expert reading the
+  same weights ("shared": b_group_stride 8 elements, 1/8 of the weight bytes from HBM), both, and
+  dense cuBLAS of the same shape; GEMM2 also without the split-K fold and without split-K.
+Energy (tune and diag modes, or MOE_ENERGY=1): after each variant's timing in a round, a burst of
+  back-to-back calls (~MOE_BURST_MS) between two reads of NVML's total-energy counter
+  (nvmlDeviceGetTotalEnergyConsumption, mJ) with a thread sampling the SM clock and power every
+  5 ms: fields mj_per_call, b2b_ms (ms per call in the burst), sm_mhz, power_w (medians over rounds).
+  Under the 700 W cap the GPU's time per call is its energy per call over ~700 W.
+Writes $OUT/moe_bench.json (tune: $OUT/moe_tune.json, diag: $OUT/moe_diag.json).
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import random
 import statistics
 import sys
+import threading
 import time
 import traceback
 
@@ -47,13 +59,104 @@ OUT = os.environ.get("OUT", ".")
 ROUNDS = int(os.environ.get("MOE_ROUNDS", "3"))
 REPS = int(os.environ.get("MOE_REPS", "15"))
 MODE = os.environ.get("MOE_BENCH_MODE", "layer")
+ENERGY = os.environ.get("MOE_ENERGY", "1" if MODE in ("tune", "diag") else "0") == "1"
+BURST_MS = float(os.environ.get("MOE_BURST_MS", "300"))
 RES: dict = {"device": torch.cuda.get_device_name(), "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
              "rounds": ROUNDS, "reps": REPS, "cases": {}, "errors": []}
 
 
 def save():
-    with open(os.path.join(OUT, "moe_tune.json" if MODE == "tune" else "moe_bench.json"), "w") as f:
+    fn = {"tune": "moe_tune.json", "diag": "moe_diag.json"}.get(MODE, "moe_bench.json")
+    with open(os.path.join(OUT, fn), "w") as f:
         json.dump(RES, f, indent=1)
+
+
+class Nvml:
+    """The few NVML calls the energy bursts need, through ctypes on libnvidia-ml.so.1 (no pynvml):
+    total energy since driver load (mJ), SM clock (MHz), power (mW). None where NVML is missing."""
+    SM_CLOCK = 1   # NVML_CLOCK_SM
+
+    def __init__(self, dev):
+        self.lib = ctypes.CDLL("libnvidia-ml.so.1")
+        if self.lib.nvmlInit_v2():
+            raise RuntimeError("nvmlInit_v2 failed")
+        self.h = ctypes.c_void_p()
+        try:   # the CUDA device's PCI address; NVML's index 0 where torch does not say
+            p = torch.cuda.get_device_properties(dev)
+            bus = f"{p.pci_domain_id:08X}:{p.pci_bus_id:02X}:{p.pci_device_id:02X}.0".encode()
+            rc = self.lib.nvmlDeviceGetHandleByPciBusId_v2(ctypes.c_char_p(bus), ctypes.byref(self.h))
+        except AttributeError:
+            rc = 1
+        if rc and self.lib.nvmlDeviceGetHandleByIndex_v2(0, ctypes.byref(self.h)):
+            raise RuntimeError("no NVML handle")
+        self.energy_mj()
+
+    def energy_mj(self) -> int:
+        e = ctypes.c_ulonglong()
+        if self.lib.nvmlDeviceGetTotalEnergyConsumption(self.h, ctypes.byref(e)):
+            raise RuntimeError("nvmlDeviceGetTotalEnergyConsumption failed")
+        return e.value
+
+    def sm_mhz(self) -> int:
+        c = ctypes.c_uint()
+        self.lib.nvmlDeviceGetClockInfo(self.h, self.SM_CLOCK, ctypes.byref(c))
+        return c.value
+
+    def power_mw(self) -> int:
+        p = ctypes.c_uint()
+        self.lib.nvmlDeviceGetPowerUsage(self.h, ctypes.byref(p))
+        return p.value
+
+
+_NVML: list = []
+
+
+def nvml():
+    if not _NVML:
+        try:
+            _NVML.append(Nvml(torch.cuda.current_device()))
+        except Exception as e:
+            RES["errors"].append(f"nvml: {e!r}")
+            _NVML.append(None)
+    return _NVML[0]
+
+
+def energy_burst(fn, ms_hint, trace=None):
+    """n back-to-back calls of fn (n from the call's time: ~BURST_MS in all) between two reads of
+    the energy counter, the SM clock and power sampled every 5 ms by a thread meanwhile:
+    {mj_per_call, b2b_ms, sm_mhz, power_w, n}. trace (a list) receives (s, mJ) counter samples
+    (the counter's update granularity)."""
+    nv = nvml()
+    if nv is None:
+        return None
+    n = max(10, int(BURST_MS / max(ms_hint, 1e-3)))
+    fn()
+    torch.cuda.synchronize()
+    clk, pw, stop = [], [], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            clk.append(nv.sm_mhz())
+            pw.append(nv.power_mw())
+            if trace is not None:
+                trace.append((time.perf_counter(), nv.energy_mj()))
+            time.sleep(0.005)
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    e0 = nv.energy_mj()
+    th = threading.Thread(target=sample)
+    th.start()
+    a.record()
+    for _ in range(n):
+        fn()
+    b.record()
+    while not b.query():
+        time.sleep(0.0005)
+    e1 = nv.energy_mj()
+    stop.set()
+    th.join()
+    return {"mj_per_call": (e1 - e0) / n, "b2b_ms": a.elapsed_time(b) / n, "n": n,
+            "sm_mhz": statistics.mean(clk) if clk else None,
+            "power_w": statistics.mean(pw) / 1e3 if pw else None}
 
 
 def bench(fn, warm=3, reps=None, sync_each=None):
@@ -66,12 +169,17 @@ def run_rounds(name, fns, r, flops_of):
     a round), so drift and clock changes hit all alike; r[k] = median over rounds, with TFLOP/s
     where flops_of(k) is known."""
     times = {k: [] for k in fns}
+    en = {k: [] for k in fns}
     for rnd in range(ROUNDS):
         order = list(fns.items())
         random.Random(rnd).shuffle(order)
         for k, fn in order:
             try:
                 times[k].append(bench(fn))
+                if ENERGY and not k.startswith(("torch_loop", "grouped_mm", "ours_eager")):
+                    b = energy_burst(fn, times[k][-1])
+                    if b:
+                        en[k].append(b)
             except Exception as e:
                 RES["errors"].append(f"{name} {k} round {rnd}: {e!r}")
     for k, ts in times.items():
@@ -80,7 +188,16 @@ def run_rounds(name, fns, r, flops_of):
             f = flops_of(k)
             if f:
                 r[k]["tflops"] = f / (r[k]["ms"] * 1e9)
-            print(f"{name:16s} {k:48s} {r[k]['ms']:8.3f} ms {[round(t, 3) for t in ts]}", flush=True)
+            extra = ""
+            if en[k]:
+                for fld in ("mj_per_call", "b2b_ms", "sm_mhz", "power_w"):
+                    vals = [b[fld] for b in en[k] if b[fld] is not None]
+                    if vals:
+                        r[k][fld] = statistics.median(vals)
+                r[k]["energy_rounds"] = en[k]
+                extra = (f" | {r[k].get('mj_per_call', 0):7.1f} mJ/call, b2b {r[k].get('b2b_ms', 0):.3f} ms, "
+                         f"SM {r[k].get('sm_mhz', 0):.0f} MHz, {r[k].get('power_w', 0):.0f} W")
+            print(f"{name:16s} {k:48s} {r[k]['ms']:8.3f} ms {[round(t, 3) for t in ts]}{extra}", flush=True)
 
 
 def skew_bias(dev):
@@ -399,6 +516,87 @@ def tune_case(T, skew, w1, w3, w2, wr, dev):
     torch.cuda.empty_cache()
 
 
+def diag_case(T, skew, w1, w3, w2, wr, dev):
+    """GEMM1 / GEMM2 of the default layer with padding (aligned offsets) and weight bytes (shared
+    weights) taken away one at a time and together, vs dense cuBLAS of the same shape: which of
+    them the gap to dense is, in time and in energy per call (module docstring)."""
+    from comet_ir.backends.cuda.moe import kernels
+    name, r, x, bias, lg, perm, offsets = routed_case(T, skew, wr, dev)
+    m = CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0)
+    m.load_global_weights(w1, w3, w2)
+    w13t, w2t = m._pack()
+    xs = x.index_select(0, perm // K)
+    rows = xs.shape[0]
+    aligned = (torch.arange(E + 1, device=dev, dtype=offsets.dtype) * (rows // E)).contiguous()
+    r["aligned_rows_per_expert"] = rows // E
+    v1, v2 = m._variants()
+    g1h = m._gemm_v(v1, 2 * FF, H, dev)
+    g2h = m._gemm_v(v2, H, FF, dev)
+    g2n = m._gemm_v(v2.replace("_sk2", ""), H, FF, dev)
+    h = torch.randn(rows, FF, device=dev).bfloat16()
+    y = torch.empty(2 * rows, H, dtype=xs.dtype, device=dev)
+    lib = kernels.load()
+    SHARED = 8   # elements: expert e reads B from b + 8 e (16-byte aligned): ~1/8 of the weight bytes
+
+    def cs():
+        return torch.cuda.current_stream(dev).cuda_stream
+
+    def g1(offs, bs=0):
+        return lambda: g1h.run(offs.data_ptr(), xs.data_ptr(), w13t.data_ptr(), h.data_ptr(), cs(), bs)
+
+    def g2(offs, bs=0, fold=True, handle=g2h):
+        def f():
+            handle.run(offs.data_ptr(), h.data_ptr(), w2t.data_ptr(), y.data_ptr(), cs(), bs)
+            if fold:
+                kernels.check(lib.moe_fold(y.data_ptr(), y[rows:].data_ptr(), handle.split_flag_ptr(), rows * H, cs()),
+                              "fold")
+        return f
+    offs = offsets.contiguous()
+    calls = {
+        "g1_ours": g1(offs), "g1_ours_dup": g1(offs), "g1_aligned": g1(aligned), "g1_shared": g1(offs, SHARED),
+        "g1_aligned_shared": g1(aligned, SHARED),
+        "g2_ours": g2(offs), "g2_ours_dup": g2(offs), "g2_nofold": g2(offs, fold=False),
+        "g2_nosplit": g2(offs, fold=False, handle=g2n), "g2_aligned": g2(aligned), "g2_shared": g2(offs, SHARED),
+        "g2_aligned_shared": g2(aligned, SHARED),
+        "experts_ours": lambda: m.experts_forward(xs, offsets, "cutlass"),
+    }
+    fns, graphs = {}, {}
+    for k, fn in calls.items():
+        try:
+            g, _ = graphed(fn)
+            graphs[k], fns[k] = g, g.replay
+        except Exception as e:
+            RES["errors"].append(f"{name} graph {k}: {e!r}")
+            traceback.print_exc()
+    a1 = torch.randn(rows, H, device=dev).bfloat16()
+    b1 = torch.randn(H, 2 * FF, device=dev).bfloat16()
+    b2 = torch.randn(FF, H, device=dev).bfloat16()
+    for k, fn in (("g1_dense", lambda: a1 @ b1), ("g2_dense", lambda: h @ b2)):
+        g, _ = graphed(fn)
+        graphs[k], fns[k] = g, g.replay
+    gd, graphs["dense_operands"] = dense_equal_flops(T, dev)
+    graphs["dense"], fns["experts_dense_cublas_equal_flops"] = gd, gd.replay
+    # the energy counter's update granularity: counter samples over one ~1 s burst
+    trace = []
+    b = energy_burst(fns["g1_ours"], 1.6, trace) if ENERGY and nvml() else None
+    if trace:
+        t0, e0 = trace[0]
+        steps = [(round(t - t0, 4), e - e0) for (t, e), (_, ep) in zip(trace, [(None, None)] + trace[:-1]) if e != ep]
+        r["energy_counter_probe"] = {"burst": b, "samples": len(trace), "changes": steps[:400]}
+        print("energy counter probe:", len(trace), "samples,", len(steps), "changes; first", steps[:6], flush=True)
+    flops = 6.0 * T * K * H * FF
+    run_rounds(name, fns, r, lambda k: flops if k.startswith("experts_") else flops * 2 / 3 if k.startswith("g1_")
+               else flops / 3 if k.startswith("g2_") else None)
+    for k, v in r.items():
+        if isinstance(v, dict) and "mj_per_call" in v:
+            f = flops if k.startswith("experts_") else flops * 2 / 3 if k.startswith("g1_") else flops / 3
+            v["tflops_b2b"] = f / (v["b2b_ms"] * 1e9)
+            v["gflop_per_j"] = f / 1e9 / (v["mj_per_call"] / 1e3)
+    save()
+    del graphs, fns
+    torch.cuda.empty_cache()
+
+
 def main():
     dev = torch.device("cuda")
     torch.manual_seed(0)
@@ -406,14 +604,16 @@ def main():
     w3 = (torch.randn(E, H, FF, device=dev) * H ** -0.5).bfloat16()
     w2 = (torch.randn(E, FF, H, device=dev) * FF ** -0.5).bfloat16()
     wr = (torch.randn(H, E, device=dev) * H ** -0.5).bfloat16()
-    fn = tune_case if MODE == "tune" else case
-    for T in (2048, 8192):
-        for skew in (False, True):
-            try:
-                fn(T, skew, w1, w3, w2, wr, dev)
-            except Exception:
-                RES["errors"].append(traceback.format_exc())
-                traceback.print_exc()
+    fn = {"tune": tune_case, "diag": diag_case}.get(MODE, case)
+    cases = [(2048, False), (2048, True), (8192, False), (8192, True)]
+    if MODE == "diag":
+        cases = [(int(t), False) for t in os.environ.get("MOE_DIAG_T", "2048").split(",")]
+    for T, skew in cases:
+        try:
+            fn(T, skew, w1, w3, w2, wr, dev)
+        except Exception:
+            RES["errors"].append(traceback.format_exc())
+            traceback.print_exc()
 
 
 if __name__ == "__main__":
@@ -424,6 +624,16 @@ if __name__ == "__main__":
         traceback.print_exc()
     save()
     print("\n== summary (ms, median over rounds)")
+    if MODE == "diag":
+        for n, c in RES["cases"].items():
+            print(n, "counts", c.get("counts"))
+            for k, v in c.items():
+                if isinstance(v, dict) and "ms" in v:
+                    print(f"  {k:34s} {v['ms']:7.3f} ms ({v.get('tflops', 0):4.0f} TF/s) b2b {v.get('b2b_ms', 0):7.3f} ms "
+                          f"({v.get('tflops_b2b', 0):4.0f}) {v.get('mj_per_call', 0):7.1f} mJ/call "
+                          f"{v.get('gflop_per_j', 0):6.0f} GFLOP/J SM {v.get('sm_mhz', 0):5.0f} MHz {v.get('power_w', 0):4.0f} W")
+        print("errors:", RES["errors"])
+        sys.exit(0)
     if MODE == "tune":
         for n, c in RES["cases"].items():
             print(n, "counts", c.get("counts"), "split_taken", c.get("split_taken"))

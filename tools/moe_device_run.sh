@@ -3,7 +3,10 @@
 # two deps; torch/NVSHMEM are the device's own), then the tasks in MOE_TASKS (default "tests bench"):
 #   tests    tests/gpu/test_moe_gpu.py          l1tests  tests/gpu/test_moe_layer1_gpu.py
 #   bench    benchmarks/moe_bench.py            l1bench  benchmarks/moe_layer1_bench.py
-#   tune     MOE_BENCH_MODE=tune of moe_bench.py (the grouped-GEMM variants)
+#   tune     MOE_BENCH_MODE=tune of moe_bench.py (the grouped-GEMM variants; energy per call too)
+#   diag     MOE_BENCH_MODE=diag of moe_bench.py (GEMM1/GEMM2 vs aligned offsets / shared weights /
+#            dense cuBLAS, time and energy per call)
+#   ncu      tools/moe_ncu_dram.py under Nsight Compute: DRAM bytes per GEMM call ($OUT/ncu.csv)
 # Carry .cache/moe (the libraries built here for sm_90a, each in its source-hash folder, found by
 # the default lookup: a stale build is never picked) and .whl.
 export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 PYTHONUNBUFFERED=1
@@ -33,6 +36,23 @@ for t in ${MOE_TASKS:-tests bench}; do
     bench)   bench_task bench.log benchmarks/moe_bench.py ;;
     l1bench) bench_task bench_l1.log benchmarks/moe_layer1_bench.py ;;
     tune)    bench_task tune.log benchmarks/moe_bench.py "MOE_BENCH_MODE=tune MOE_ROUNDS=${MOE_ROUNDS:-5}" ;;
+    diag)    bench_task diag.log benchmarks/moe_bench.py "MOE_BENCH_MODE=diag MOE_ROUNDS=${MOE_ROUNDS:-5}" ;;
+    ncu)     timeout ${MOE_NCU_TIMEOUT:-150} ncu --profile-from-start off --clock-control none --csv --page raw \
+               --metrics dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sector_hit_rate.pct,gpu__time_duration.sum \
+               python3 tools/moe_ncu_dram.py > "$OUT/ncu.csv" 2> "$OUT/ncu.err"
+             python3 - "$OUT/ncu.csv" <<'PY'
+import csv, sys
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 5]
+if not rows:
+    print("ncu: no rows"); sys.exit()
+hd = rows[0]
+col = {k: hd.index(k) for k in hd if k in ("Kernel Name", "dram__bytes_read.sum", "dram__bytes_write.sum",
+                                            "lts__t_sector_hit_rate.pct", "gpu__time_duration.sum")}
+units = rows[1] if len(rows) > 1 and not rows[1][0].strip().isdigit() else None
+for r in rows[1 + (units is not None):]:
+    print("ncu:", r[col["Kernel Name"]][:50], {k: r[i] + (" " + units[i] if units else "") for k, i in col.items() if k != "Kernel Name"})
+PY
+             tail -3 "$OUT/ncu.err" ;;
   esac
   echo "== $t done at $(( $(date +%s) - T0 )) s"
 done

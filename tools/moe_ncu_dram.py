@@ -1,0 +1,71 @@
+"""DRAM bytes of one call of each expert GEMM (Mixtral 8x7B shapes, T tokens, uniform routing):
+are the weights read from HBM once per call (GEMM1 1.88 GB, GEMM2 0.94 GB at any T) or more?
+
+Run under Nsight Compute, which profiles only the kernels between profiler start and stop:
+  ncu --profile-from-start off --clock-control none --csv --page raw \
+      --metrics dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sector_hit_rate.pct,gpu__time_duration.sum \
+      python3 tools/moe_ncu_dram.py
+Profiled, in this order (one call each, after a warm-up call): GEMM1 + SwiGLU (default variant),
+GEMM2 (default, split-K) + fold, GEMM1 with every expert on the same weights (b_group_stride 8),
+GEMM1 with offsets padded to whole row tiles. Each grouped GEMM is two kernels (the group-args
+kernel, then the GEMM); ncu's default cache control flushes the caches before each kernel.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/..")
+from comet_ir.backends.cuda.moe import kernels  # noqa: E402
+from comet_ir.backends.cuda.moe.module import CometMoE, permutation, route  # noqa: E402
+
+H, FF, E, K = 4096, 14336, 8, 2
+
+
+def main():
+    T = int(os.environ.get("MOE_NCU_T", "2048"))
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    w1 = (torch.randn(E, H, FF, device=dev) * H ** -0.5).bfloat16()
+    w3 = (torch.randn(E, H, FF, device=dev) * H ** -0.5).bfloat16()
+    w2 = (torch.randn(E, FF, H, device=dev) * FF ** -0.5).bfloat16()
+    wr = (torch.randn(H, E, device=dev) * H ** -0.5).bfloat16()
+    x = torch.randn(T, H, device=dev).bfloat16()
+    idx, _ = route((x @ wr).float(), K)
+    perm, _, counts, offsets = permutation(idx, E)
+    print("counts", counts.tolist(), flush=True)
+    m = CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0)
+    m.load_global_weights(w1, w3, w2)
+    w13t, w2t = m._pack()
+    del w1, w3, w2
+    xs = x.index_select(0, perm // K)
+    rows = xs.shape[0]
+    aligned = (torch.arange(E + 1, device=dev, dtype=offsets.dtype) * (rows // E)).contiguous()
+    offs = offsets.contiguous()
+    v1, _ = m._variants()
+    g1h = m._gemm_v(v1, 2 * FF, H, dev)
+    h = torch.empty(rows, FF, dtype=xs.dtype, device=dev)
+    s = torch.cuda.current_stream(dev).cuda_stream
+
+    def g1(o, bs=0):
+        g1h.run(o.data_ptr(), xs.data_ptr(), w13t.data_ptr(), h.data_ptr(), s, bs)
+
+    g1(offs)
+    m._gemm2_cutlass(h, offsets, rows)
+    g1(offs, 8)
+    g1(aligned)
+    torch.cuda.synchronize()
+    torch.cuda.profiler.start()
+    g1(offs)                                  # kernels 1-2
+    m._gemm2_cutlass(h, offsets, rows)        # kernels 3-5 (args, GEMM, fold)
+    g1(offs, 8)                               # kernels 6-7
+    g1(aligned)                               # kernels 8-9
+    torch.cuda.synchronize()
+    torch.cuda.profiler.stop()
+    print("done", flush=True)
+
+
+if __name__ == "__main__":
+    main()
