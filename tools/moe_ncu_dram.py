@@ -35,7 +35,7 @@ def main():
     x = torch.randn(T, H, device=dev).bfloat16()
     idx, _ = route((x @ wr).float(), K)
     perm, _, counts, offsets = permutation(idx, E)
-    print("counts", counts.tolist(), flush=True)
+    print("counts", counts.tolist(), file=sys.stderr, flush=True)
     m = CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0)
     m.load_global_weights(w1, w3, w2)
     w13t, w2t = m._pack()
@@ -64,7 +64,7 @@ def main():
     g1(aligned)                               # kernels 8-9
     torch.cuda.synchronize()
     torch.cuda.profiler.stop()
-    print("done", flush=True)
+    print("done", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
