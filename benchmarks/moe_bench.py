@@ -533,6 +533,7 @@ def diag_case(T, skew, w1, w3, w2, wr, dev):
     g1h = m._gemm_v(v1, 2 * FF, H, dev)
     g2h = m._gemm_v(v2, H, FF, dev)
     g2n = m._gemm_v(v2.replace("_sk2", ""), H, FF, dev)
+    g2t = m._gemm_v("coop_128x128_c12", H, FF, dev)
     h = torch.randn(rows, FF, device=dev).bfloat16()
     y = torch.empty(2 * rows, H, dtype=xs.dtype, device=dev)
     lib = kernels.load()
@@ -557,9 +558,23 @@ def diag_case(T, skew, w1, w3, w2, wr, dev):
         "g1_aligned_shared": g1(aligned, SHARED),
         "g2_ours": g2(offs), "g2_ours_dup": g2(offs), "g2_nofold": g2(offs, fold=False),
         "g2_nosplit": g2(offs, fold=False, handle=g2n), "g2_aligned": g2(aligned), "g2_shared": g2(offs, SHARED),
-        "g2_aligned_shared": g2(aligned, SHARED),
+        "g2_aligned_shared": g2(aligned, SHARED), "g2_n128": g2(offs, fold=False, handle=g2t),
         "experts_ours": lambda: m.experts_forward(xs, offsets, "cutlass"),
+        "experts_ours_dup": lambda: m.experts_forward(xs, offsets, "cutlass"),
     }
+    mn = CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0, gemm_variant=(v1, "coop_128x128_c12"))
+    mn.w1, mn.w3, mn.w2, mn._packed = m.w1, m.w3, m.w2, m._packed
+    calls["experts_n128"] = lambda: mn.experts_forward(xs, offsets, "cutlass")
+    try:   # the 128x128 GEMM2 computes what the default does
+        calls["g2_ours"]()
+        yref = y[:rows].float().clone()
+        y.fill_(float("nan"))
+        calls["g2_n128"]()
+        r["g2_n128_relerr_vs_ours"] = rel(y[:rows].float(), yref)
+        print("g2_n128 relerr vs ours", r["g2_n128_relerr_vs_ours"], flush=True)
+        del yref
+    except Exception as e:
+        RES["errors"].append(f"{name} n128 check: {e!r}")
     fns, graphs = {}, {}
     for k, fn in calls.items():
         try:

@@ -198,7 +198,8 @@ def test_fused_route_dispatch(e, k):
 @pytest.mark.parametrize("variant", [("swiglu_pair_c21", "coop_128x256"), ("swiglu_pair_c12", "coop_128x256_c12"),
                                      ("swiglu_pair_c21", "coop_128x256_c11"), ("coop_128x256", "coop_128x256"),
                                      ("coop_128x256_c12", "coop_128x256_c11"), ("swiglu_pair_c22", "coop_128x256_c22"),
-                                     ("swiglu_pair_c12", "combine_c21")])
+                                     ("swiglu_pair_c12", "combine_c21"), ("swiglu_pair_c12", "coop_128x128_c12"),
+                                     ("swiglu_pair_c12", "coop_128x128_c12_sk2")])
 @pytest.mark.parametrize("case", ["zipf", "empty_expert"])
 def test_gemm_variants(variant, case):
     if "cutlass" not in backends():

@@ -722,6 +722,11 @@ using CoopC11 = GroupedGemm<Shape<_128, _256, _64>, Shape<_1, _1, _1>,
 using CoopC22 = GroupedGemm<Shape<_128, _256, _64>, Shape<_2, _2, _1>,
                             cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative,
                             cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative>;
+// GEMM2 candidate: 128x128 tiles (twice the tiles of 128x256 at N = 4096: 8.7 waves at T=2048
+// without split-K, so no second half to fold)
+using CoopC12N128 = GroupedGemm<Shape<_128, _128, _64>, Shape<_1, _2, _1>,
+                                cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative,
+                                cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative>;
 using Pair21 = PairGemm<Shape<_2, _1, _1>>;
 using Pair12 = PairGemm<Shape<_1, _2, _1>>;
 using Pair22 = PairGemm<Shape<_2, _2, _1>>;  // A and B both multicast: half the L2->SMEM traffic per CTA
@@ -1059,6 +1064,7 @@ extern "C" void* moe_gg_create2(int variant, int groups, int n, int k, int devic
     case 5: { auto* p = new GG<CoopC22>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
     case 6: { auto* p = new GG<Pair22>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
     case 7: { auto* p = new GG<Comb21>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
+    case 8: { auto* p = new GG<CoopC12N128>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
     default: *err = -6; return nullptr;
   }
   *err = e;
