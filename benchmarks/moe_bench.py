@@ -593,7 +593,7 @@ def diag_case(T, skew, w1, w3, w2, wr, dev):
     graphs["dense"], fns["experts_dense_cublas_equal_flops"] = gd, gd.replay
     # the energy counter's update granularity: counter samples over one ~1 s burst
     trace = []
-    b = energy_burst(fns["g1_ours"], 1.6, trace) if ENERGY and nvml() else None
+    b = energy_burst(fns["g1_ours"], 0.5, trace) if ENERGY and nvml() else None   # ~600 calls, ~1 s
     if trace:
         t0, e0 = trace[0]
         steps = [(round(t - t0, 4), e - e0) for (t, e), (_, ep) in zip(trace, [(None, None)] + trace[:-1]) if e != ep]
