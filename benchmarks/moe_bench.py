@@ -612,6 +612,52 @@ def diag_case(T, skew, w1, w3, w2, wr, dev):
     torch.cuda.empty_cache()
 
 
+def cluster_case(T, skew, w1, w3, w2, wr, dev):
+    """MOE_DIAG_SET=clusters: GEMM1 / GEMM2 alone under each cluster shape (and GEMM2 with / without
+    split-K), default twice (noise floor), timed as in diag. Do clusters that multicast the weight
+    tile over row tiles (2x1, 2x2) cut the DRAM re-reads (tools/moe_ncu_dram.py) and the time?"""
+    name, r, x, bias, lg, perm, offsets = routed_case(T, skew, wr, dev)
+    base = CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0)
+    base.load_global_weights(w1, w3, w2)
+    base._pack()
+    xs = x.index_select(0, perm // K)
+    rows = xs.shape[0]
+    h = torch.randn(rows, FF, device=dev).bfloat16()
+
+    def mk(v1, v2):
+        mm = CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0, gemm_variant=(v1, v2))
+        mm.w1, mm.w3, mm.w2, mm._packed = base.w1, base.w3, base.w2, base._packed
+        return mm
+    calls = {}
+    for key, v in (("g1_c12", "swiglu_pair_c12"), ("g1_c12_dup", "swiglu_pair_c12"), ("g1_c21", "swiglu_pair_c21"),
+                   ("g1_c22", "swiglu_pair_c22")):
+        mm = mk(v, "coop_128x256")
+        calls[key] = lambda mm=mm: mm._gemm1_cutlass(xs, offsets, rows, h)
+    for key, v in (("g2_c12_sk2", "coop_128x256_c12_sk2"), ("g2_c12_sk2_dup", "coop_128x256_c12_sk2"),
+                   ("g2_c12", "coop_128x256_c12"), ("g2_c21_sk2", "coop_128x256_sk2"), ("g2_c21", "coop_128x256"),
+                   ("g2_c22_sk2", "coop_128x256_c22_sk2"), ("g2_c22", "coop_128x256_c22"),
+                   ("g2_c11_sk2", "coop_128x256_c11_sk2")):
+        mm = mk("swiglu_pair_c12", v)
+        calls[key] = lambda mm=mm: mm._gemm2_cutlass(h, offsets, rows)
+    fns, graphs = {}, {}
+    for k, f in calls.items():
+        try:
+            g, _ = graphed(f)
+            graphs[k], fns[k] = g, g.replay
+        except Exception as e:
+            RES["errors"].append(f"{name} graph {k}: {e!r}")
+            traceback.print_exc()
+    flops = 6.0 * T * K * H * FF
+    run_rounds(name, fns, r, lambda k: flops * 2 / 3 if k.startswith("g1_") else flops / 3)
+    for k, v in r.items():
+        if isinstance(v, dict) and "b2b_ms" in v:
+            v["tflops_b2b"] = (flops * 2 / 3 if k.startswith("g1_") else flops / 3) / (v["b2b_ms"] * 1e9)
+            v["gflop_per_j"] = 0
+    save()
+    del graphs, fns
+    torch.cuda.empty_cache()
+
+
 def main():
     dev = torch.device("cuda")
     torch.manual_seed(0)
@@ -620,6 +666,8 @@ def main():
     w2 = (torch.randn(E, FF, H, device=dev) * FF ** -0.5).bfloat16()
     wr = (torch.randn(H, E, device=dev) * H ** -0.5).bfloat16()
     fn = {"tune": tune_case, "diag": diag_case}.get(MODE, case)
+    if MODE == "diag" and os.environ.get("MOE_DIAG_SET") == "clusters":
+        fn = cluster_case
     cases = [(2048, False), (2048, True), (8192, False), (8192, True)]
     if MODE == "diag":
         cases = [(int(t), False) for t in os.environ.get("MOE_DIAG_T", "2048").split(",")]

@@ -9,6 +9,8 @@ Profiled, in this order (one call each, after a warm-up call): GEMM1 + SwiGLU (d
 GEMM2 (default, split-K) + fold, GEMM1 with every expert on the same weights (b_group_stride 8),
 GEMM1 with offsets padded to whole row tiles. Each grouped GEMM is two kernels (the group-args
 kernel, then the GEMM); ncu's default cache control flushes the caches before each kernel.
+MOE_NCU_SET="g2:coop_128x256_c21_sk2 g1:swiglu_pair_c22 g2:coop_128x256_c12:aligned ..." profiles
+those instead, in that order (GEMM, variant, optional ":aligned"; a split-K GEMM2 is followed by its fold).
 """
 from __future__ import annotations
 
@@ -39,7 +41,6 @@ def main():
     m = CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0)
     m.load_global_weights(w1, w3, w2)
     w13t, w2t = m._pack()
-    del w1, w3, w2
     xs = x.index_select(0, perm // K)
     rows = xs.shape[0]
     aligned = (torch.arange(E + 1, device=dev, dtype=offsets.dtype) * (rows // E)).contiguous()
@@ -52,16 +53,31 @@ def main():
     def g1(o, bs=0):
         g1h.run(o.data_ptr(), xs.data_ptr(), w13t.data_ptr(), h.data_ptr(), s, bs)
 
-    g1(offs)
-    m._gemm2_cutlass(h, offsets, rows)
-    g1(offs, 8)
-    g1(aligned)
+    spec = os.environ.get("MOE_NCU_SET", "").split()
+    if not spec:
+        calls = [lambda: g1(offs), lambda: m._gemm2_cutlass(h, offsets, rows), lambda: g1(offs, 8), lambda: g1(aligned)]
+    else:
+        mods, calls = {}, []
+        for item in spec:
+            which, v, *opt = item.split(":")
+            o = aligned if "aligned" in opt else offsets
+            mm = CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0,
+                          gemm_variant=(v, "coop_128x256") if which == "g1" else ("swiglu_pair_c12", v))
+            mm.w1, mm.w3, mm.w2 = m.w1, m.w3, m.w2
+            if which == "g1":
+                mm._packed = m._packed if v.startswith("swiglu_pair") else None
+                calls.append(lambda mm=mm, o=o: mm._gemm1_cutlass(xs, o, rows, h))
+            else:
+                mm._packed = m._packed
+                calls.append(lambda mm=mm, o=o: mm._gemm2_cutlass(h, o, rows))
+            mods[item] = mm
+        print("profiled:", spec, file=sys.stderr, flush=True)
+    for c in calls:
+        c()
     torch.cuda.synchronize()
     torch.cuda.profiler.start()
-    g1(offs)                                  # kernels 1-2
-    m._gemm2_cutlass(h, offsets, rows)        # kernels 3-5 (args, GEMM, fold)
-    g1(offs, 8)                               # kernels 6-7
-    g1(aligned)                               # kernels 8-9
+    for c in calls:
+        c()
     torch.cuda.synchronize()
     torch.cuda.profiler.stop()
     print("done", file=sys.stderr, flush=True)
