@@ -179,10 +179,22 @@ def run(argv: list[str] | None = None) -> int:
             failed = True
     out = ("// -----\n").join(results)
     if args.output_file:
-        Path(args.output_file).write_text(out)
+        _write_output(Path(args.output_file), out)
     else:
         sys.stdout.write(out)
     return 0 if (not failed or args.verify_diagnostics) else 1
+
+
+def _write_output(path: Path, text: str) -> None:
+    """Write through a temporary file beside `path`, then rename: a failed write leaves an existing
+    file as it was, and an unwritable place is a located user error, not a traceback."""
+    tmp = path.with_name(path.name + ".comet-tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CometError(f"cannot write the output: {e.strerror or e}", file=str(path)) from None
 
 
 def main(argv: list[str] | None = None) -> None:

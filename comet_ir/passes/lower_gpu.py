@@ -194,6 +194,9 @@ class LowerToGpu(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.order and self.order.replace("_", "-") not in ("local-first", "arrival", "natural"):
             raise CometError(f"comet-lower-gpu: order must be local-first, arrival or natural, got '{self.order}'")
+        if self.comm < -1:
+            raise CometError(f"comet-lower-gpu: comm must be -1 (chosen by the cost model) or a block count >= 0, "
+                             f"got {self.comm}")
         counter: dict = {}
         pats = [_AgGemm(self, counter), _GemmRs(self, counter)]
         PatternRewriteWalker(GreedyRewritePatternApplier(pats, dce_enabled=False), apply_recursively=False).rewrite_module(op)

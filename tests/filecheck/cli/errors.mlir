@@ -24,6 +24,12 @@
 // RUN: cp %S/Inputs/bad_syntax.mlir %t.in.mlir && not comet-opt %t.in.mlir -o %t.in.mlir 2>&1 | filecheck %s --check-prefix=SAME
 // SAME: error: refusing to overwrite the input file with the output
 // RUN: cmp %t.in.mlir %S/Inputs/bad_syntax.mlir
+// RUN: not comet-opt %s -o %t.no-such-dir/x.mlir 2>&1 | filecheck %s --check-prefix=NODIR
+// NODIR: x.mlir: error: cannot write the output: No such file or directory
+// NODIR-NOT: Traceback
+// A run that fails leaves an earlier output file as it was (the write goes through a rename).
+// RUN: echo keep > %t.keep && not comet-opt %S/Inputs/bad_syntax.mlir -o %t.keep 2>/dev/null; filecheck %s --check-prefix=KEEP < %t.keep
+// KEEP: keep
 // RUN: comet-opt %s -o %t.out.mlir && comet-opt %t.out.mlir | filecheck %s --check-prefix=OK
 // OK: func.func @ok
 // RUN: comet-opt --list-targets | filecheck %s --check-prefix=LIST

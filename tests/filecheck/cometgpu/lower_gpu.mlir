@@ -3,6 +3,8 @@
 // local-first / arrival tile order), with their signals and comm ops.
 // RUN: comet-opt %s -p comet-lower-gpu | filecheck %s
 // RUN: comet-opt %s -p 'comet-lower-gpu{comm=8 order=natural}' | filecheck %s --check-prefix=OPT
+// RUN: not comet-opt %s -p 'comet-lower-gpu{comm=-5}' 2>&1 | filecheck %s --check-prefix=BADCOMM
+// BADCOMM: lower_gpu.mlir: error: comet-lower-gpu: comm must be -1 (chosen by the cost model) or a block count >= 0, got -5
 // RUN: comet-opt %s -p comet-lower-gpu > %t.1.mlir && comet-opt %t.1.mlir > %t.2.mlir && diff %t.1.mlir %t.2.mlir
 // RUN: comet-opt %s -p comet-lower-gpu --print-op-generic | comet-opt - > %t.3.mlir && diff %t.1.mlir %t.3.mlir
 
