@@ -252,11 +252,25 @@ def build_pipeline(spec: str, available: dict[str, type[ModulePass]] | None = No
             raise CometError(f"unknown pass '{s.name}' (see --list-passes; available: "
                              f"{', '.join(sorted(available))})", file="<pass-pipeline>")
         cls = available[s.name]
+        s = _ints_as_floats(cls, s)
         try:
             built.append(cls.from_spec(s) if hasattr(cls, "from_spec") else cls.from_pass_spec(s))
         except (ValueError, TypeError) as e:
             raise CometError(f"bad options for pass '{s.name}': {e}", file="<pass-pipeline>") from None
     return PassPipeline(tuple(built), callback)
+
+
+def _ints_as_floats(cls, spec):
+    """`{time_limit=0}` for a float option: xDSL's option parser reads `0` as an int and rejects it
+    ('Incompatible types'); a user means the number."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(cls):
+        return spec
+    floats = {f.name.replace("_", "-") for f in dataclasses.fields(cls) if f.type in (float, "float")}
+    params = {k: tuple(float(v) if type(v) is int and k.replace("_", "-") in floats else v for v in vals)
+              for k, vals in spec.parameters.items()}
+    return dataclasses.replace(spec, parameters=params)
 
 
 def run_pipeline(module: ModuleOp, spec: str, ctx: Context | None = None,

@@ -151,6 +151,10 @@ def run(argv: list[str] | None = None) -> int:
             and os.path.samefile(args.output_file, args.input):
         raise CometError("refusing to overwrite the input file with the output", file=args.output_file)
     spec = _pipeline_spec(args)
+    if args.arch:     # a wrong --arch is an error even where no pass or target reads it
+        from comet_ir.spec.presets import load_arch
+
+        load_arch(args.arch)
     text, name = _load_input(args)
     ctx = make_context()
     if name not in ("<stdin>",) and os.path.exists(name):

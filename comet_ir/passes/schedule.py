@@ -95,7 +95,7 @@ class SchedulePass(ModulePass):
             not_optimal += not sol.optimal
         saved = sum((bp.rule_latency - sol.makespan) * bp.executions for bp, sol in results)
         sys.stderr.write(f"comet-schedule: {len(results)} binding(s) scheduled ({self.objective}); "
-                         f"scheduled minus unscheduled latency over all executions: {-saved:+,.0f} cycles\n")
+                         f"scheduled minus unscheduled latency over all executions: {int(round(-saved)):+,} cycles\n")
         if not_optimal:
             sys.stderr.write(f"comet-schedule: time limit reached in {not_optimal} binding(s); the "
                              "schedule is the best feasible found, not proven optimal\n")

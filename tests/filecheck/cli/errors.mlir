@@ -30,6 +30,10 @@
 // A run that fails leaves an earlier output file as it was (the write goes through a rename).
 // RUN: echo keep > %t.keep && not comet-opt %S/Inputs/bad_syntax.mlir -o %t.keep 2>/dev/null; filecheck %s --check-prefix=KEEP < %t.keep
 // KEEP: keep
+// RUN: not comet-opt %s --arch %t.no-such-arch.yaml 2>&1 | filecheck %s --check-prefix=ARCH
+// ARCH: no-such-arch.yaml: error: No such file or directory
+// RUN: not comet-opt %s --arch tpu9 2>&1 | filecheck %s --check-prefix=ARCHNAME
+// ARCHNAME: error: unknown architecture 'tpu9': not a preset
 // RUN: comet-opt %s -o %t.out.mlir && comet-opt %t.out.mlir | filecheck %s --check-prefix=OK
 // OK: func.func @ok
 // RUN: comet-opt --list-targets | filecheck %s --check-prefix=LIST

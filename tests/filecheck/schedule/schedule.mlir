@@ -13,6 +13,11 @@
 // COST: sequential binding (scheduled)
 // COST: total cycles (stalls + compute, reference definition):
 
+// An integer for a float option is the number it names (xDSL's parser alone rejects `time_limit=2`).
+// RUN: comet-opt %t.2.mlir -p 'comet-schedule{time_limit=2}' 2>&1 >/dev/null | filecheck %s --check-prefix=INTF
+// INTF: comet-schedule: 3 binding(s) scheduled
+// INTF-NOT: -0 cycles
+
 // Same options, same schedule (two workers: interleaved search).
 // RUN: comet-opt %t.2.mlir -p 'comet-schedule{workers=2 seed=5}' > %t.a.mlir 2>/dev/null
 // RUN: comet-opt %t.2.mlir -p 'comet-schedule{workers=2 seed=5}' > %t.b.mlir 2>/dev/null
