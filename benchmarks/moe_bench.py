@@ -534,6 +534,8 @@ def diag_case(T, skew, w1, w3, w2, wr, dev):
     g2h = m._gemm_v(v2, H, FF, dev)
     g2n = m._gemm_v(v2.replace("_sk2", ""), H, FF, dev)
     g2t = m._gemm_v("coop_128x128_c12", H, FF, dev)
+    g1g = m._gemm_v("swiglu_pair_c12_gang", 2 * FF, H, dev)          # gang order (RESULTS part 5)
+    g2g = m._gemm_v("coop_128x256_c12_gang_sk2", H, FF, dev)
     h = torch.randn(rows, FF, device=dev).bfloat16()
     y = torch.empty(2 * rows, H, dtype=xs.dtype, device=dev)
     lib = kernels.load()
@@ -542,8 +544,8 @@ def diag_case(T, skew, w1, w3, w2, wr, dev):
     def cs():
         return torch.cuda.current_stream(dev).cuda_stream
 
-    def g1(offs, bs=0):
-        return lambda: g1h.run(offs.data_ptr(), xs.data_ptr(), w13t.data_ptr(), h.data_ptr(), cs(), bs)
+    def g1(offs, bs=0, handle=g1h):
+        return lambda: handle.run(offs.data_ptr(), xs.data_ptr(), w13t.data_ptr(), h.data_ptr(), cs(), bs)
 
     def g2(offs, bs=0, fold=True, handle=g2h):
         def f():
@@ -565,14 +567,40 @@ def diag_case(T, skew, w1, w3, w2, wr, dev):
     mn = CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0, gemm_variant=(v1, "coop_128x128_c12"))
     mn.w1, mn.w3, mn.w2, mn._packed = m.w1, m.w3, m.w2, m._packed
     calls["experts_n128"] = lambda: mn.experts_forward(xs, offsets, "cutlass")
-    try:   # the 128x128 GEMM2 computes what the default does
+    mg = CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0,
+                  gemm_variant=("swiglu_pair_c12_gang", "coop_128x256_c12_gang_sk2"))
+    mg.w1, mg.w3, mg.w2, mg._packed = m.w1, m.w3, m.w2, m._packed
+    calls["g1_gang"] = g1(offs, handle=g1g)
+    calls["g2_gang"] = g2(offs, handle=g2g)
+    calls["experts_gang"] = lambda: mg.experts_forward(xs, offsets, "cutlass")
+    if os.environ.get("MOE_DIAG_SET") == "gang":   # the gang-order A/B (call 2 of session 5)
+        keep = ("g1_ours", "g1_ours_dup", "g1_gang", "g2_ours", "g2_ours_dup", "g2_gang",
+                "experts_ours", "experts_ours_dup", "experts_gang")
+        calls = {k: calls[k] for k in keep}
+    try:   # gang order computes bit-identical outputs (same tiles, same K order per tile)
+        calls["g1_ours"]()
+        href = h.clone()
+        h.fill_(float("nan"))
+        calls["g1_gang"]()
+        r["g1_gang_equal"] = bool(torch.equal(h, href))
         calls["g2_ours"]()
-        yref = y[:rows].float().clone()
+        yref = y[:rows].clone()
         y.fill_(float("nan"))
-        calls["g2_n128"]()
-        r["g2_n128_relerr_vs_ours"] = rel(y[:rows].float(), yref)
-        print("g2_n128 relerr vs ours", r["g2_n128_relerr_vs_ours"], flush=True)
-        del yref
+        calls["g2_gang"]()
+        r["g2_gang_equal"] = bool(torch.equal(y[:rows], yref))
+        print("gang order bit-identical: GEMM1", r["g1_gang_equal"], "GEMM2", r["g2_gang_equal"], flush=True)
+        del href, yref
+    except Exception as e:
+        RES["errors"].append(f"{name} gang check: {e!r}")
+    try:   # the 128x128 GEMM2 computes what the default does
+        if "g2_n128" in calls:
+            calls["g2_ours"]()
+            yref = y[:rows].float().clone()
+            y.fill_(float("nan"))
+            calls["g2_n128"]()
+            r["g2_n128_relerr_vs_ours"] = rel(y[:rows].float(), yref)
+            print("g2_n128 relerr vs ours", r["g2_n128_relerr_vs_ours"], flush=True)
+            del yref
     except Exception as e:
         RES["errors"].append(f"{name} n128 check: {e!r}")
     fns, graphs = {}, {}
@@ -591,6 +619,8 @@ def diag_case(T, skew, w1, w3, w2, wr, dev):
         graphs[k], fns[k] = g, g.replay
     gd, graphs["dense_operands"] = dense_equal_flops(T, dev)
     graphs["dense"], fns["experts_dense_cublas_equal_flops"] = gd, gd.replay
+    if os.environ.get("MOE_DIAG_SET") == "gang":
+        del fns["g1_dense"], fns["g2_dense"]
     # the energy counter's update granularity: counter samples over one ~1 s burst
     trace = []
     b = energy_burst(fns["g1_ours"], 0.5, trace) if ENERGY and nvml() else None   # ~600 calls, ~1 s

@@ -199,7 +199,9 @@ def test_fused_route_dispatch(e, k):
                                      ("swiglu_pair_c21", "coop_128x256_c11"), ("coop_128x256", "coop_128x256"),
                                      ("coop_128x256_c12", "coop_128x256_c11"), ("swiglu_pair_c22", "coop_128x256_c22"),
                                      ("swiglu_pair_c12", "combine_c21"), ("swiglu_pair_c12", "coop_128x128_c12"),
-                                     ("swiglu_pair_c12", "coop_128x128_c12_sk2")])
+                                     ("swiglu_pair_c12", "coop_128x128_c12_sk2"),
+                                     ("swiglu_pair_c12_gang", "coop_128x256_c12_gang_sk2"),
+                                     ("swiglu_pair_c12_gang", "coop_128x256_c12_gang")])
 @pytest.mark.parametrize("case", ["zipf", "empty_expert"])
 def test_gemm_variants(variant, case):
     if "cutlass" not in backends():
@@ -467,6 +469,46 @@ def test_gemm2_split_k(variant, t):
 
 # groups: empty, 1 row, last tiles of 1..64 and 65..127 rows, several tiles
 SKEW_COUNTS = [0, 300, 1, 129, 900, 5, 64, 65, 192, 256]
+
+
+@pytest.mark.parametrize("counts", [
+    [700, 515, 640, 900, 333, 777, 800, 600, 1300, 410, 2100, 388, 999, 512, 640, 700],  # all heavy: gang order on
+    [1500, 3, 0, 260, 700, 1, 129, 900, 0, 0, 40, 2000, 7, 300, 5, 100],                # light groups: gang order off
+])
+def test_gang_order_bit_identical(counts):
+    """The *_gang variants (row tiles sharing a weight strip packed into one wave and started
+    together) compute the same tiles with the same K order as the default kernels: GEMM1 + SwiGLU
+    and GEMM2 (split-K when it pays, folded) outputs are bit-identical to the default's, every row
+    written (NaN-poisoned first), whether the gang order is on (all groups heavy: 3+ row tiles,
+    gangs of 3..17 M-clusters, waves with holes) or off (light groups present)."""
+    if "cutlass" not in backends():
+        pytest.skip("needs sm_90")
+    dev = torch.device("cuda")
+    gen = torch.Generator(device=dev).manual_seed(len(counts) + counts[0])
+    h, f, e = 1024, 1536, len(counts)
+    m = CometMoE(h, f, e, 2, backend="cutlass", device=dev, comm_blocks=0)
+    mg = CometMoE(h, f, e, 2, backend="cutlass", device=dev, comm_blocks=0,
+                  gemm_variant=("swiglu_pair_c12_gang", "coop_128x256_c12_gang_sk2"))
+    mg.w1, mg.w3, mg.w2, mg._packed = m.w1, m.w3, m.w2, None
+    rows = sum(counts)
+    offsets = torch.tensor([0] + list(torch.tensor(counts).cumsum(0)), device=dev)
+    xs = torch.randn(rows, h, generator=gen, device=dev).bfloat16()
+    outs = []
+    for mm in (m, mg):
+        hh = torch.full((rows, f), float("nan"), device=dev, dtype=torch.bfloat16)
+        mm._gemm1_cutlass(xs, offsets, rows, hh)
+        hs = torch.randn(rows, f, generator=torch.Generator(device=dev).manual_seed(3), device=dev).bfloat16()
+        y = mm._gemm2_cutlass(hs, offsets, rows)
+        outs.append((hh, y))
+    assert not torch.isnan(outs[0][0]).any() and not torch.isnan(outs[0][1]).any()
+    assert torch.equal(outs[0][0], outs[1][0]), "GEMM1: gang order differs from the default"
+    assert torch.equal(outs[0][1], outs[1][1]), "GEMM2: gang order differs from the default"
+    for j in (0, e - 1):   # and the default itself is right
+        a, b = int(offsets[j]), int(offsets[j + 1])
+        if a < b:
+            xe = xs[a:b].float()
+            ref = torch.nn.functional.silu(xe @ m.w1[j].float()) * (xe @ m.w3[j].float())
+            assert rel(outs[0][0][a:b], ref) < TOL
 
 
 def test_swiglu_tanh_epilogue():

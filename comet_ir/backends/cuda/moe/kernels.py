@@ -25,10 +25,11 @@ SHMEM_SRC = Path(__file__).with_name("csrc") / "moe_shmem.cu"
 # the fused layer0 kernel (comm blocks + readiness flags).
 VARIANTS = {"coop_128x256": 0, "coop_128x256_c12": 1, "coop_128x256_c11": 2,
             "swiglu_pair_c21": 3, "swiglu_pair_c12": 4, "coop_128x256_c22": 5, "swiglu_pair_c22": 6,
-            "combine_c21": 7, "coop_128x128_c12": 8}
+            "combine_c21": 7, "coop_128x128_c12": 8, "coop_128x256_c12_gang": 9, "swiglu_pair_c12_gang": 10}
 # combine_c21: GEMM2 with the gate-weighted combine in its epilogue (bf16x2 atomics into the
 # layer output; top-k <= 2, ep == 1); coop_128x128_c12: 128x128 tiles, cluster 1x2 (a GEMM2
-# candidate: at N = 4096 twice the tiles, so no split-K and no fold at T = 2048)
+# candidate: at N = 4096 twice the tiles, so no split-K and no fold at T = 2048); *_gang: the c12
+# kernels in gang order (csrc MoeSched::gang: the row tiles sharing a weight strip start together)
 PLAIN_VARIANTS = [v for v in VARIANTS if not v.startswith(("swiglu", "combine"))]
 PAIR_VARIANTS = [v for v in VARIANTS if v.startswith("swiglu")]
 # "<plain variant>_sk2": the same kernel with split-K in two halves, decided per call on the

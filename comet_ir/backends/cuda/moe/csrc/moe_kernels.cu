@@ -300,6 +300,18 @@ struct MoeSched {
   int ntc, strip, nheavy, nlight;
   int split;               // GEMM2 split-K applied in this call (read by the combine)
   long long* prof;         // per-CTA [start ns, end ns, tiles] when not null (CTA timing profile)
+  // gang order (the *_gang variants; 0 = off in this call): the M-clusters that share one weight
+  // strip (group g, N-cluster nc) form a gang; gangs are packed into waves of `clusters` slots
+  // without straddling a wave (holes where one does not fit), and every CTA of a gang waits at its
+  // first TMA load until all of them arrived (cnt[g * ntc + nc] == need[g]), so the gang reads its
+  // weight strip together and L2 serves the followers (without it the strips' readers drift apart
+  // and GEMM2 re-reads its weights ~2.4x from DRAM at T=2048: RESULTS part 5).
+  int gang, ngang, cm, cn;
+  long long slots;
+  long long* gang_start;   // [ngang] first slot of each gang (ascending)
+  int* gang_g; int* gang_nc; int* gang_mtc;
+  int* cnt;                // [groups * ntc] arrivals (zeroed per call)
+  int* need;               // [groups] CTAs per gang of group g (0: no wait)
   int hgrp[kMaxSchedGroups], hmtc[kMaxSchedGroups];
   long long hoff[kMaxSchedGroups + 1];
   int lgrp[kMaxSchedGroups], lmtc[kMaxSchedGroups];
@@ -342,6 +354,20 @@ __device__ bool sched_item(MoeSched const* s, long long p, int& g, int& mc, int&
   long long st = local / per, r = local - st * per;
   g = s->hgrp[a]; mc = int(r % mtc); nc = int(st * w + r / mtc);
   return true;
+}
+
+// gang order: slot p -> (group, m-cluster, n-cluster): 1 valid, 2 a hole, 0 past the end
+__device__ int sched_gang_slot(MoeSched const* s, long long p, int& g, int& mc, int& nc) {
+  if (p < 0 || p >= s->slots || s->ngang <= 0) return 0;
+  int a = 0, b = s->ngang - 1;
+  while (a < b) {
+    int mid = (a + b + 1) >> 1;
+    if (s->gang_start[mid] <= p) a = mid; else b = mid - 1;
+  }
+  long long off = p - s->gang_start[a];
+  if (off < 0 || off >= s->gang_mtc[a]) return 2;
+  g = s->gang_g[a]; nc = s->gang_nc[a]; mc = int(off);
+  return 1;
 }
 
 // CUTLASS's group scheduler with the item order above. The grid is (cluster_m, cluster_n x
@@ -411,19 +437,29 @@ class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSc
     return r;
   }
 
-  CUTLASS_DEVICE WorkTileInfo work_for(long long item) const {
+  // the work of item_ (gang order: item_ first moves past holes, by whole steps)
+  CUTLASS_DEVICE WorkTileInfo work_for_item() {
     int g, mc, nc;
-    if (!sched_item(sched_, item, g, mc, nc)) return WorkTileInfo::invalid_work_tile();
+    if (sched_->gang) {
+      for (;;) {
+        int r = sched_gang_slot(sched_, item_, g, mc, nc);
+        if (r == 0) return WorkTileInfo::invalid_work_tile();
+        if (r == 1) break;
+        item_ += step_;
+      }
+    } else if (!sched_item(sched_, item_, g, mc, nc)) {
+      return WorkTileInfo::invalid_work_tile();
+    }
     return {mc * cm_ + off_m_, nc * cn_ + off_n_, g, 1};
   }
 
   template <class ClusterShape>
-  CUTLASS_DEVICE auto initial_work_tile_info(ClusterShape) { return work_for(item_); }
+  CUTLASS_DEVICE auto initial_work_tile_info(ClusterShape) { return work_for_item(); }
 
   template <typename Pipe, typename State>
   CUTLASS_DEVICE auto advance_to_next_work(Pipe& pipeline, State state, uint32_t advance_count = 1) {
     item_ += step_ * advance_count;
-    auto work = work_for(item_);
+    auto work = work_for_item();
     pipeline.producer_acquire(state);
     if (cute::elect_one_sync()) {
       this->response_ptr_[state.index()] = work;
@@ -441,6 +477,43 @@ struct TileSchedulerSelector<GroupScheduler, arch::Sm90, TileShape, ClusterShape
   using Scheduler = ::MoeGroupScheduler<::ProblemShape, int(Stages)>;
 };
 }  // namespace cutlass::gemm::kernel::detail
+
+// The sched of the gang-order handle whose GEMM runs next: its group-args kernel sets it (stream
+// order: read by that GEMM's producer warps), so no CUTLASS argument carries it.
+__device__ MoeSched const* g_gang_sched = nullptr;
+
+// Mainloop of the *_gang variants: before the first TMA load of a tile, the producer warp counts
+// its CTA into the tile's gang and waits (bounded: 20 ms, then it goes on; the wait orders nothing
+// that results depend on) until every CTA of the gang has arrived.
+template <class Base>
+struct GangMainloop : Base {
+  using Base::Base;
+  int gang_group_ = 0;
+
+  template <class Storage, class P, class TM, class PS>
+  CUTLASS_DEVICE void tensormaps_perform_update(Storage& s, P const& p, TM const& tm, PS ps, int32_t next_batch) {
+    gang_group_ = next_batch;
+    Base::tensormaps_perform_update(s, p, tm, ps, next_batch);
+  }
+
+  template <class P, class Pipe, class State, class LI, class TM, class BC, class KI, class Storage>
+  CUTLASS_DEVICE void load(P const& mp, Pipe pipeline, State st, LI const& li, TM const& tm, BC const& bc,
+                           KI k_iter, int k_count, int thread_idx, uint32_t rank, Storage& ts) {
+    MoeSched const* s = g_gang_sched;
+    if (s != nullptr && s->gang) {
+      int need = s->need[gang_group_];
+      if (need > 0) {
+        if (cute::elect_one_sync()) {
+          int* c = s->cnt + (int64_t)gang_group_ * s->ntc + int(get<1>(bc)) / s->cn;
+          atomicAdd(c, 1);
+          wait_at_least(c, need, 0, 20000000LL, nullptr, 0);
+        }
+        __syncwarp();
+      }
+    }
+    Base::load(mp, pipeline, st, li, tm, bc, k_iter, k_count, thread_idx, rank, ts);
+  }
+};
 
 template <class Base>
 struct FlaggedMainloop : Base {
@@ -668,18 +741,20 @@ struct CombineEpilogue : RegisterEpilogue<CombineArgsRef> {
 };
 
 
-template <class TileShape_, class ClusterShape_, class KernelSchedule_, class EpilogueSchedule_>
+template <class TileShape_, class ClusterShape_, class KernelSchedule_, class EpilogueSchedule_, bool kGang_ = false>
 struct GroupedGemm {
   using CollectiveEpilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape_, ClusterShape_,
       cutlass::epilogue::collective::EpilogueTileAuto, float, float,
       void, LayoutD*, kAlign, Element, LayoutD*, kAlign, EpilogueSchedule_,
       cutlass::epilogue::fusion::LinearCombination<Element, float, void>>::CollectiveOp;
-  using CollectiveMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue, KernelSchedule_>;
+  using PlainMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue, KernelSchedule_>;
+  using CollectiveMainloop = std::conditional_t<kGang_, GangMainloop<PlainMainloop>, PlainMainloop>;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
   static constexpr bool kPair = false;
   static constexpr bool kCombine = false;
+  static constexpr bool kGang = kGang_;
   static constexpr int kClusterSize = size(ClusterShape_{});
 };
 
@@ -693,20 +768,22 @@ struct CombGemm {
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
   static constexpr bool kPair = false;
   static constexpr bool kCombine = true;
+  static constexpr bool kGang = false;
   static constexpr int kClusterSize = size(ClusterShape_{});
 };
 
 // GEMM1 + SwiGLU (pair epilogue) with the flag-waiting mainloop: the layer0 compute role.
-template <class ClusterShape_>
+template <class ClusterShape_, bool kGang_ = false>
 struct PairGemm {
   using TileShape_ = Shape<_128, _256, _64>;
   using CollectiveEpilogue = cutlass::epilogue::collective::detail::Sm90TmaWarpSpecializedAdapter<SwigluPairEpilogue>;
   using BaseMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>;
-  using CollectiveMainloop = FlaggedMainloop<BaseMainloop>;
+  using CollectiveMainloop = FlaggedMainloop<std::conditional_t<kGang_, GangMainloop<BaseMainloop>, BaseMainloop>>;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
   static constexpr bool kPair = true;
   static constexpr bool kCombine = false;
+  static constexpr bool kGang = kGang_;
   static constexpr int kClusterSize = size(ClusterShape_{});
 };
 
@@ -727,6 +804,11 @@ using CoopC22 = GroupedGemm<Shape<_128, _256, _64>, Shape<_2, _2, _1>,
 using CoopC12N128 = GroupedGemm<Shape<_128, _128, _64>, Shape<_1, _2, _1>,
                                 cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative,
                                 cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative>;
+// gang order (MoeSched::gang): the default GEMM2 / GEMM1 kernels with gang-waiting mainloops
+using CoopC12Gang = GroupedGemm<Shape<_128, _256, _64>, Shape<_1, _2, _1>,
+                                cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative,
+                                cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative, true>;
+using Pair12Gang = PairGemm<Shape<_1, _2, _1>, true>;
 using Pair21 = PairGemm<Shape<_2, _1, _1>>;
 using Pair12 = PairGemm<Shape<_1, _2, _1>>;
 using Pair22 = PairGemm<Shape<_2, _2, _1>>;  // A and B both multicast: half the L2->SMEM traffic per CTA
@@ -829,7 +911,12 @@ moe_layer0_kernel(CUTLASS_GRID_CONSTANT typename GemmKernel::Params const params
 // groups; group e + E*h is the K-half h of expert e (A and B advanced by h K/2 columns, same
 // row strides; D slice h at d + h * rows * d_ld) when splitting pays (plan.split_k_pays on the
 // whole-K item count), else group e takes the whole K and the second halves are empty.
-struct SchedCfg { int cm, cn, tile_n, strip, light, clusters; long long* prof; };
+struct SchedCfg {
+  int cm, cn, tile_n, strip, light, clusters;
+  long long* prof;
+  int gang, max_gangs;     // gang order (handles of *_gang variants) and the size of its arrays
+  long long* gang_start; int* gang_g; int* gang_nc; int* gang_mtc; int* cnt; int* need;
+};
 
 __global__ void __launch_bounds__(256) moe_group_args_kernel(
     int groups, int ksplit, const int64_t* offsets, int n, int k,
@@ -868,7 +955,33 @@ __global__ void __launch_bounds__(256) moe_group_args_kernel(
     sched->ntc = ntc; sched->strip = cfg.strip > 0 ? cfg.strip : ntc; sched->nheavy = nh; sched->nlight = nl;
     sched->split = split;
     sched->prof = cfg.prof;
+    // gang order: heavy groups only (light units are spread over the heavy items instead)
+    int gang = cfg.gang && nl == 0 && nh > 0 && (long long)groups * ntc <= cfg.max_gangs;
+    if (gang) {
+      const long long C = cfg.clusters;
+      long long slot = 0;
+      int ng = 0;
+      for (int a = 0; a < nh; ++a) {
+        const int g = sched->hgrp[a], mtc = sched->hmtc[a];
+        cfg.need[g] = mtc <= C ? mtc * cfg.cm * cfg.cn : 0;   // a gang wider than a wave never waits
+        for (int nc = 0; nc < ntc; ++nc) {
+          if (mtc <= C && slot % C + mtc > C) slot += C - slot % C;   // no gang straddles a wave
+          cfg.gang_start[ng] = slot; cfg.gang_g[ng] = g; cfg.gang_nc[ng] = nc; cfg.gang_mtc[ng] = mtc;
+          ++ng;
+          slot += mtc;
+        }
+      }
+      sched->slots = slot; sched->ngang = ng;
+      g_gang_sched = sched;
+    } else {
+      sched->slots = 0; sched->ngang = 0;
+    }
+    sched->gang = gang; sched->cm = cfg.cm; sched->cn = cfg.cn;
+    sched->gang_start = cfg.gang_start; sched->gang_g = cfg.gang_g; sched->gang_nc = cfg.gang_nc;
+    sched->gang_mtc = cfg.gang_mtc; sched->cnt = cfg.cnt; sched->need = cfg.need;
   }
+  if (cfg.gang && cfg.cnt != nullptr)
+    for (long long i = threadIdx.x; i < (long long)groups * ntc && i < cfg.max_gangs; i += blockDim.x) cfg.cnt[i] = 0;
   __syncthreads();
   const int split = s_split;
   const int64_t rows = offsets[experts];
@@ -975,7 +1088,19 @@ struct GG : GGBase {
       int tile_n = size<1>(typename Kernel::TileShape{});
       int strip = int((24ll << 20) / ((long long)tile_n * k * 2)) / cn;
       cfg = SchedCfg{cm, cn, tile_n, strip > 0 ? strip : 1, (2 + cm - 1) / cm, int(grid.x * grid.y) / (cm * cn),
-                     nullptr};
+                     nullptr, 0, 0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+      if constexpr (G::kGang) {
+        int ntc = ((n + tile_n - 1) / tile_n + cn - 1) / cn;
+        cfg.gang = 1;
+        cfg.max_gangs = groups * ntc;
+        cudaMalloc(&cfg.gang_start, sizeof(long long) * cfg.max_gangs);
+        cudaMalloc(&cfg.gang_g, sizeof(int) * cfg.max_gangs);
+        cudaMalloc(&cfg.gang_nc, sizeof(int) * cfg.max_gangs);
+        cudaMalloc(&cfg.gang_mtc, sizeof(int) * cfg.max_gangs);
+        cudaMalloc(&cfg.cnt, sizeof(int) * cfg.max_gangs);
+        cudaMalloc(&cfg.need, sizeof(int) * groups);
+        cudaMemset(cfg.need, 0, sizeof(int) * groups);
+      }
       strip0 = cfg.strip; light0 = cfg.light;
     }
     if constexpr (G::kPair) {
@@ -987,6 +1112,8 @@ struct GG : GGBase {
   }
   ~GG() {
     cudaFree(shapes); cudaFree(pa); cudaFree(pb); cudaFree(pd); cudaFree(sa); cudaFree(sb); cudaFree(sd); cudaFree(sched);
+    cudaFree(cfg.gang_start); cudaFree(cfg.gang_g); cudaFree(cfg.gang_nc); cudaFree(cfg.gang_mtc); cudaFree(cfg.cnt);
+    cudaFree(cfg.need);
     if (workspace) cudaFree(workspace);
   }
 
@@ -1065,6 +1192,8 @@ extern "C" void* moe_gg_create2(int variant, int groups, int n, int k, int devic
     case 6: { auto* p = new GG<Pair22>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
     case 7: { auto* p = new GG<Comb21>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
     case 8: { auto* p = new GG<CoopC12N128>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
+    case 9: { auto* p = new GG<CoopC12Gang>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
+    case 10: { auto* p = new GG<Pair12Gang>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
     default: *err = -6; return nullptr;
   }
   *err = e;
