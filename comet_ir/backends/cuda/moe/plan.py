@@ -372,3 +372,31 @@ def split_k_pays(items: int, clusters: int) -> bool:
     if items <= 0 or clusters <= 0:
         return False
     return -(-2 * items // clusters) < 2 * -(-items // clusters)
+
+
+def gang_slots(rows_per_group, n: int, clusters: int, tile=(128, 256), cluster=(1, 2), light: int = 2):
+    """Slots of the gang order (csrc moe_group_args_kernel / sched_gang_slot, the *_gang variants):
+    cluster c of the persistent grid runs slots c, c + clusters, ...; a slot is (group, m-cluster,
+    n-cluster) or None (a hole). Gangs = all M-clusters of one (group, N-cluster), groups in order,
+    N-clusters ascending; a gang that fits a wave never straddles two (holes pad to the next wave).
+    None when the gang order is off for these groups (a light group, or no heavy one)."""
+    if n < 1 or clusters < 1 or min(tile) < 1 or min(cluster) < 1:
+        raise CometError("moe: gang order needs positive n, clusters, tile and cluster sizes")
+    ntc = -(-(-(-n // tile[1])) // cluster[1])
+    heavy = []
+    for g, m in enumerate(rows_per_group):
+        mtc = -(-(-(-int(m) // tile[0])) // cluster[0])
+        if mtc == 0:
+            continue
+        if mtc <= light:
+            return None
+        heavy.append((g, mtc))
+    if not heavy:
+        return None
+    slots: list = []
+    for g, mtc in heavy:
+        for nc in range(ntc):
+            if mtc <= clusters and len(slots) % clusters + mtc > clusters:
+                slots.extend([None] * (clusters - len(slots) % clusters))
+            slots.extend((g, mc, nc) for mc in range(mtc))
+    return slots
