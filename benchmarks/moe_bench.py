@@ -516,6 +516,20 @@ def tune_case(T, skew, w1, w3, w2, wr, dev):
     torch.cuda.empty_cache()
 
 
+def graph_each(name, calls):
+    """Each call captured in its own CUDA graph: (replay functions, graphs) by key; a capture that
+    fails is recorded in RES["errors"] and left out, the others still run."""
+    fns, graphs = {}, {}
+    for k, fn in calls.items():
+        try:
+            g, _ = graphed(fn)
+            graphs[k], fns[k] = g, g.replay
+        except Exception as e:
+            RES["errors"].append(f"{name} graph {k}: {e!r}")
+            traceback.print_exc()
+    return fns, graphs
+
+
 def diag_case(T, skew, w1, w3, w2, wr, dev):
     """GEMM1 / GEMM2 of the default layer with padding (aligned offsets) and weight bytes (shared
     weights) taken away one at a time and together, vs dense cuBLAS of the same shape: which of
@@ -610,14 +624,7 @@ def diag_case(T, skew, w1, w3, w2, wr, dev):
             del yref
     except Exception as e:
         RES["errors"].append(f"{name} n128 check: {e!r}")
-    fns, graphs = {}, {}
-    for k, fn in calls.items():
-        try:
-            g, _ = graphed(fn)
-            graphs[k], fns[k] = g, g.replay
-        except Exception as e:
-            RES["errors"].append(f"{name} graph {k}: {e!r}")
-            traceback.print_exc()
+    fns, graphs = graph_each(name, calls)
     a1 = torch.randn(rows, H, device=dev).bfloat16()
     b1 = torch.randn(H, 2 * FF, device=dev).bfloat16()
     b2 = torch.randn(FF, H, device=dev).bfloat16()
@@ -676,14 +683,7 @@ def cluster_case(T, skew, w1, w3, w2, wr, dev):
                    ("g2_c11_sk2", "coop_128x256_c11_sk2")):
         mm = mk("swiglu_pair_c12", v)
         calls[key] = lambda mm=mm: mm._gemm2_cutlass(h, offsets, rows)
-    fns, graphs = {}, {}
-    for k, f in calls.items():
-        try:
-            g, _ = graphed(f)
-            graphs[k], fns[k] = g, g.replay
-        except Exception as e:
-            RES["errors"].append(f"{name} graph {k}: {e!r}")
-            traceback.print_exc()
+    fns, graphs = graph_each(name, calls)
     flops = 6.0 * T * K * H * FF
     run_rounds(name, fns, r, lambda k: flops * 2 / 3 if k.startswith("g1_") else flops / 3)
     for k, v in r.items():
