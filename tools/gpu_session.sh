@@ -15,6 +15,8 @@
 #   benchsk          stream-K over the partial round plus 0 / 1 / 2 whole rounds vs the planned split
 #                    vs cuBLAS (8192x7168x4096, 8192^3; BENCH_SHAPES overrides)
 #   sweep            shape sweep, 2 ranks: overlap vs sequential vs the cost model's choice
+#   ncu              DRAM bytes of one GEMM call, cuBLAS vs ours (tools/tp_ncu_dram.py under Nsight
+#                    Compute; TP_NCU_SHAPE=MxNxK, default 8192x7168x4096): logs/ncu/ncu.csv
 #   TASK:W           tp_worker task TASK with W ranks (correct, graph, timeout, bench, sweep)
 #   nvlink:W         one rank per GPU (multi-GPU kinds): ours vs NCCL all-gather + cuBLAS /
 #                    cuBLAS + reduce-scatter, timed alike (COMET_NVLINK_SHAPE=MxKxN, default 8192x4096x7168)
@@ -54,6 +56,10 @@ for t in $TASKS; do
                COMET_BENCH_VARIANTS=comet,sk0w,sk1w,sk2w,torch timeout 120 python3 tests/gpu/tp_launch.py 1 bench 110 $L > /dev/null ;;
     bench1v) COMET_BENCH_SHAPES=3072x5120x8192,6144x14336x4096,1536x7168x2048,384x6144x4096,192x4096x8192,96x14336x4096 \
                COMET_BENCH_VARIANTS=comet,torch timeout 100 python3 tests/gpu/tp_launch.py 1 bench 90 $L > /dev/null ;;
+    ncu) timeout 150 ncu --profile-from-start off --clock-control none --csv --page raw \
+           --metrics dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sector_hit_rate.pct,gpu__time_duration.sum \
+           python3 tools/tp_ncu_dram.py > $L/ncu.csv 2> $L/ncu.err
+         grep -E "compulsory|profiled|Error|error" $L/ncu.err | tail -8; python3 tools/tp_ncu_dram.py --summary $L/ncu.csv ;;
     bench) timeout 200 python3 tests/gpu/tp_launch.py 2 bench 180 $L > /dev/null ;;
     sweep) timeout 300 python3 tests/gpu/tp_launch.py 2 sweep 280 $L > /dev/null ;;
     *:*) timeout 200 python3 tests/gpu/tp_launch.py ${base#*:} ${base%%:*} 180 $L > /dev/null ;;

@@ -140,6 +140,22 @@ def main() -> None:
                     torch.cuda.synchronize()
                     res["cases"].append({"op": "gemm_rs", "shape": [m, k, n], "strategy": strat,
                                          "err": rel_err(y, ref), "ok": rel_err(y, ref) < TOL})
+            # the reduce's 2-byte path: an `out` that is not 16-byte aligned (offset by one element)
+            m, k, n = rs_shapes[1]
+            xs = [gen(torch, (m, k), 310 + s) for s in range(w)]
+            ws = [gen(torch, (k, n), 410 + s) for s in range(w)]
+            ref = sum(x.float() @ y.float() for x, y in zip(xs, ws))[r * (m // w):(r + 1) * (m // w)]
+            for strat in ("overlap", "sequential") if w > 1 else ():
+                buf = torch.full(((m // w) * n + 1,), float("nan"), dtype=torch.bfloat16, device="cuda")
+                y = rt.gemm_rs(xs[r], ws[r], strategy=strat, out=buf[1:].view(m // w, n))
+                torch.cuda.synchronize()
+                res["cases"].append({"op": "gemm_rs_unaligned_out", "shape": [m, k, n], "strategy": strat,
+                                     "err": rel_err(y, ref), "ok": rel_err(y, ref) < TOL and buf[0].isnan().item()})
+            try:                                    # a wrong `out` is refused, not written past
+                rt.gemm_rs(xs[r], ws[r], out=torch.empty(m // w + 1, n, dtype=torch.bfloat16, device="cuda"))
+                res["cases"].append({"op": "gemm_rs_bad_out", "ok": False, "err": "accepted"})
+            except CometError as e:
+                res["cases"].append({"op": "gemm_rs_bad_out", "ok": "contiguous bf16 tensor of shape" in str(e)})
             # stream-K (the runtime's plan and forced splits of every tile, incl. residues in M, N
             # and K, runs shorter than a tile, and more runs than tiles)
             from comet_ir.backends.cuda.stream_k import Split

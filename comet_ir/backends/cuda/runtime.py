@@ -133,22 +133,26 @@ def _tile_sym(tile) -> str:
 def runtime_source(arch: str = "h100", tiles=RUNTIME_TILES, cluster_m: int | None = None) -> tuple[str, list[str]]:
     """(source, C prefixes) of the runtime's kernel library: the generated kernel for a canonical
     cometgpu.kernel per tile shape (problem shape and mode are runtime arguments of the code).
-    cluster_m (env COMET_TP_CLUSTER): every kernel's cluster; default gpu_model.tile_cluster."""
+    cluster_m (env COMET_TP_CLUSTER; COMET_TP_CLUSTER_N its columns): every kernel's cluster;
+    default gpu_model.tile_cluster."""
     from comet_ir.backends.cost.gpu_model import _arch, tile_cluster, tile_cluster_n
     from comet_ir.backends.cuda.codegen import KernelConfig, _cname, emit_kernel
 
     a = _arch(arch)
     if cluster_m is None and os.environ.get("COMET_TP_CLUSTER"):
         cluster_m = int(os.environ["COMET_TP_CLUSTER"])
+    cluster_n = int(os.environ.get("COMET_TP_CLUSTER_N", "0"))     # experiments: columns of every cluster
     # experiments (variant libraries): the epilogue's subtile width and a cap on the stages
     env_epi = (int(os.environ.get("COMET_TP_EPI_N", "0")), int(os.environ.get("COMET_TP_STAGES", "0")))
     parts, prefixes = ["#define COMET_WITH_NVSHMEM 1\n" if nvshmem_root() else ""], []
+    if os.environ.get("COMET_RS_VEC16") == "1":    # 16-byte RS reduce: off until verified on a GPU
+        parts.append("#define COMET_RS_VEC16 1\n")
     for tile in tiles:
         sym = _tile_sym(tile)
         epi_n, stages_cap = env_epi if any(env_epi) else TILE_EPILOGUE.get(tuple(tile), (0, 0))
         cfg = KernelConfig(sym, "ag_gemm", 8192, 7168, 4096, 2, tuple(tile), 8, a.sm_count, a.smem_per_sm_kb,
                            cluster_m=cluster_m or tile_cluster(tile),
-                           cluster_n=1 if cluster_m else tile_cluster_n(tile),
+                           cluster_n=cluster_n or (1 if cluster_m else tile_cluster_n(tile)),
                            ir_text="cometgpu.kernel tp (runtime library: mode and shape are arguments)",
                            location="comet_ir.backends.cuda.runtime", epi_n=epi_n, stages_cap=stages_cap)
         parts.append(emit_kernel(cfg))
@@ -468,6 +472,12 @@ class TPContext:
         policy = order or {"ag_gemm": "local-first", "gemm_rs": "arrival"}.get(pattern, "natural")
         tile_order = self._order(pattern if world > 1 else "gemm", m, n, policy if world > 1 else (order or "natural"),
                                  kern)
+        want = (m // world if pattern == "gemm_rs" else m, n)
+        if out is not None and (tuple(out.shape) != want or out.dtype != torch.bfloat16
+                                or not out.is_contiguous() or out.device != self.device):
+            raise CometError(f"cuda {pattern}: out must be a contiguous bf16 tensor of shape {want} on "
+                             f"{self.device} (got {out.dtype} {tuple(out.shape)} on {out.device}"
+                             + ("" if out.is_contiguous() else ", not contiguous") + ")")
         stream = torch.cuda.current_stream().cuda_stream
         shard = recv = 0
         y = None

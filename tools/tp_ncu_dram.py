@@ -1,0 +1,64 @@
+"""DRAM bytes of one GEMM call, ours vs cuBLAS (TP backend, world 1): on a power-capped H100 the
+GEMM's time follows its energy, and HBM traffic beyond the compulsory bytes is energy cuBLAS may
+not spend. Run under Nsight Compute (only the kernels between profiler start and stop count):
+
+  ncu --profile-from-start off --clock-control none --csv --page raw \
+      --metrics dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sector_hit_rate.pct,gpu__time_duration.sum \
+      python3 tools/tp_ncu_dram.py
+
+Profiled in order, one call each after a warm-up (ncu flushes the caches before each kernel):
+cuBLAS, then ours with the runtime's choice, then ours in row-major tile order (no L2 grouping).
+TP_NCU_SHAPE=MxNxK (default 8192x7168x4096). Compulsory: A and B read once, C written once."""
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/..")
+
+
+def main() -> None:
+    import torch
+    import torch.distributed as dist
+
+    from comet_ir.backends.cuda import runtime as rt
+
+    m, n, k = (int(v) for v in os.environ.get("TP_NCU_SHAPE", "8192x7168x4096").split("x"))
+    dist.init_process_group("gloo", rank=0, world_size=1, init_method="tcp://127.0.0.1:29533")
+    g = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(m, k, generator=g, device="cuda").bfloat16()
+    wt = torch.randn(k, n, generator=g, device="cuda").bfloat16()
+    wnk = wt.t().contiguous().t()
+    out = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
+    calls = [("cublas", lambda: torch.matmul(x, wt)),
+             ("ours", lambda: rt.gemm(x, wnk, out=out)),
+             ("ours_rowmajor", lambda: rt.gemm(x, wnk, out=out, order="row-major"))]
+    for _, fn in calls:       # warm-up: library load, cuBLAS heuristics, kernel preparation
+        fn()
+    torch.cuda.synchronize()
+    print("compulsory_read_bytes", 2 * (m * k + k * n), "write_bytes", 2 * m * n, file=sys.stderr)
+    for name, fn in calls:
+        print("profiled", name, file=sys.stderr, flush=True)
+        torch.cuda.profiler.start()
+        fn()
+        torch.cuda.synchronize()
+        torch.cuda.profiler.stop()
+
+
+def summary(path: str) -> None:
+    """One line per profiled kernel of ncu's raw CSV: name and the four metrics."""
+    import csv
+
+    rows = [r for r in csv.reader(open(path)) if r and not r[0].startswith("==")]
+    if len(rows) < 3:
+        print("ncu: no rows")
+        return
+    head, units = rows[0], rows[1]
+    keep = [i for i, h in enumerate(head) if h.startswith(("dram__", "lts__", "gpu__time"))]
+    name = head.index("Kernel Name")
+    for r in rows[2:]:
+        print("ncu:", r[name][:60], {head[i]: r[i] + " " + units[i] for i in keep})
+
+
+if __name__ == "__main__":
+    summary(sys.argv[2]) if sys.argv[1:2] == ["--summary"] else main()
