@@ -459,6 +459,13 @@ class TPContext:
         m = ms * world if pattern == "ag_gemm" else ms
         if pattern == "gemm_rs" and m % world:
             raise CometError(f"cuda gemm_rs: M={m} is not divisible by world={world}")
+        # before any tuning run: a wrong out is refused, never written past
+        want = (m // world if pattern == "gemm_rs" else m, n)
+        if out is not None and (tuple(out.shape) != want or out.dtype != torch.bfloat16
+                                or not out.is_contiguous() or out.device != self.device):
+            raise CometError(f"cuda {pattern}: out must be a contiguous bf16 tensor of shape {want} on "
+                             f"{self.device} (got {out.dtype} {tuple(out.shape)} on {out.device}"
+                             + ("" if out.is_contiguous() else ", not contiguous") + ")")
         if strategy == "tuned" and world > 1 and comm_blocks is None and (pattern, m, n, k) not in self._tuned \
                 and not torch.cuda.is_current_stream_capturing():
             self.tune(pattern, x, w)
@@ -472,12 +479,6 @@ class TPContext:
         policy = order or {"ag_gemm": "local-first", "gemm_rs": "arrival"}.get(pattern, "natural")
         tile_order = self._order(pattern if world > 1 else "gemm", m, n, policy if world > 1 else (order or "natural"),
                                  kern)
-        want = (m // world if pattern == "gemm_rs" else m, n)
-        if out is not None and (tuple(out.shape) != want or out.dtype != torch.bfloat16
-                                or not out.is_contiguous() or out.device != self.device):
-            raise CometError(f"cuda {pattern}: out must be a contiguous bf16 tensor of shape {want} on "
-                             f"{self.device} (got {out.dtype} {tuple(out.shape)} on {out.device}"
-                             + ("" if out.is_contiguous() else ", not contiguous") + ")")
         stream = torch.cuda.current_stream().cuda_stream
         shard = recv = 0
         y = None
