@@ -500,6 +500,12 @@ def _load_comet(y: _Y, stem: str) -> ModuleOp:
     dims = _dims(top["dims"])
     name = top["name"].ident("function name") if "name" in top else stem
     arch = top["arch"].str_() if "arch" in top else "edge"
+    if "arch" in top and "/" not in arch and not arch.endswith((".yaml", ".yml")):
+        from comet_ir.spec.presets import list_presets    # a file is resolved later, beside the input
+
+        if arch not in list_presets():
+            raise top["arch"].error(f"unknown architecture preset '{arch}' (presets: {', '.join(list_presets())}; "
+                                    "or give a .yaml file)")
     default = _dtype_of(top["dtype"]) if "dtype" in top else _dtype("f16")
     dtypes = {}
     if "dtypes" in top:

@@ -5,3 +5,6 @@
 // RUN: printf 'dims: {M: 0}\n' > %t.bad.yaml && not comet-opt %t.bad.yaml 2>&1 | filecheck %s --check-prefix=BAD
 // BAD: bad.yaml:1:{{[0-9]+}}: error:
 // BAD-NOT: Traceback
+// An unknown preset is located at the `arch:` value of the YAML, not in the generated IR.
+// RUN: sed 's/^arch: edge/arch: mars/' %examples/gemm_softmax.yaml > %t.arch.yaml && not comet-opt %t.arch.yaml 2>&1 | filecheck %s --check-prefix=ARCH
+// ARCH: arch.yaml:5:7: error: arch: unknown architecture preset 'mars' (presets: cloud, edge, h100, h200; or give a .yaml file)
