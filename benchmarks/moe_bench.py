@@ -255,6 +255,29 @@ def routed_case(T, skew, wr, dev):
     return name, r, x, bias, lg, perm, offsets
 
 
+def mixtral_weights(dev):
+    """Seeded (0) Mixtral-8x7B expert weights w1, w3 [E, H, F], w2 [E, F, H] and router [H, E],
+    scaled by 1/sqrt(fan-in)."""
+    torch.manual_seed(0)
+    w1 = (torch.randn(E, H, FF, device=dev) * H ** -0.5).bfloat16()
+    w3 = (torch.randn(E, H, FF, device=dev) * H ** -0.5).bfloat16()
+    w2 = (torch.randn(E, FF, H, device=dev) * FF ** -0.5).bfloat16()
+    wr = (torch.randn(H, E, device=dev) * H ** -0.5).bfloat16()
+    return w1, w3, w2, wr
+
+
+def grouped_setup(x, perm, offsets, w1, w3, w2, dev):
+    """The default CometMoE without comm blocks on these weights, its packed weights, the tokens in
+    expert order, their count, and offsets padded to whole row tiles (every expert rows // E rows)."""
+    m = CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0)
+    m.load_global_weights(w1, w3, w2)
+    w13t, w2t = m._pack()
+    xs = x.index_select(0, perm // K)
+    rows = xs.shape[0]
+    aligned = (torch.arange(E + 1, device=dev, dtype=offsets.dtype) * (rows // E)).contiguous()
+    return m, w13t, w2t, xs, rows, aligned
+
+
 def case(T, skew, w1, w3, w2, wr, dev):
     name, r, x, bias, lg, perm, offsets = routed_case(T, skew, wr, dev)
     cfg = MM.MoEConfig(T, H, FF, E, K, counts=tuple(int(c) for c in r["counts"]))
@@ -536,12 +559,7 @@ def diag_case(T, skew, w1, w3, w2, wr, dev):
     them the gap to dense is, in time and in energy per call (module docstring)."""
     from comet_ir.backends.cuda.moe import kernels
     name, r, x, bias, lg, perm, offsets = routed_case(T, skew, wr, dev)
-    m = CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0)
-    m.load_global_weights(w1, w3, w2)
-    w13t, w2t = m._pack()
-    xs = x.index_select(0, perm // K)
-    rows = xs.shape[0]
-    aligned = (torch.arange(E + 1, device=dev, dtype=offsets.dtype) * (rows // E)).contiguous()
+    m, w13t, w2t, xs, rows, aligned = grouped_setup(x, perm, offsets, w1, w3, w2, dev)
     r["aligned_rows_per_expert"] = rows // E
     v1, v2 = m._variants()
     g1h = m._gemm_v(v1, 2 * FF, H, dev)
@@ -661,11 +679,7 @@ def cluster_case(T, skew, w1, w3, w2, wr, dev):
     split-K), default twice (noise floor), timed as in diag. Do clusters that multicast the weight
     tile over row tiles (2x1, 2x2) cut the DRAM re-reads (tools/moe_ncu_dram.py) and the time?"""
     name, r, x, bias, lg, perm, offsets = routed_case(T, skew, wr, dev)
-    base = CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0)
-    base.load_global_weights(w1, w3, w2)
-    base._pack()
-    xs = x.index_select(0, perm // K)
-    rows = xs.shape[0]
+    base, _, _, xs, rows, _ = grouped_setup(x, perm, offsets, w1, w3, w2, dev)
     h = torch.randn(rows, FF, device=dev).bfloat16()
 
     def mk(v1, v2):
@@ -697,11 +711,7 @@ def cluster_case(T, skew, w1, w3, w2, wr, dev):
 
 def main():
     dev = torch.device("cuda")
-    torch.manual_seed(0)
-    w1 = (torch.randn(E, H, FF, device=dev) * H ** -0.5).bfloat16()
-    w3 = (torch.randn(E, H, FF, device=dev) * H ** -0.5).bfloat16()
-    w2 = (torch.randn(E, FF, H, device=dev) * FF ** -0.5).bfloat16()
-    wr = (torch.randn(H, E, device=dev) * H ** -0.5).bfloat16()
+    w1, w3, w2, wr = mixtral_weights(dev)
     fn = {"tune": tune_case, "diag": diag_case}.get(MODE, case)
     if MODE == "diag" and os.environ.get("MOE_DIAG_SET") == "clusters":
         fn = cluster_case

@@ -19,31 +19,21 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/..")
-from comet_ir.backends.cuda.moe import kernels  # noqa: E402
+_ROOT = os.path.dirname(os.path.abspath(__file__)) + "/.."
+sys.path[:0] = [_ROOT, _ROOT + "/benchmarks"]
 from comet_ir.backends.cuda.moe.module import CometMoE, permutation, route  # noqa: E402
-
-H, FF, E, K = 4096, 14336, 8, 2
+from moe_bench import E, FF, H, K, grouped_setup, mixtral_weights  # noqa: E402  (the benchmark's set-up)
 
 
 def main():
     T = int(os.environ.get("MOE_NCU_T", "2048"))
     dev = torch.device("cuda")
-    torch.manual_seed(0)
-    w1 = (torch.randn(E, H, FF, device=dev) * H ** -0.5).bfloat16()
-    w3 = (torch.randn(E, H, FF, device=dev) * H ** -0.5).bfloat16()
-    w2 = (torch.randn(E, FF, H, device=dev) * FF ** -0.5).bfloat16()
-    wr = (torch.randn(H, E, device=dev) * H ** -0.5).bfloat16()
+    w1, w3, w2, wr = mixtral_weights(dev)
     x = torch.randn(T, H, device=dev).bfloat16()
     idx, _ = route((x @ wr).float(), K)
     perm, _, counts, offsets = permutation(idx, E)
     print("counts", counts.tolist(), file=sys.stderr, flush=True)
-    m = CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0)
-    m.load_global_weights(w1, w3, w2)
-    w13t, w2t = m._pack()
-    xs = x.index_select(0, perm // K)
-    rows = xs.shape[0]
-    aligned = (torch.arange(E + 1, device=dev, dtype=offsets.dtype) * (rows // E)).contiguous()
+    m, w13t, w2t, xs, rows, aligned = grouped_setup(x, perm, offsets, w1, w3, w2, dev)
     offs = offsets.contiguous()
     v1, _ = m._variants()
     g1h = m._gemm_v(v1, 2 * FF, H, dev)
