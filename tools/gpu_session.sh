@@ -59,7 +59,7 @@ for t in $TASKS; do
     ncu) timeout 150 ncu --profile-from-start off --clock-control none --csv --page raw \
            --metrics dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sector_hit_rate.pct,gpu__time_duration.sum \
            python3 tools/tp_ncu_dram.py > $L/ncu.csv 2> $L/ncu.err
-         grep -E "compulsory|profiled|Error|error" $L/ncu.err | tail -8; python3 tools/tp_ncu_dram.py --summary $L/ncu.csv ;;
+         grep -E "compulsory|profiled|Error|error" $L/ncu.err | tail -8; python3 tools/ncu_summary.py $L/ncu.csv ;;
     bench) timeout 200 python3 tests/gpu/tp_launch.py 2 bench 180 $L > /dev/null ;;
     sweep) timeout 300 python3 tests/gpu/tp_launch.py 2 sweep 280 $L > /dev/null ;;
     *:*) timeout 200 python3 tests/gpu/tp_launch.py ${base#*:} ${base%%:*} 180 $L > /dev/null ;;

@@ -40,18 +40,7 @@ for t in ${MOE_TASKS:-tests bench}; do
     ncu)     timeout ${MOE_NCU_TIMEOUT:-150} ncu --profile-from-start off --clock-control none --csv --page raw \
                --metrics dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sector_hit_rate.pct,gpu__time_duration.sum \
                python3 tools/moe_ncu_dram.py > "$OUT/ncu.csv" 2> "$OUT/ncu.err"
-             python3 - "$OUT/ncu.csv" <<'PY'
-import csv, sys
-rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 5]
-if not rows:
-    print("ncu: no rows"); sys.exit()
-hd = rows[0]
-col = {k: hd.index(k) for k in hd if k in ("Kernel Name", "dram__bytes_read.sum", "dram__bytes_write.sum",
-                                            "lts__t_sector_hit_rate.pct", "gpu__time_duration.sum")}
-units = rows[1] if len(rows) > 1 and not rows[1][0].strip().isdigit() else None
-for r in rows[1 + (units is not None):]:
-    print("ncu:", r[col["Kernel Name"]][:50], {k: r[i] + (" " + units[i] if units else "") for k, i in col.items() if k != "Kernel Name"})
-PY
+             python3 tools/ncu_summary.py "$OUT/ncu.csv"
              tail -3 "$OUT/ncu.err" ;;
   esac
   echo "== $t done at $(( $(date +%s) - T0 )) s"

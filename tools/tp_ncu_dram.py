@@ -45,20 +45,5 @@ def main() -> None:
         torch.cuda.profiler.stop()
 
 
-def summary(path: str) -> None:
-    """One line per profiled kernel of ncu's raw CSV: name and the four metrics."""
-    import csv
-
-    rows = [r for r in csv.reader(open(path)) if r and not r[0].startswith("==")]
-    if len(rows) < 3:
-        print("ncu: no rows")
-        return
-    head, units = rows[0], rows[1]
-    keep = [i for i, h in enumerate(head) if h.startswith(("dram__", "lts__", "gpu__time"))]
-    name = head.index("Kernel Name")
-    for r in rows[2:]:
-        print("ncu:", r[name][:60], {head[i]: r[i] + " " + units[i] for i in keep})
-
-
 if __name__ == "__main__":
-    summary(sys.argv[2]) if sys.argv[1:2] == ["--summary"] else main()
+    main()
