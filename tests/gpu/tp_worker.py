@@ -115,6 +115,11 @@ def main() -> None:
     try:
         ctx = rt.context(timeout_s=float(os.environ.get("COMET_TIMEOUT_S", "20")))
         if args.task == "correct":
+            sms = torch.cuda.get_device_properties(0).multi_processor_count
+            for kern in rt.load().kernels:     # the persistent grid's clamp: clusters that fit at once
+                size, rc = kern.cluster_m * kern.cluster_n, kern.resident_clusters()
+                res["cases"].append({"op": "resident_clusters", "kernel": kern.name, "cluster": list(kern.cluster),
+                                     "clusters": rc, "ok": rc == 0 if size == 1 else 0 < rc * size <= sms})
             # AG+GEMM: (rows per rank, K, N); GEMM+RS: (M total, K per rank, N)
             ag_shapes = [(256, 512, 512), (200, 520, 1000), (1000, 1032, 776), (2048, 4096, 4096)]
             rs_shapes = [(512, 512, 512), (600, 776, 1000), (2000, 1032, 264), (4096, 4096, 4096)]

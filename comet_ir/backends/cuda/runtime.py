@@ -186,6 +186,8 @@ class _Kernel:
         self.cluster_m = getattr(lib, prefix + "cluster_m")()
         self.cluster_n = getattr(lib, prefix + "cluster_n")() if hasattr(lib, prefix + "cluster_n") else 1
         self.cluster = (self.cluster_m, self.cluster_n)
+        # clusters that fit at once (persistent grids are clamped to it; 0: cluster of one / unknown)
+        self.resident_clusters = getattr(lib, prefix + "resident_clusters", lambda: 0)
         self.name = "%dx%d" % self.tile[:2]
 
 
