@@ -1,4 +1,8 @@
 """GPU tests run only where torch sees a CUDA device; elsewhere they are skipped with a reason."""
+import fcntl
+import os
+import tempfile
+
 import pytest
 
 
@@ -19,3 +23,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.gpu)
         if reason and "gpu" in item.keywords:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(autouse=True)
+def _one_gpu_test_at_a_time(request):
+    """Under pytest-xdist (the README runs the suite with -n auto) GPU test files land on several
+    workers; ranks sharing the GPU with another file's kernels could hit their bounded waits, so
+    GPU tests take a machine-wide lock."""
+    if "gpu" not in request.node.keywords or not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    with open(os.path.join(tempfile.gettempdir(), "comet_ir_gpu_tests.lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
