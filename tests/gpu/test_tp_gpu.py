@@ -43,3 +43,10 @@ def test_missing_peer_times_out_world2():
     r0 = res[0]
     assert "error" not in r0, r0
     assert r0["cases"] and r0["cases"][0]["ok"], r0["cases"]
+
+
+def test_rs_reduce_exact_world1():
+    """GEMM+RS's reduction alone (16-byte path where N % 8 == 0, 2-byte otherwise): bit-equal to
+    torch summing in the same fp32 order with one rounding."""
+    res = _ok(launch(1, "rsbench", timeout_s=120, log_dir=LOGS), 1)
+    assert len(res[0]["cases"]) >= 4

@@ -295,6 +295,37 @@ def main() -> None:
                     res["cases"].append({"op": "timeout", "ok": False, "msg": "no error"})
                 except CometError as e:
                     res["cases"].append({"op": "timeout", "ok": True, "msg": str(e), "s": time.time() - t})
+        elif args.task == "rsbench":
+            # GEMM+RS's reduction alone (one PE, flags pre-set): exact against torch (same fp32
+            # order, one rounding), then its time; COMET_RS_SHAPES="m_shard x N x world,..."
+            kern = ctx.kernels[0]
+            shapes = [tuple(int(v) for v in t.split("x")) for t in
+                      os.environ.get("COMET_RS_SHAPES", "4096x7168x2,2048x7168x4,1024x7168x8,1000x1001x2").split(",")]
+            flags = torch.zeros(8, dtype=torch.int64, device="cuda")
+            epoch = torch.zeros(1, dtype=torch.int64, device="cuda")
+            errw = torch.zeros(4, dtype=torch.int32, device="cuda")
+            stream = torch.cuda.current_stream().cuda_stream
+            for (ms, n, ws) in shapes:
+                own, recv = gen(torch, (ws * ms, n), 7), gen(torch, (ws * ms, n), 8)
+                y = torch.empty(ms, n, dtype=torch.bfloat16, device="cuda")
+                rank = ws - 1
+                acc = own[rank * ms:(rank + 1) * ms].float()
+                for sp in range(ws):
+                    if sp != rank:
+                        acc = acc + recv[sp * ms:(sp + 1) * ms].float()
+                ref = acc.bfloat16()
+
+                def call():
+                    rc = kern.rs_reduce_loopback(y.data_ptr(), own.data_ptr(), recv.data_ptr(), flags.data_ptr(),
+                                                 epoch.data_ptr(), errw.data_ptr(), ms, n, ws, rank, ctx.sms, stream)
+                    if rc:
+                        raise CometError(f"rs_reduce_loopback failed ({rc})")
+                call()
+                torch.cuda.synchronize()
+                t = bench(torch, call, iters=50)
+                moved = (ws * ms * n + ms * n) * 2      # own + (ws-1) peers' rows read, y written
+                res["cases"].append({"op": "rs_reduce", "m_shard": ms, "n": n, "world": ws, "vec16": kern.rs_vec16(),
+                                     "ms": t, "gbps": moved / t / 1e6, "ok": bool(torch.equal(y, ref))})
         elif args.task == "loopback":
             # one PE: the AG+GEMM overlap kernel with its comm blocks copying (world-1) shards
             # through local HBM beside the GEMM; GEMM alone and the sequential fallback beside it

@@ -145,8 +145,8 @@ def runtime_source(arch: str = "h100", tiles=RUNTIME_TILES, cluster_m: int | Non
     # experiments (variant libraries): the epilogue's subtile width and a cap on the stages
     env_epi = (int(os.environ.get("COMET_TP_EPI_N", "0")), int(os.environ.get("COMET_TP_STAGES", "0")))
     parts, prefixes = ["#define COMET_WITH_NVSHMEM 1\n" if nvshmem_root() else ""], []
-    if os.environ.get("COMET_RS_VEC16") == "1":    # 16-byte RS reduce: off until verified on a GPU
-        parts.append("#define COMET_RS_VEC16 1\n")
+    if os.environ.get("COMET_RS_VEC16") == "0":    # A/B runs: GEMM+RS's reduction with 2-byte accesses only
+        parts.append("#define COMET_RS_VEC16 0\n")
     for tile in tiles:
         sym = _tile_sym(tile)
         epi_n, stages_cap = env_epi if any(env_epi) else TILE_EPILOGUE.get(tuple(tile), (0, 0))
@@ -177,6 +177,12 @@ class _Kernel:
         self.loopback.argtypes = [vp, vp, vp, i32, i32, i32, i32, vp, vp, vp, vp, vp, vp, i32, i32, i32, i32, vp, i32,
                                   i32, vp, vp, vp]
         self.loopback.restype = i32
+        # GEMM+RS's reduction alone on one PE (measurement aid; absent from libraries built before it)
+        self.rs_reduce_loopback = getattr(lib, prefix + "rs_reduce_loopback", None)
+        if self.rs_reduce_loopback is not None:
+            self.rs_reduce_loopback.argtypes = [vp, vp, vp, vp, vp, vp, i32, i32, i32, i32, i32, vp]
+            self.rs_reduce_loopback.restype = i32
+        self.rs_vec16 = getattr(lib, prefix + "rs_vec16", lambda: 0)
         self.prepare = getattr(lib, prefix + "prepare")
         self.set_trace = getattr(lib, prefix + "set_trace")
         self.set_trace.argtypes = [vp]
