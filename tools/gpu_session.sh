@@ -17,7 +17,8 @@
 #   sweep            shape sweep, 2 ranks: overlap vs sequential vs the cost model's choice
 #   ncu              DRAM bytes of one GEMM call, cuBLAS vs ours (tools/tp_ncu_dram.py under Nsight
 #                    Compute; TP_NCU_SHAPE=MxNxK, default 8192x7168x4096): logs/ncu/ncu.csv
-#   TASK:W           tp_worker task TASK with W ranks (correct, graph, timeout, bench, sweep)
+#   TASK:W           tp_worker task TASK with W ranks (correct, graph, timeout, bench, sweep;
+#                    rsbench:1 = GEMM+RS's reduction alone, exact check + GB/s, COMET_RS_SHAPES)
 #   nvlink:W         one rank per GPU (multi-GPU kinds): ours vs NCCL all-gather + cuBLAS /
 #                    cuBLAS + reduce-scatter, timed alike (COMET_NVLINK_SHAPE=MxKxN, default 8192x4096x7168)
 #   vNAME-X          X with the variant library .cache/cuda/variants/NAME/libcomet_tp.so (COMET_TP_LIB)

@@ -12,6 +12,7 @@ TP_NCU_SHAPE=MxNxK (default 8192x7168x4096). Compulsory: A and B read once, C wr
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/..")
@@ -24,7 +25,10 @@ def main() -> None:
     from comet_ir.backends.cuda import runtime as rt
 
     m, n, k = (int(v) for v in os.environ.get("TP_NCU_SHAPE", "8192x7168x4096").split("x"))
-    dist.init_process_group("gloo", rank=0, world_size=1, init_method="tcp://127.0.0.1:29533")
+    with socket.socket() as so:     # a free port: two such tools on one machine must not collide
+        so.bind(("127.0.0.1", 0))
+        port = so.getsockname()[1]
+    dist.init_process_group("gloo", rank=0, world_size=1, init_method=f"tcp://127.0.0.1:{port}")
     g = torch.Generator(device="cuda").manual_seed(0)
     x = torch.randn(m, k, generator=g, device="cuda").bfloat16()
     wt = torch.randn(k, n, generator=g, device="cuda").bfloat16()
