@@ -52,6 +52,9 @@ CONTENTION = 0.0          # HBM bytes the comm role moves slow the GEMM by bytes
 DECISION_MARGIN = 0.05    # overlap only when predicted >= 5 % faster than sequential: the model's
                           # error on the overlap kernel (mean 9 %) is larger than most gains
 COMM_CANDIDATES = (2, 4, 8, 12, 16, 20, 24, 32)
+# GEMM+RS's reduction reached 950 GB/s of the H100's 3350 (rs_reduce_loopback, 4096 x 7168, world 2,
+# session 6; world 8: 810): arches without their own `rs_reduce_gbps` get that fraction of their HBM
+RS_REDUCE_HBM_FRACTION = 950 / 3350
 DEFAULT_TILE = (128, 256, 64)
 # the runtime library's kernels; 256x128 (cluster 1x2, cuBLAS's configuration at 8192x7168x4096)
 # comes last, so that on a predicted tie the 128x256 kernel keeps being picked
@@ -163,6 +166,14 @@ def gemm_best(m: int, n: int, k: int, blocks: int, arch, tiles=TILES, split: boo
     return best
 
 
+def rs_reduce_gbps(arch) -> float:
+    """GEMM+RS's reduction (own + received partial rows read, output written, all in local HBM):
+    the measured rate where the preset has one, else the datasheet HBM rate scaled by the fraction
+    the H100 measurement reached."""
+    a = _arch(arch)
+    return a.measured.get("rs_reduce_gbps", a.hbm_gbps * RS_REDUCE_HBM_FRACTION)
+
+
 def link_gbps(arch, same_gpu: bool = False) -> float:
     a = _arch(arch)
     if same_gpu:
@@ -262,7 +273,7 @@ def estimate(pattern: str, m: int, n: int, k: int, world: int, arch, comm_blocks
     nbytes = (world - 1) * shard * (k if pattern == "ag_gemm" else n) * 2
     red = 0.0
     if pattern == "gemm_rs":
-        red = (world + 1) * shard * n * 2 / (a.hbm_gbps * 1e9) * 1e6 + LAUNCH_US
+        red = (world + 1) * shard * n * 2 / (rs_reduce_gbps(a) * 1e9) * 1e6 + LAUNCH_US
     cands = {}
     if comm_blocks is not None:
         pool = (comm_blocks,)
