@@ -99,8 +99,8 @@ def test_loopback_model_matches_measured_shape_of_curve():
 
 def test_rs_reduction_priced_at_the_measured_rate():
     # own rows + (world-1) received rows read, the output written: (world + 1) x shard x N x 2 bytes
-    # at the preset's measured 950 GB/s (rs_reduce_loopback on the H100, RESULTS 2026-12-07)
+    # at the preset's measured 2270 GB/s (rs_reduce_loopback on the H100, RESULTS 2026-12-07 call 3)
     rs = G.estimate("gemm_rs", 8192, 7168, 4096, 2, "h100")
-    assert rs.reduce_us == pytest.approx(3 * 4096 * 7168 * 2 / 950e9 * 1e6 + G.LAUNCH_US)
+    assert rs.reduce_us == pytest.approx(3 * 4096 * 7168 * 2 / 2270e9 * 1e6 + G.LAUNCH_US)
     # the H200 preset has no measurement: its datasheet HBM (4800 GB/s) at the H100's fraction
-    assert G.rs_reduce_gbps("h200") == pytest.approx(4800 * 950 / 3350)
+    assert G.rs_reduce_gbps("h200") == pytest.approx(4800 * 2270 / 3350)

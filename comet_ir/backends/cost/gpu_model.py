@@ -52,9 +52,10 @@ CONTENTION = 0.0          # HBM bytes the comm role moves slow the GEMM by bytes
 DECISION_MARGIN = 0.05    # overlap only when predicted >= 5 % faster than sequential: the model's
                           # error on the overlap kernel (mean 9 %) is larger than most gains
 COMM_CANDIDATES = (2, 4, 8, 12, 16, 20, 24, 32)
-# GEMM+RS's reduction reached 950 GB/s of the H100's 3350 (rs_reduce_loopback, 4096 x 7168, world 2,
-# session 6; world 8: 810): arches without their own `rs_reduce_gbps` get that fraction of their HBM
-RS_REDUCE_HBM_FRACTION = 950 / 3350
+# GEMM+RS's reduction reached 2270 GB/s of the H100's 3350 (rs_reduce_loopback, 4096 x 7168, world 2,
+# 8 blocks per SM, session 6; world 8: 2040): arches without their own `rs_reduce_gbps` get that
+# fraction of their HBM
+RS_REDUCE_HBM_FRACTION = 2270 / 3350
 DEFAULT_TILE = (128, 256, 64)
 # the runtime library's kernels; 256x128 (cluster 1x2, cuBLAS's configuration at 8192x7168x4096)
 # comes last, so that on a predicted tie the 128x256 kernel keeps being picked

@@ -147,7 +147,7 @@ def runtime_source(arch: str = "h100", tiles=RUNTIME_TILES, cluster_m: int | Non
     parts, prefixes = ["#define COMET_WITH_NVSHMEM 1\n" if nvshmem_root() else ""], []
     if os.environ.get("COMET_RS_VEC16") == "0":    # A/B runs: GEMM+RS's reduction with 2-byte accesses only
         parts.append("#define COMET_RS_VEC16 0\n")
-    if os.environ.get("COMET_RS_BLOCKS_PER_SM"):     # A/B runs: the reduction's blocks per SM (default 1)
+    if os.environ.get("COMET_RS_BLOCKS_PER_SM"):     # A/B runs: the reduction's blocks per SM (default 8)
         parts.append("#define COMET_RS_BLOCKS_PER_SM %d\n" % int(os.environ["COMET_RS_BLOCKS_PER_SM"]))
     for tile in tiles:
         sym = _tile_sym(tile)
