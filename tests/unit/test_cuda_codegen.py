@@ -92,6 +92,21 @@ def test_runtime_library_holds_one_kernel_per_tile():
     assert src.count("extern \"C\" {") == 4
 
 
+@pytest.mark.parametrize("name,bad", [("COMET_RS_BLOCKS_PER_SM", "abc"), ("COMET_RS_BLOCKS_PER_SM", "0"),
+                                      ("COMET_TP_CLUSTER", "two"), ("COMET_TP_STAGES", "-1")])
+def test_bad_experiment_knob_is_a_user_error(monkeypatch, name, bad):
+    monkeypatch.setenv(name, bad)
+    with pytest.raises(CometError, match=name):
+        runtime.runtime_source()
+
+
+def test_reduce_blocks_knob_reaches_the_source(monkeypatch):
+    assert "#define COMET_RS_BLOCKS_PER_SM 8" in runtime.runtime_source()[0]    # the template's default
+    monkeypatch.setenv("COMET_RS_BLOCKS_PER_SM", "4")
+    src = runtime.runtime_source()[0]
+    assert src.index("#define COMET_RS_BLOCKS_PER_SM 4") < src.index("#ifndef COMET_RS_BLOCKS_PER_SM")
+
+
 def test_runtime_errors_without_toolchain(monkeypatch, tmp_path):
     monkeypatch.setenv("COMET_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(runtime, "cutlass_root", lambda: None)
