@@ -52,10 +52,6 @@ CONTENTION = 0.0          # HBM bytes the comm role moves slow the GEMM by bytes
 DECISION_MARGIN = 0.05    # overlap only when predicted >= 5 % faster than sequential: the model's
                           # error on the overlap kernel (mean 9 %) is larger than most gains
 COMM_CANDIDATES = (2, 4, 8, 12, 16, 20, 24, 32)
-# GEMM+RS's reduction reached 2270 GB/s of the H100's 3350 (rs_reduce_loopback, 4096 x 7168, world 2,
-# 8 blocks per SM, session 6; world 8: 2040): arches without their own `rs_reduce_gbps` get that
-# fraction of their HBM
-RS_REDUCE_HBM_FRACTION = 2270 / 3350
 DEFAULT_TILE = (128, 256, 64)
 # the runtime library's kernels; 256x128 (cluster 1x2, cuBLAS's configuration at 8192x7168x4096)
 # comes last, so that on a predicted tie the 128x256 kernel keeps being picked
@@ -169,10 +165,13 @@ def gemm_best(m: int, n: int, k: int, blocks: int, arch, tiles=TILES, split: boo
 
 def rs_reduce_gbps(arch) -> float:
     """GEMM+RS's reduction (own + received partial rows read, output written, all in local HBM):
-    the measured rate where the preset has one, else the datasheet HBM rate scaled by the fraction
-    the H100 measurement reached."""
+    the preset's measured rate (h100: rs_reduce_loopback, 4096 x 7168, world 2, session 6), else the
+    datasheet HBM rate scaled by the fraction of it the H100 measurement reached."""
     a = _arch(arch)
-    return a.measured.get("rs_reduce_gbps", a.hbm_gbps * RS_REDUCE_HBM_FRACTION)
+    if "rs_reduce_gbps" in a.measured:
+        return a.measured["rs_reduce_gbps"]
+    h = _arch("h100")
+    return a.hbm_gbps * h.measured["rs_reduce_gbps"] / h.hbm_gbps
 
 
 def link_gbps(arch, same_gpu: bool = False) -> float:
