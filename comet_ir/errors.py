@@ -7,6 +7,8 @@ goes into ``where``.
 """
 from __future__ import annotations
 
+import os
+
 
 class CometError(Exception):
     def __init__(self, message: str, file: str | None = None, line: int | None = None,
@@ -31,3 +33,18 @@ class CometError(Exception):
 
     def __str__(self) -> str:
         return self.located()
+
+
+def env_int(name: str, default: int, low: int = 0, what: str = "comet_ir") -> int:
+    """An integer knob from the environment (experiments, variant builds): unset or empty gives
+    `default`; anything but an integer >= `low` is a user error naming the variable."""
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        v = low - 1
+    if v < low:
+        raise CometError(f"{what}: environment variable {name} must be an integer >= {low} (got {raw!r})")
+    return v

@@ -24,14 +24,13 @@ Grids of more than 64 tiles keep `tiles` empty: the `order` policy alone defines
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
-from comet_ir.errors import CometError
+from comet_ir.errors import CometError, env_int
 
 ORDERS = ("local-first", "arrival", "natural", "given")
 GROUP_M = 16           # row blocks per L2 group (see grouped)
@@ -60,7 +59,7 @@ def order_tiles(pattern: str, m: int, n: int, tile_m: int, tile_n: int, world: i
     """The linear tile ids of an (ceil(m/tile_m) x ceil(n/tile_n)) grid in visiting order.
     `m` is the GEMM's row count (AG: gathered rows; RS: rows before the scatter)."""
     policy = policy.replace("_", "-")
-    group_m = group_m or int(os.environ.get("COMET_GROUP_M", GROUP_M))
+    group_m = group_m or env_int("COMET_GROUP_M", GROUP_M, low=1, what="comet-reschedule")
     gm, gn = math.ceil(m / tile_m), math.ceil(n / tile_n)
     total = gm * gn
     if policy == "given":

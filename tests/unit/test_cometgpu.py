@@ -190,3 +190,11 @@ def test_cluster_field_verifier_and_cluster_tile_ids():
     run_pipeline(m, "comet-reschedule{order=local-first rank=1}")
     k = next(op for op in m.walk() if isinstance(op, KernelOp))
     assert k.field("tiles") == [2, 3, 0, 1]     # own pair of row blocks (rows 256..511) first
+
+
+@pytest.mark.parametrize("bad", ["0", "sixteen", "-4"])
+def test_bad_group_m_environment_is_a_user_error(monkeypatch, bad):
+    # COMET_GROUP_M = 0 made grouped() step by 0 (a ValueError traceback)
+    monkeypatch.setenv("COMET_GROUP_M", bad)
+    with pytest.raises(CometError, match="COMET_GROUP_M must be an integer >= 1"):
+        order_tiles("gemm", 1024, 1024, 128, 256, 1)

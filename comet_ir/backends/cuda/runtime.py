@@ -22,7 +22,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from comet_ir.errors import CometError
+from comet_ir.errors import CometError, env_int
 
 REPO = Path(__file__).resolve().parents[3]
 ERRORS = {1: "a peer's shard chunk did not arrive", 2: "a row block's tiles did not finish",
@@ -130,20 +130,6 @@ def _tile_sym(tile) -> str:
     return "tp" if tuple(tile) == RUNTIME_TILES[0] else "tp_%dx%d" % tuple(tile[:2])
 
 
-def env_int(name: str, default: int, low: int = 0) -> int:
-    """An integer experiment knob from the environment: a bad value is a located user error."""
-    raw = os.environ.get(name, "")
-    if not raw:
-        return default
-    try:
-        v = int(raw)
-    except ValueError:
-        v = low - 1
-    if v < low:
-        raise CometError(f"cuda: environment variable {name} must be an integer >= {low} (got {raw!r})")
-    return v
-
-
 def runtime_source(arch: str = "h100", tiles=RUNTIME_TILES, cluster_m: int | None = None) -> tuple[str, list[str]]:
     """(source, C prefixes) of the runtime's kernel library: the generated kernel for a canonical
     cometgpu.kernel per tile shape (problem shape and mode are runtime arguments of the code).
@@ -154,15 +140,16 @@ def runtime_source(arch: str = "h100", tiles=RUNTIME_TILES, cluster_m: int | Non
 
     a = _arch(arch)
     if cluster_m is None:
-        cluster_m = env_int("COMET_TP_CLUSTER", 0) or None
-    cluster_n = env_int("COMET_TP_CLUSTER_N", 0)     # experiments: columns of every cluster
+        cluster_m = env_int("COMET_TP_CLUSTER", 0, what="cuda") or None
+    cluster_n = env_int("COMET_TP_CLUSTER_N", 0, what="cuda")     # experiments: columns of every cluster
     # experiments (variant libraries): the epilogue's subtile width and a cap on the stages
-    env_epi = (env_int("COMET_TP_EPI_N", 0), env_int("COMET_TP_STAGES", 0))
+    env_epi = (env_int("COMET_TP_EPI_N", 0, what="cuda"), env_int("COMET_TP_STAGES", 0, what="cuda"))
     parts, prefixes = ["#define COMET_WITH_NVSHMEM 1\n" if nvshmem_root() else ""], []
     if os.environ.get("COMET_RS_VEC16") == "0":    # A/B runs: GEMM+RS's reduction with 2-byte accesses only
         parts.append("#define COMET_RS_VEC16 0\n")
     if os.environ.get("COMET_RS_BLOCKS_PER_SM"):     # A/B runs: the reduction's blocks per SM (default 8)
-        parts.append("#define COMET_RS_BLOCKS_PER_SM %d\n" % env_int("COMET_RS_BLOCKS_PER_SM", 8, low=1))
+        blocks = env_int("COMET_RS_BLOCKS_PER_SM", 8, low=1, what="cuda")
+        parts.append("#define COMET_RS_BLOCKS_PER_SM %d\n" % blocks)
     for tile in tiles:
         sym = _tile_sym(tile)
         epi_n, stages_cap = env_epi if any(env_epi) else TILE_EPILOGUE.get(tuple(tile), (0, 0))
