@@ -12,6 +12,8 @@
 #   benchref         ours vs CUTLASS's own GemmUniversal (same collectives, its scheduler; raster /
 #                    swizzle variants) vs cuBLAS (NN and TN), interleaved; BENCH_SHAPES / BENCH_VARIANTS
 #   benchpair        ours vs CUTLASS's kernel vs cuBLAS only, 31 rounds at 8192x7168x4096
+#   benchsched       round robin (the default, "comet") vs the dynamic tile schedule vs cuBLAS,
+#                    interleaved: 8192x7168x4096 (21 rounds) and four more shapes (11); BENCH_SHAPES
 #   benchsk          stream-K over the partial round plus 0 / 1 / 2 whole rounds vs the planned split
 #                    vs cuBLAS (8192x7168x4096, 8192^3; BENCH_SHAPES overrides)
 #   sweep            shape sweep, 2 ranks: overlap vs sequential vs the cost model's choice
@@ -55,6 +57,9 @@ for t in $TASKS; do
                COMET_BENCH_VARIANTS=comet,cutlass,torch timeout 100 python3 tests/gpu/tp_launch.py 1 bench 90 $L > /dev/null ;;
     benchsk) COMET_BENCH_SHAPES=${BENCH_SHAPES:-8192x7168x4096,8192x8192x8192} COMET_BENCH_ROUNDS=21 COMET_BENCH_ROUNDS_OTHER=11 \
                COMET_BENCH_VARIANTS=comet,sk0w,sk1w,sk2w,torch timeout 120 python3 tests/gpu/tp_launch.py 1 bench 110 $L > /dev/null ;;
+    benchsched) COMET_BENCH_SHAPES=${BENCH_SHAPES:-8192x7168x4096,8192x8192x8192,16384x7168x4096,4096x4096x4096,2048x4096x4096} \
+               COMET_BENCH_VARIANTS=comet,dynamic,torch COMET_BENCH_ROUNDS=21 COMET_BENCH_ROUNDS_OTHER=11 \
+               timeout 170 python3 tests/gpu/tp_launch.py 1 bench 160 $L > /dev/null ;;
     bench1v) COMET_BENCH_SHAPES=3072x5120x8192,6144x14336x4096,1536x7168x2048,384x6144x4096,192x4096x8192,96x14336x4096 \
                COMET_BENCH_VARIANTS=comet,torch timeout 100 python3 tests/gpu/tp_launch.py 1 bench 90 $L > /dev/null ;;
     ncu) timeout 150 ncu --profile-from-start off --clock-control none --csv --page raw \

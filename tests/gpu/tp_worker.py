@@ -198,6 +198,47 @@ def main() -> None:
                         e = rel_err(z, refz)
                         res["cases"].append({"op": "gemm_rs stream-K", "tile": tile, "shape": [m, k, n], "err": e,
                                              "ok": e < TOL})
+            # dynamic tile schedule (sched="dynamic"): the same tiles computed the same way as the
+            # round robin, so bit-identical; every launch leaves the counter at zero and moves the
+            # epoch on by one
+            sb = ctx.sched_buf
+            for i, (m, k, n, units) in enumerate([(1000, 1032, 776, None), (128, 520, 1000, None),
+                                                  (4096, 4096, 4096, None), (8192, 4096, 7168, None),
+                                                  (3000, 1000, 264, 17)]):
+                xfull, wt = gen(torch, (m, k), 1100 + i), gen(torch, (k, n), 1200 + i)
+                for tile in [kn.name for kn in ctx.kernels]:
+                    sp = "auto" if units is None else split_all(ctx, m, n, k, units, tile)
+                    torch.cuda.synchronize()
+                    e0 = int(sb[2])
+                    ys = rt.gemm(xfull, wt, tile=tile, split=sp, sched="static")
+                    yd = [rt.gemm(xfull, wt, tile=tile, split=sp, sched="dynamic") for _ in range(3)]
+                    torch.cuda.synchronize()
+                    ctx.check()
+                    state = [int(v) for v in sb[:3]]
+                    same = all(bool(torch.equal(y_, ys)) for y_ in yd)
+                    res["cases"].append({"op": "gemm dynamic schedule", "tile": tile, "shape": [m, k, n],
+                                         "split": units, "bit_identical": same, "sched_state": state, "epoch0": e0,
+                                         "err": rel_err(yd[-1], xfull.float() @ wt.float()),
+                                         "ok": same and state[:2] == [0, 0] and state[2] == e0 + 3
+                                         and rel_err(yd[-1], xfull.float() @ wt.float()) < TOL})
+            if w > 1:   # the overlap kernels with the dynamic schedule (comm blocks beside it)
+                ms, k, n = 1000, 1032, 776
+                xfull, wt = gen(torch, (ms * w, k), 1300), gen(torch, (k, n), 1301)
+                y = rt.ag_gemm(xfull[r * ms:(r + 1) * ms], wt, strategy="overlap", comm_blocks=8, sched="dynamic")
+                xs = [gen(torch, (ms * w, k), 1310 + s_) for s_ in range(w)]
+                ws_ = [gen(torch, (k, n), 1320 + s_) for s_ in range(w)]
+                z = rt.gemm_rs(xs[r], ws_[r], strategy="overlap", comm_blocks=8, sched="dynamic")
+                torch.cuda.synchronize()
+                ctx.check()
+                e1 = rel_err(y, xfull.float() @ wt.float())
+                e2 = rel_err(z, sum(a.float() @ b.float() for a, b in zip(xs, ws_))[r * ms:(r + 1) * ms])
+                res["cases"].append({"op": "ag_gemm + gemm_rs dynamic schedule", "shape": [ms, k, n],
+                                     "err": [e1, e2], "ok": e1 < TOL and e2 < TOL})
+            try:
+                rt.gemm(gen(torch, (64, 64), 1), gen(torch, (64, 64), 2), sched="lifo")
+                res["cases"].append({"op": "sched='lifo' rejected", "ok": False})
+            except CometError as e:
+                res["cases"].append({"op": "sched='lifo' rejected", "ok": "sched must be one of" in str(e)})
             if w > 1:
                 # strategy="tuned" (the default): the model's shortlist is timed once, the winner is
                 # remembered per shape and agreed by all ranks
@@ -560,6 +601,9 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
             variants["torch_tn"] = lambda: torch.matmul(x, wnk)
             variants["rowmajor"] = lambda: rt.gemm(x, wnk, out=out, order="row-major")
             errs["rowmajor"] = rel_err(rt.gemm(x, wnk, order="row-major"), ref)
+            # the tile schedule: "comet" runs the default (static round robin), "dynamic" the counter
+            variants["dynamic"] = lambda: rt.gemm(x, wnk, out=out, sched="dynamic")
+            errs["dynamic"] = rel_err(rt.gemm(x, wnk, sched="dynamic"), ref)
             if os.environ.get("COMET_BENCH_REF"):
                 out_ref = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
                 refs, row["cutlass_stages"] = cutlass_ref_variants(torch, rt, x, wnk.t(), out_ref, m, n, k, ctx.sms)
@@ -567,8 +611,9 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
                     out_ref.fill_(float("nan"))
                     errs[name] = rel_err(fn().clone(), ref)
                 variants.update(refs)
-            traced = {name: c for name, c in configs.items()
+            traced = {name: c + (None,) for name, c in configs.items()
                       if (c[1] == "auto" and name != "comet") or name.startswith("sk")}
+            traced.update({"comet": (None, "auto", "static"), "dynamic": (None, "auto", "dynamic")})
             if os.environ.get("COMET_BENCH_VARIANTS"):      # e.g. "comet,torch": a clean pair
                 keep = os.environ["COMET_BENCH_VARIANTS"].split(",")
                 variants = {name: fn for name, fn in variants.items() if name in keep}
@@ -606,10 +651,10 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
             if (m, n, k) in trace_shapes:
                 buf = torch.zeros(ctx.sms, slots, dtype=torch.int64, device="cuda")
                 row["trace"] = {}
-                for name, (t, sp) in traced.items():
+                for name, (t, sp, sch) in traced.items():
                     ctx.set_trace(buf)
                     buf.zero_()
-                    rt.gemm(x, wnk, out=out, tile=t, split=sp)
+                    rt.gemm(x, wnk, out=out, tile=t, split=sp, sched=sch)
                     torch.cuda.synchronize()
                     ctx.set_trace(None)
                     tr = buf.cpu()

@@ -17,3 +17,22 @@ def test_presets_differ_where_the_choice_depends_on_them():
     h100 = gpu_model.estimate("ag_gemm", 8192, 7168, 4096, 2, "h100")
     h200 = gpu_model.estimate("ag_gemm", 8192, 7168, 4096, 2, "h200")
     assert h200.gemm_us < h100.gemm_us
+
+
+def test_tile_schedule_choice(monkeypatch):
+    import pytest
+
+    from comet_ir.backends.cuda.runtime import sched_mode
+    from comet_ir.errors import CometError
+
+    monkeypatch.delenv("COMET_TP_SCHED", raising=False)
+    assert sched_mode() == "static"
+    assert sched_mode("dynamic") == "dynamic"
+    monkeypatch.setenv("COMET_TP_SCHED", "dynamic")
+    assert sched_mode() == "dynamic"
+    assert sched_mode("static") == "static"            # an explicit argument wins over the variable
+    monkeypatch.setenv("COMET_TP_SCHED", "fifo")
+    with pytest.raises(CometError, match="COMET_TP_SCHED must be one of dynamic, static"):
+        sched_mode()
+    with pytest.raises(CometError, match="sched must be one of"):
+        sched_mode("lifo")

@@ -27,7 +27,21 @@ from comet_ir.errors import CometError, env_int
 REPO = Path(__file__).resolve().parents[3]
 ERRORS = {1: "a peer's shard chunk did not arrive", 2: "a row block's tiles did not finish",
           3: "a peer did not reach this call (it never signalled 'ready')",
-          4: "a stream-K partial tile was not published"}
+          4: "a stream-K partial tile was not published",
+          5: "a cluster's next tile was not posted (dynamic schedule)"}
+SCHEDS = ("dynamic", "static")
+
+
+def sched_mode(sched: str | None = None) -> str:
+    """The tile schedule of a launch: `sched`, else $COMET_TP_SCHED, else "static" (cluster c
+    takes tiles c, c + clusters, ...). "dynamic": each cluster draws its next tile from a shared
+    counter; bit-identical results, and within +-2 % of static on the H100 (neutral at
+    8192x7168x4096, benchmarks/RESULTS.md session 7), so it is not the default."""
+    mode = sched or os.environ.get("COMET_TP_SCHED") or "static"
+    if mode not in SCHEDS:
+        src = "sched" if sched else "COMET_TP_SCHED"
+        raise CometError(f"cuda: {src} must be one of {', '.join(SCHEDS)} (got {mode!r})")
+    return mode
 MODES = {"gemm": 0, "ag_gemm": 1, "gemm_rs": 2}
 
 
@@ -174,7 +188,7 @@ class _Kernel:
         self.prefix = prefix
         self.tp_gemm = getattr(lib, prefix + "tp_gemm")
         self.tp_gemm.argtypes = [i32, i32, i32, vp, vp, vp, i64, i32, i32, i32, i32, vp, vp, vp, vp, vp, vp, vp, vp,
-                                 i32, i32, i32, vp, ll, i32, i32, vp, vp, vp]
+                                 i32, i32, i32, vp, ll, i32, i32, vp, vp, vp, vp]
         self.tp_gemm.restype = i32
         self.loopback = getattr(lib, prefix + "loopback")
         self.loopback.argtypes = [vp, vp, vp, i32, i32, i32, i32, vp, vp, vp, vp, vp, vp, i32, i32, i32, i32, vp, i32,
@@ -186,6 +200,7 @@ class _Kernel:
             self.rs_reduce_loopback.argtypes = [vp, vp, vp, vp, vp, vp, i32, i32, i32, i32, i32, vp]
             self.rs_reduce_loopback.restype = i32
         self.rs_vec16 = getattr(lib, prefix + "rs_vec16", lambda: 0)
+        self.sched_words = getattr(lib, prefix + "sched_words")
         self.prepare = getattr(lib, prefix + "prepare")
         self.set_trace = getattr(lib, prefix + "set_trace")
         self.set_trace.argtypes = [vp]
@@ -297,6 +312,11 @@ class TPContext:
         self.sk_ws = torch.empty(self.sms * max(kn.tile_m * kn.tile_n for kn in self.kernels), dtype=torch.float32,
                                  device=self.device)
         self.sk_flags = torch.zeros(self.sms * self.cluster_m, dtype=torch.int64, device=self.device)
+        # dynamic tile schedule (sched="dynamic"): a shared counter, a launch epoch and one ring
+        # per compute cluster; the kernel leaves it ready for the next launch
+        self.sched = sched_mode()
+        self.sched_buf = torch.zeros(max(kn.sched_words(self.sms) for kn in self.kernels), dtype=torch.int64,
+                                     device=self.device)
         self._symm: dict[str, tuple[int, int]] = {}
         self._orders: dict = {}
         self._tuned: dict = {}
@@ -455,9 +475,11 @@ class TPContext:
         return win
 
     def run(self, pattern: str, x, w, strategy: str = "tuned", comm_blocks: int | None = None,
-            order: str | None = None, out=None, check: bool | None = None, split="auto", tile=None):
+            order: str | None = None, out=None, check: bool | None = None, split="auto", tile=None,
+            sched: str | None = None):
         torch = self.torch
         self._checks(pattern, x, w)
+        sched = sched_mode(sched or self.sched)
         x = x.contiguous()
         ms, k = x.shape
         if w.shape[0] != k:
@@ -520,7 +542,7 @@ class TPContext:
                               shard or None, recv or None, y.data_ptr(), self.flags, self.ready,
                               self.tile_done.data_ptr(), self.epoch.data_ptr(), tile_order.data_ptr(), comm,
                               self.sms, 1 if strat == "sequential" else 0, self.err.data_ptr(), self.timeout_ns,
-                              *sk, stream)
+                              *sk, self.sched_buf.data_ptr() if sched == "dynamic" else None, stream)
         if rc:
             raise CometError(f"cuda {pattern}: launch failed (code {rc}"
                              + (": a peer's buffers are not P2P-reachable)" if rc == -3 else ")"))
@@ -577,6 +599,7 @@ class TPContext:
         if code:
             self.err.zero_()
             self.sk_flags.zero_()        # a late partial may have counted after its reducer gave up
+            self.sched_buf.zero_()       # a cluster that gave up waiting may have left the counter set
             raise CometError(f"cuda: PE {self.rank}: {ERRORS.get(code, 'error')} within "
                              f"{self.timeout_ns / 1e9:g} s (code {code}); a peer is missing or stalled")
 
