@@ -400,6 +400,8 @@ def main() -> None:
             shapes = [(m, n, k) for m in (128, 512, 2048, 8192, 16384) for n in (4096, 7168) for k in (4096,)]
             if os.environ.get("COMET_LB_SHAPES") == "validate":     # shapes the constants were not fitted on
                 shapes = [(m, n, k) for m in (256, 1024, 4096, 12288) for (n, k) in ((5120, 8192), (14336, 4096))]
+            elif os.environ.get("COMET_LB_SHAPES"):                  # "MxNxK,..."
+                shapes = [tuple(int(v) for v in s_.split("x")) for s_ in os.environ["COMET_LB_SHAPES"].split(",")]
 
             def gbench(fn):                        # CUDA graph of 10 calls: host overhead out
                 fn()
@@ -429,7 +431,9 @@ def main() -> None:
                     row["err"] = rel_err(y, ref)
                     row["ok"] = row["err"] < TOL and bool(torch.equal(xt, x))
                     row["gemm_alone_ms"] = gbench(lambda: rt.gemm(x, wnk, out=out))
-                    for c in gpu_model.COMM_CANDIDATES:
+                    # with COMET_LB_SCHED (static vs dynamic schedule) three comm-block counts, to fit the call
+                    cands = (4, 8, 16) if os.environ.get("COMET_LB_SCHED") else gpu_model.COMM_CANDIDATES
+                    for c in cands:
                         row[f"overlap_c{c}_ms"] = gbench(lambda: ctx.loopback(
                             x, wnk, world_sim, c, out=out, wait=True, order="local-first"))
                         row[f"pred_c{c}_ms"] = gpu_model.estimate("ag_gemm", m, n, k, world_sim, "h100", comm_blocks=c,
@@ -437,6 +441,17 @@ def main() -> None:
                     for c in (32, 132):
                         row[f"sequential_c{c}_ms"] = gbench(lambda: ctx.loopback(
                             x, wnk, world_sim, c, True, out=out, wait=True, order="local-first"))
+                    if os.environ.get("COMET_LB_SCHED"):   # the dynamic tile schedule beside the waits
+                        xt[m // world_sim:] = 0
+                        yd = ctx.loopback(xt, wnk, world_sim, e.comm_blocks, wait=True, order="local-first",
+                                          sched="dynamic")
+                        ctx.check()
+                        row["err_dynamic"] = rel_err(yd, ref)
+                        row["ok"] = row["ok"] and row["err_dynamic"] < TOL
+                        row["ok"] = row["ok"] and bool(torch.equal(xt, x))
+                        for c in cands:
+                            row[f"dyn_overlap_c{c}_ms"] = gbench(lambda: ctx.loopback(
+                                x, wnk, world_sim, c, out=out, wait=True, order="local-first", sched="dynamic"))
                     ctx.check()
                     res["cases"].append(row)
         elif args.task in ("bench", "sweep"):

@@ -192,7 +192,7 @@ class _Kernel:
         self.tp_gemm.restype = i32
         self.loopback = getattr(lib, prefix + "loopback")
         self.loopback.argtypes = [vp, vp, vp, i32, i32, i32, i32, vp, vp, vp, vp, vp, vp, i32, i32, i32, i32, vp, i32,
-                                  i32, vp, vp, vp]
+                                  i32, vp, vp, vp, vp]
         self.loopback.restype = i32
         # GEMM+RS's reduction alone on one PE (measurement aid; absent from libraries built before it)
         self.rs_reduce_loopback = getattr(lib, prefix + "rs_reduce_loopback", None)
@@ -551,7 +551,7 @@ class TPContext:
         return y
 
     def loopback(self, x_full, w, world: int, comm_blocks: int, sequential: bool = False, out=None,
-                 wait: bool = False, order: str = "natural", split="auto", tile=None):
+                 wait: bool = False, order: str = "natural", split="auto", tile=None, sched: str | None = None):
         """Measurement aid, one PE: the AG+GEMM overlap kernel as rank 0 of a simulated `world`,
         its comm blocks copying (world-1) shard copies through local HBM beside the GEMM. wait=False:
         no waits (interference only). wait=True: the copies land in x_full's rows of shards
@@ -589,7 +589,9 @@ class TPContext:
         rc = kern.loopback(x_full.data_ptr(), bnk.data_ptr(), y.data_ptr(), m, n, k, world, sink.data_ptr(),
                                flags.data_ptr(), sink_flags.data_ptr(), ready.data_ptr(), self.epoch.data_ptr(),
                                order_t.data_ptr(), comm_blocks, self.sms, 1 if sequential else 0,
-                               1 if wait else 0, self.err.data_ptr(), *sk, torch.cuda.current_stream().cuda_stream)
+                               1 if wait else 0, self.err.data_ptr(), *sk,
+                               self.sched_buf.data_ptr() if sched_mode(sched or self.sched) == "dynamic" else None,
+                               torch.cuda.current_stream().cuda_stream)
         if rc:
             raise CometError(f"cuda loopback: launch failed (code {rc})")
         return y
