@@ -42,7 +42,7 @@ def test_missing_peer_times_out_world2():
     res = launch(2, "timeout", timeout_s=120, log_dir=LOGS)
     r0 = res[0]
     assert "error" not in r0, r0
-    assert r0["cases"] and r0["cases"][0]["ok"], r0["cases"]
+    assert len(r0["cases"]) == 2 and all(c["ok"] for c in r0["cases"]), r0["cases"]
 
 
 def test_rs_reduce_exact_world1():

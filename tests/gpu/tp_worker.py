@@ -330,12 +330,16 @@ def main() -> None:
             dist.barrier()
             ctx.timeout_ns = int(2e9)
             if r == 0:
-                t = time.time()
-                try:
-                    rt.ag_gemm(xa, wa, strategy="overlap")
-                    res["cases"].append({"op": "timeout", "ok": False, "msg": "no error"})
-                except CometError as e:
-                    res["cases"].append({"op": "timeout", "ok": True, "msg": str(e), "s": time.time() - t})
+                # both schedules: with the dynamic one, readers of the tile ring must keep going after
+                # another role's timeout (leaving early would strand the producer: a hang)
+                for sched in ("static", "dynamic"):
+                    t = time.time()
+                    try:
+                        rt.ag_gemm(xa, wa, strategy="overlap", sched=sched)
+                        res["cases"].append({"op": "timeout", "sched": sched, "ok": False, "msg": "no error"})
+                    except CometError as e:
+                        res["cases"].append({"op": "timeout", "sched": sched, "ok": True, "msg": str(e),
+                                             "s": time.time() - t})
         elif args.task == "rsbench":
             # GEMM+RS's reduction alone (one PE, flags pre-set): exact against torch (same fp32
             # order, one rounding), then its time; COMET_RS_SHAPES="m_shard x N x world,..."
