@@ -19,6 +19,8 @@
 #   sweep            shape sweep, 2 ranks: overlap vs sequential vs the cost model's choice
 #   ncu              DRAM bytes of one GEMM call, cuBLAS vs ours (tools/tp_ncu_dram.py under Nsight
 #                    Compute; TP_NCU_SHAPE=MxNxK, default 8192x7168x4096): logs/ncu/ncu.csv
+#   ncufull          every metric of Nsight Compute's full set for the same three calls, compared
+#                    kernel by kernel (tools/ncu_compare.py): logs/ncufull/compare.txt
 #   TASK:W           tp_worker task TASK with W ranks (correct, graph, timeout, bench, sweep;
 #                    rsbench:1 = GEMM+RS's reduction alone, exact check + GB/s, COMET_RS_SHAPES)
 #   nvlink:W         one rank per GPU (multi-GPU kinds): ours vs NCCL all-gather + cuBLAS /
@@ -66,6 +68,9 @@ for t in $TASKS; do
            --metrics dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sector_hit_rate.pct,gpu__time_duration.sum \
            python3 tools/tp_ncu_dram.py > $L/ncu.csv 2> $L/ncu.err
          grep -E "compulsory|profiled|Error|error" $L/ncu.err | tail -8; python3 tools/ncu_summary.py $L/ncu.csv ;;
+    ncufull) timeout 240 ncu --profile-from-start off --clock-control none --csv --page raw --set full \
+           python3 tools/tp_ncu_dram.py > $L/ncu.csv 2> $L/ncu.err
+         grep -E "compulsory|profiled|Error|error" $L/ncu.err | tail -8; python3 tools/ncu_compare.py $L/ncu.csv --top 120 > $L/compare.txt; head -130 $L/compare.txt ;;
     bench) timeout 200 python3 tests/gpu/tp_launch.py 2 bench 180 $L > /dev/null ;;
     sweep) timeout 300 python3 tests/gpu/tp_launch.py 2 sweep 280 $L > /dev/null ;;
     *:*) timeout 200 python3 tests/gpu/tp_launch.py ${base#*:} ${base%%:*} 180 $L > /dev/null ;;

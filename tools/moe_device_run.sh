@@ -7,6 +7,8 @@
 #   diag     MOE_BENCH_MODE=diag of moe_bench.py (GEMM1/GEMM2 vs aligned offsets / shared weights /
 #            dense cuBLAS, time and energy per call)
 #   ncu      tools/moe_ncu_dram.py under Nsight Compute: DRAM bytes per GEMM call ($OUT/ncu.csv)
+#   ncufull  the same calls under Nsight Compute's full metric set, compared kernel by kernel
+#            (tools/ncu_compare.py): $OUT/ncu_compare.txt
 # Carry .cache/moe (the libraries built here for sm_90a, each in its source-hash folder, found by
 # the default lookup: a stale build is never picked) and .whl.
 export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 PYTHONUNBUFFERED=1
@@ -42,6 +44,10 @@ for t in ${MOE_TASKS:-tests bench}; do
                python3 tools/moe_ncu_dram.py > "$OUT/ncu.csv" 2> "$OUT/ncu.err"
              python3 tools/ncu_summary.py "$OUT/ncu.csv"
              tail -3 "$OUT/ncu.err" ;;
+    ncufull) timeout ${MOE_NCU_TIMEOUT:-240} ncu --profile-from-start off --clock-control none --csv --page raw --set full \
+               python3 tools/moe_ncu_dram.py > "$OUT/ncufull.csv" 2> "$OUT/ncufull.err"
+             python3 tools/ncu_compare.py "$OUT/ncufull.csv" --top 120 > "$OUT/ncu_compare.txt"; head -130 "$OUT/ncu_compare.txt"
+             tail -3 "$OUT/ncufull.err" ;;
   esac
   echo "== $t done at $(( $(date +%s) - T0 )) s"
 done
