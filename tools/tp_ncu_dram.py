@@ -7,7 +7,8 @@ not spend. Run under Nsight Compute (only the kernels between profiler start and
       python3 tools/tp_ncu_dram.py
 
 Profiled in order, one call each after a warm-up (ncu flushes the caches before each kernel):
-cuBLAS, then ours with the runtime's choice, then ours in row-major tile order (no L2 grouping).
+cuBLAS, then ours with the runtime's choice, then ours in row-major tile order (no L2 grouping),
+then (TP_NCU_GROUPS="8,8s,...") ours with L2 groups of that many cluster rows (s: snake order).
 TP_NCU_SHAPE=MxNxK (default 8192x7168x4096). Compulsory: A and B read once, C written once."""
 from __future__ import annotations
 
@@ -34,9 +35,21 @@ def main() -> None:
     wt = torch.randn(k, n, generator=g, device="cuda").bfloat16()
     wnk = wt.t().contiguous().t()
     out = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
+    def grouping(group_m, snake):      # ours with another L2 grouping of the tile order
+        def call():
+            os.environ.update(COMET_GROUP_M=str(group_m), COMET_SNAKE=str(snake))
+            try:
+                rt.gemm(x, wnk, out=out)
+            finally:
+                os.environ.pop("COMET_GROUP_M"), os.environ.pop("COMET_SNAKE")
+        return call
+
     calls = [("cublas", lambda: torch.matmul(x, wt)),
              ("ours", lambda: rt.gemm(x, wnk, out=out)),
              ("ours_rowmajor", lambda: rt.gemm(x, wnk, out=out, order="row-major"))]
+    # TP_NCU_GROUPS="8,8s,11": more calls of ours, L2 groups of that many cluster rows (s: snake)
+    for g in filter(None, os.environ.get("TP_NCU_GROUPS", "").split(",")):
+        calls.append((f"ours_g{g}", grouping(int(g.rstrip("s")), int(g.endswith("s")))))
     for _, fn in calls:       # warm-up: library load, cuBLAS heuristics, kernel preparation
         fn()
     torch.cuda.synchronize()

@@ -85,14 +85,19 @@ def order_tiles(pattern: str, m: int, n: int, tile_m: int, tile_n: int, world: i
     return out
 
 
-def grouped(blocks: list[int], gn: int, group_m: int = GROUP_M) -> list[int]:
+def grouped(blocks: list[int], gn: int, group_m: int = GROUP_M, snake: bool | None = None) -> list[int]:
     """Visit row blocks (already in priority order) in groups of `group_m`, column by column
     inside a group: the tiles in flight at once then share a few A row blocks and B column
-    blocks, which stay in L2 (row-major over a wide N re-reads all of B every wave)."""
+    blocks, which stay in L2 (row-major over a wide N re-reads all of B every wave). `snake`
+    (default: $COMET_SNAKE) walks every other group's columns right to left, so the B blocks
+    read last are read again first."""
+    if snake is None:
+        snake = env_int("COMET_SNAKE", 0, low=0, what="comet-reschedule") > 0
     out = []
-    for g in range(0, len(blocks), group_m):
+    for i, g in enumerate(range(0, len(blocks), group_m)):
         grp = blocks[g:g + group_m]
-        out += [mb * gn + nb for nb in range(gn) for mb in grp]
+        cols = range(gn - 1, -1, -1) if snake and i % 2 else range(gn)
+        out += [mb * gn + nb for nb in cols for mb in grp]
     return out
 
 

@@ -164,6 +164,17 @@ def test_grouped_natural_order_is_column_major_in_groups():
     assert order_tiles("gemm", 512, 512, 128, 256, 1, policy="row-major") == list(range(8))
 
 
+def test_snake_grouping_reverses_every_other_group(monkeypatch):
+    from comet_ir.passes.reschedule import grouped
+    # 4 row blocks x 3 column blocks in groups of 2: group 0 left to right, group 1 right to left
+    assert grouped([0, 1, 2, 3], 3, 2, snake=True) == [0, 3, 1, 4, 2, 5, 8, 11, 7, 10, 6, 9]
+    monkeypatch.setenv("COMET_SNAKE", "1")
+    assert grouped([0, 1, 2, 3], 3, 2) == grouped([0, 1, 2, 3], 3, 2, snake=True)
+    monkeypatch.setenv("COMET_SNAKE", "yes")
+    with pytest.raises(CometError, match="COMET_SNAKE"):
+        grouped([0, 1], 3, 2)
+
+
 def test_reschedule_pass_rewrites_order():
     m = parse_module(KERNEL)
     run_pipeline(m, "comet-reschedule{order=given tiles=\"7,6,5,4,3,2,1,0\"}")

@@ -347,7 +347,8 @@ class TPContext:
         from comet_ir.passes.reschedule import order_tiles
 
         kern = kern or self.kernels[0]
-        key = (pattern, m, n, policy, kern.tile)
+        # the L2 grouping's environment knobs are read per order (measurement runs change them)
+        key = (pattern, m, n, policy, kern.tile, os.environ.get("COMET_GROUP_M"), os.environ.get("COMET_SNAKE"))
         if key not in self._orders:
             # ids over the grid of cluster tiles (cluster_m x cluster_n adjacent tiles each)
             o = order_tiles(pattern, m, n, kern.tile_m * kern.cluster_m, kern.tile_n * kern.cluster_n, self.world,
