@@ -620,6 +620,20 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
             variants["torch_tn"] = lambda: torch.matmul(x, wnk)
             variants["rowmajor"] = lambda: rt.gemm(x, wnk, out=out, order="row-major")
             errs["rowmajor"] = rel_err(rt.gemm(x, wnk, order="row-major"), ref)
+            # other L2 groupings of the tile order: gN = groups of N cluster rows, sN = snake order
+            # (the order is built and cached on the first, uncaptured call)
+            def grouping(g, snake):
+                def call():
+                    os.environ.update(COMET_GROUP_M=str(g), COMET_SNAKE=str(snake))
+                    try:
+                        return rt.gemm(x, wnk, out=out)
+                    finally:
+                        os.environ.pop("COMET_GROUP_M"), os.environ.pop("COMET_SNAKE")
+                return call
+            for g in filter(None, os.environ.get("COMET_BENCH_GROUPS", "").split(",")):
+                name = ("s" if g.endswith("s") else "g") + g.rstrip("s")
+                variants[name] = grouping(int(g.rstrip("s")), int(g.endswith("s")))
+                errs[name] = rel_err(variants[name]().clone(), ref)
             # the tile schedule: "comet" runs the default (static round robin), "dynamic" the counter
             variants["dynamic"] = lambda: rt.gemm(x, wnk, out=out, sched="dynamic")
             errs["dynamic"] = rel_err(rt.gemm(x, wnk, sched="dynamic"), ref)
