@@ -14,10 +14,13 @@ import sys
 
 
 def load(path: str) -> tuple[list[str], dict[str, list[float]], dict[str, str]]:
-    rows = [r for r in csv.reader(open(path)) if len(r) > 5]      # "==PROF==" lines are short
-    if len(rows) < 3:
+    rows = list(csv.reader(open(path)))
+    # ncu's own "==PROF==" / "==WARNING==" lines come first (a warning may hold commas)
+    start = next((i for i, r in enumerate(rows) if "Kernel Name" in r), None)
+    if start is None or len(rows) < start + 3:
         raise SystemExit(f"{path}: no kernel rows (ncu failed? see its stderr)")
-    head, units, data = rows[0], rows[1], rows[2:]
+    head, units = rows[start], rows[start + 1]
+    data = [r for r in rows[start + 2:] if len(r) == len(head)]
     name_col = head.index("Kernel Name")
     names = [r[name_col][:28] for r in data]
     metrics: dict[str, list[float]] = {}

@@ -20,6 +20,16 @@ def free_port() -> int:
 
 
 def launch(world: int, task: str, timeout_s: float = 240, log_dir: str | None = None) -> list[dict]:
+    # free_port() lets the port go before rank 0's store binds it, so another process can take it
+    # in between (seen once: EADDRINUSE): try again on a fresh port
+    for _ in range(3):
+        res = _launch_once(world, task, timeout_s, log_dir)
+        if not any("EADDRINUSE" in r.get("log", "") for r in res):
+            break
+    return res
+
+
+def _launch_once(world: int, task: str, timeout_s: float, log_dir: str | None) -> list[dict]:
     d = Path(log_dir or tempfile.mkdtemp(prefix="comet_tp_"))
     d.mkdir(parents=True, exist_ok=True)
     port = free_port()
