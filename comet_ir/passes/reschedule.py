@@ -33,7 +33,13 @@ from xdsl.passes import ModulePass
 from comet_ir.errors import CometError, env_int
 
 ORDERS = ("local-first", "arrival", "natural", "given")
-GROUP_M = 16           # row blocks per L2 group (see grouped)
+# Row blocks (cluster rows) per L2 group, walked in snake order (see grouped). A wave of W cluster
+# tiles covering g rows reads g A panels and W/g B panels; their sum is smallest near
+# g = sqrt(W * BN / BM), i.e. 8 for 66 clusters of 256x256. Measured at 8192x7168x4096 (Nsight
+# Compute, one call): DRAM reads 641 MB with 16 plain groups, 521 MB with 8 in snake order
+# (cuBLAS: 517), same cycles, a 1 % higher clock (benchmarks/RESULTS.md, session 8).
+GROUP_M = 8
+SNAKE = 1
 MAX_LISTED_TILES = 64  # grids up to this many tiles print their order explicitly
 
 
@@ -89,10 +95,10 @@ def grouped(blocks: list[int], gn: int, group_m: int = GROUP_M, snake: bool | No
     """Visit row blocks (already in priority order) in groups of `group_m`, column by column
     inside a group: the tiles in flight at once then share a few A row blocks and B column
     blocks, which stay in L2 (row-major over a wide N re-reads all of B every wave). `snake`
-    (default: $COMET_SNAKE) walks every other group's columns right to left, so the B blocks
+    (default: $COMET_SNAKE, else on) walks every other group's columns right to left, so the B blocks
     read last are read again first."""
     if snake is None:
-        snake = env_int("COMET_SNAKE", 0, low=0, what="comet-reschedule") > 0
+        snake = env_int("COMET_SNAKE", SNAKE, low=0, what="comet-reschedule") > 0
     out = []
     for i, g in enumerate(range(0, len(blocks), group_m)):
         grp = blocks[g:g + group_m]

@@ -160,7 +160,11 @@ def test_order_straddling_row_block_goes_with_later_shard():
 
 
 def test_grouped_natural_order_is_column_major_in_groups():
-    assert order_tiles("gemm", 512, 512, 128, 256, 1, policy="natural", group_m=2) == [0, 2, 1, 3, 4, 6, 5, 7]
+    # 4 row blocks x 2 column blocks, groups of 2: group 0 left to right, group 1 (snake, the
+    # default) right to left
+    assert order_tiles("gemm", 512, 512, 128, 256, 1, policy="natural", group_m=2) == [0, 2, 1, 3, 5, 7, 4, 6]
+    from comet_ir.passes.reschedule import grouped
+    assert grouped([0, 1, 2, 3], 2, 2, snake=False) == [0, 2, 1, 3, 4, 6, 5, 7]
     assert order_tiles("gemm", 512, 512, 128, 256, 1, policy="row-major") == list(range(8))
 
 
