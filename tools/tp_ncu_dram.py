@@ -37,11 +37,8 @@ def main() -> None:
     out = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
     def grouping(group_m, snake):      # ours with another L2 grouping of the tile order
         def call():
-            os.environ.update(COMET_GROUP_M=str(group_m), COMET_SNAKE=str(snake))
-            try:
+            with rt.l2_grouping(group_m, snake):
                 rt.gemm(x, wnk, out=out)
-            finally:
-                os.environ.pop("COMET_GROUP_M"), os.environ.pop("COMET_SNAKE")
         return call
 
     calls = [("cublas", lambda: torch.matmul(x, wt)),

@@ -624,11 +624,8 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
             # (the order is built and cached on the first, uncaptured call)
             def grouping(g, snake):
                 def call():
-                    os.environ.update(COMET_GROUP_M=str(g), COMET_SNAKE=str(snake))
-                    try:
+                    with rt.l2_grouping(g, snake):
                         return rt.gemm(x, wnk, out=out)
-                    finally:
-                        os.environ.pop("COMET_GROUP_M"), os.environ.pop("COMET_SNAKE")
                 return call
             for g in filter(None, os.environ.get("COMET_BENCH_GROUPS", "").split(",")):
                 name = ("s" if g.endswith("s") else "g") + g.rstrip("s")

@@ -1,5 +1,6 @@
 """cometgpu dialect: custom and generic forms round-trip, every op's verifier, comet-lower-gpu on
 the shipped examples, comet-reschedule orders."""
+import os
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,17 @@ def test_bad_group_m_environment_is_a_user_error(monkeypatch, bad):
     monkeypatch.setenv("COMET_GROUP_M", bad)
     with pytest.raises(CometError, match="COMET_GROUP_M must be an integer >= 1"):
         order_tiles("gemm", 1024, 1024, 128, 256, 1)
+
+
+def test_l2_grouping_sets_the_order_knobs_and_puts_back_the_users(monkeypatch):
+    # measurement runs switch the grouping per call; a process-wide COMET_GROUP_M the user set
+    # (gpu_session's g8- prefix) must survive, and an unset COMET_SNAKE must be unset again
+    from comet_ir.backends.cuda.runtime import l2_grouping
+    monkeypatch.setenv("COMET_GROUP_M", "4")
+    monkeypatch.delenv("COMET_SNAKE", raising=False)
+    with l2_grouping(2, False):
+        assert order_tiles("gemm", 512, 512, 128, 256, 1, policy="natural") == [0, 2, 1, 3, 4, 6, 5, 7]
+    assert os.environ["COMET_GROUP_M"] == "4" and "COMET_SNAKE" not in os.environ
+    with pytest.raises(RuntimeError), l2_grouping(2, True):
+        raise RuntimeError("a failing call")
+    assert os.environ["COMET_GROUP_M"] == "4" and "COMET_SNAKE" not in os.environ

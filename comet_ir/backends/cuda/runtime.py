@@ -15,6 +15,7 @@ signals makes `check()` (called by default after each op when `check=True`) rais
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -42,6 +43,25 @@ def sched_mode(sched: str | None = None) -> str:
         src = "sched" if sched else "COMET_TP_SCHED"
         raise CometError(f"cuda: {src} must be one of {', '.join(SCHEDS)} (got {mode!r})")
     return mode
+
+
+@contextlib.contextmanager
+def l2_grouping(group_m: int, snake: bool):
+    """Calls inside use another L2 grouping of the tile order (measurement runs): sets
+    $COMET_GROUP_M / $COMET_SNAKE and puts back whatever they were (orders are cached per value)."""
+    keys = {"COMET_GROUP_M": str(group_m), "COMET_SNAKE": str(int(snake))}
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update(keys)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 MODES = {"gemm": 0, "ag_gemm": 1, "gemm_rs": 2}
 
 
