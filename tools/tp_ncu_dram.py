@@ -8,7 +8,8 @@ not spend. Run under Nsight Compute (only the kernels between profiler start and
 
 Profiled in order, one call each after a warm-up (ncu flushes the caches before each kernel):
 cuBLAS, then ours with the runtime's choice, then ours in row-major tile order (no L2 grouping),
-then (TP_NCU_GROUPS="8,8s,...") ours with L2 groups of that many cluster rows (s: snake order).
+then (TP_NCU_GROUPS="16,8sx8,...", runtime.grouping_spec) ours with other L2 groupings, and with
+TP_NCU_DYNAMIC=1 the same with the dynamic tile schedule.
 TP_NCU_SHAPE=MxNxK (default 8192x7168x4096). Compulsory: A and B read once, C written once."""
 from __future__ import annotations
 
@@ -35,18 +36,23 @@ def main() -> None:
     wt = torch.randn(k, n, generator=g, device="cuda").bfloat16()
     wnk = wt.t().contiguous().t()
     out = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
-    def grouping(group_m, snake):      # ours with another L2 grouping of the tile order
+    def grouping(spec, sched=None):      # ours with another L2 grouping of the tile order
         def call():
-            with rt.l2_grouping(group_m, snake):
-                rt.gemm(x, wnk, out=out)
+            with rt.l2_grouping(*rt.grouping_spec(spec)):
+                rt.gemm(x, wnk, out=out, sched=sched)
         return call
 
     calls = [("cublas", lambda: torch.matmul(x, wt)),
              ("ours", lambda: rt.gemm(x, wnk, out=out)),
              ("ours_rowmajor", lambda: rt.gemm(x, wnk, out=out, order="row-major"))]
-    # TP_NCU_GROUPS="8,8s,11": more calls of ours, L2 groups of that many cluster rows (s: snake)
-    for g in filter(None, os.environ.get("TP_NCU_GROUPS", "").split(",")):
-        calls.append((f"ours_g{g}", grouping(int(g.rstrip("s")), int(g.endswith("s")))))
+    # TP_NCU_GROUPS="16,8sx8": more calls of ours with those L2 groupings (runtime.grouping_spec);
+    # TP_NCU_DYNAMIC=1: each of them (and the default) again with the dynamic tile schedule
+    specs = list(filter(None, os.environ.get("TP_NCU_GROUPS", "").split(",")))
+    for spec in specs:
+        calls.append((f"ours_g{spec}", grouping(spec)))
+    if os.environ.get("TP_NCU_DYNAMIC"):
+        calls.append(("ours_dynamic", lambda: rt.gemm(x, wnk, out=out, sched="dynamic")))
+        calls += [(f"ours_g{spec}_dynamic", grouping(spec, "dynamic")) for spec in specs]
     for _, fn in calls:       # warm-up: library load, cuBLAS heuristics, kernel preparation
         fn()
     torch.cuda.synchronize()

@@ -91,19 +91,29 @@ def order_tiles(pattern: str, m: int, n: int, tile_m: int, tile_n: int, world: i
     return out
 
 
-def grouped(blocks: list[int], gn: int, group_m: int = GROUP_M, snake: bool | None = None) -> list[int]:
+def grouped(blocks: list[int], gn: int, group_m: int = GROUP_M, snake: bool | None = None,
+            group_n: int | None = None) -> list[int]:
     """Visit row blocks (already in priority order) in groups of `group_m`, column by column
     inside a group: the tiles in flight at once then share a few A row blocks and B column
     blocks, which stay in L2 (row-major over a wide N re-reads all of B every wave). `snake`
     (default: $COMET_SNAKE, else on) walks every other group's columns right to left, so the B blocks
-    read last are read again first."""
+    read last are read again first. `group_n` (default $COMET_GROUP_N, else 0 = off; an experiment)
+    walks a group in chunks of that many columns, row by row inside a chunk: tiles next to each other
+    in the order then share their A row block instead of their B column block (nvjet's L2 reads
+    suggest it coalesces such neighbours' loads; benchmarks/RESULTS.md, session 8)."""
     if snake is None:
         snake = env_int("COMET_SNAKE", SNAKE, low=0, what="comet-reschedule") > 0
+    if group_n is None:
+        group_n = env_int("COMET_GROUP_N", 0, low=0, what="comet-reschedule")
     out = []
     for i, g in enumerate(range(0, len(blocks), group_m)):
         grp = blocks[g:g + group_m]
-        cols = range(gn - 1, -1, -1) if snake and i % 2 else range(gn)
-        out += [mb * gn + nb for nb in cols for mb in grp]
+        cols = list(range(gn - 1, -1, -1) if snake and i % 2 else range(gn))
+        if group_n:
+            for c in range(0, gn, group_n):
+                out += [mb * gn + nb for mb in grp for nb in cols[c:c + group_n]]
+        else:
+            out += [mb * gn + nb for nb in cols for mb in grp]
     return out
 
 

@@ -620,17 +620,16 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
             variants["torch_tn"] = lambda: torch.matmul(x, wnk)
             variants["rowmajor"] = lambda: rt.gemm(x, wnk, out=out, order="row-major")
             errs["rowmajor"] = rel_err(rt.gemm(x, wnk, order="row-major"), ref)
-            # other L2 groupings of the tile order: gN = groups of N cluster rows, sN = snake order
-            # (the order is built and cached on the first, uncaptured call)
-            def grouping(g, snake):
+            # other L2 groupings of the tile order, COMET_BENCH_GROUPS="16,8sx8": variants g16, g8sx8
+            # (rt.grouping_spec; the order is built and cached on the first, uncaptured call)
+            def grouping(spec):
                 def call():
-                    with rt.l2_grouping(g, snake):
+                    with rt.l2_grouping(*rt.grouping_spec(spec)):
                         return rt.gemm(x, wnk, out=out)
                 return call
-            for g in filter(None, os.environ.get("COMET_BENCH_GROUPS", "").split(",")):
-                name = ("s" if g.endswith("s") else "g") + g.rstrip("s")
-                variants[name] = grouping(int(g.rstrip("s")), int(g.endswith("s")))
-                errs[name] = rel_err(variants[name]().clone(), ref)
+            for spec in filter(None, os.environ.get("COMET_BENCH_GROUPS", "").split(",")):
+                variants["g" + spec] = grouping(spec)
+                errs["g" + spec] = rel_err(variants["g" + spec]().clone(), ref)
             # the tile schedule: "comet" runs the default (static round robin), "dynamic" the counter
             variants["dynamic"] = lambda: rt.gemm(x, wnk, out=out, sched="dynamic")
             errs["dynamic"] = rel_err(rt.gemm(x, wnk, sched="dynamic"), ref)

@@ -216,6 +216,29 @@ def test_bad_group_m_environment_is_a_user_error(monkeypatch, bad):
         order_tiles("gemm", 1024, 1024, 128, 256, 1)
 
 
+def test_column_chunks_make_neighbours_share_their_row_block(monkeypatch):
+    from comet_ir.passes.reschedule import grouped
+    # 4 row blocks x 4 column blocks, groups of 2 rows, chunks of 2 columns walked row by row
+    assert grouped([0, 1, 2, 3], 4, 2, snake=False, group_n=2) == \
+        [0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15]
+    assert grouped([0, 1, 2, 3], 4, 2, snake=True, group_n=2)[8:] == [11, 10, 15, 14, 9, 8, 13, 12]
+    monkeypatch.setenv("COMET_GROUP_N", "2")
+    assert grouped([0, 1, 2, 3], 4, 2, snake=False) == grouped([0, 1, 2, 3], 4, 2, snake=False, group_n=2)
+    monkeypatch.setenv("COMET_GROUP_N", "-1")
+    with pytest.raises(CometError, match="COMET_GROUP_N"):
+        grouped([0, 1], 4, 2)
+
+
+def test_grouping_spec():
+    from comet_ir.backends.cuda.runtime import grouping_spec
+    assert grouping_spec("16") == (16, False, 0)
+    assert grouping_spec("8s") == (8, True, 0)
+    assert grouping_spec("8sx8") == (8, True, 8)
+    for bad in ("x8", "0", "8q", ""):
+        with pytest.raises(CometError, match="G\\[s\\]\\[xN\\]"):
+            grouping_spec(bad)
+
+
 def test_l2_grouping_sets_the_order_knobs_and_puts_back_the_users(monkeypatch):
     # measurement runs switch the grouping per call; a process-wide COMET_GROUP_M the user set
     # (gpu_session's g8- prefix) must survive, and an unset COMET_SNAKE must be unset again
@@ -225,6 +248,7 @@ def test_l2_grouping_sets_the_order_knobs_and_puts_back_the_users(monkeypatch):
     with l2_grouping(2, False):
         assert order_tiles("gemm", 512, 512, 128, 256, 1, policy="natural") == [0, 2, 1, 3, 4, 6, 5, 7]
     assert os.environ["COMET_GROUP_M"] == "4" and "COMET_SNAKE" not in os.environ
+    assert "COMET_GROUP_N" not in os.environ
     with pytest.raises(RuntimeError), l2_grouping(2, True):
         raise RuntimeError("a failing call")
     assert os.environ["COMET_GROUP_M"] == "4" and "COMET_SNAKE" not in os.environ

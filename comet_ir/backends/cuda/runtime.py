@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -45,11 +46,21 @@ def sched_mode(sched: str | None = None) -> str:
     return mode
 
 
+def grouping_spec(spec: str) -> tuple[int, bool, int]:
+    """(group_m, snake, group_n) of a measurement spec "G[s][xN]": groups of G cluster rows, s =
+    snake order, xN = chunks of N columns walked row by row (e.g. "16", "8s", "8sx8")."""
+    m = re.fullmatch(r"(\d+)(s?)(?:x(\d+))?", spec.strip())
+    if not m or int(m.group(1)) < 1:
+        raise CometError(f"cuda: L2 grouping {spec!r} is not G[s][xN] (e.g. 16, 8s, 8sx8)")
+    return int(m.group(1)), m.group(2) == "s", int(m.group(3) or 0)
+
+
 @contextlib.contextmanager
-def l2_grouping(group_m: int, snake: bool):
+def l2_grouping(group_m: int, snake: bool, group_n: int = 0):
     """Calls inside use another L2 grouping of the tile order (measurement runs): sets
-    $COMET_GROUP_M / $COMET_SNAKE and puts back whatever they were (orders are cached per value)."""
-    keys = {"COMET_GROUP_M": str(group_m), "COMET_SNAKE": str(int(snake))}
+    $COMET_GROUP_M / $COMET_SNAKE / $COMET_GROUP_N and puts back whatever they were (orders are
+    cached per value)."""
+    keys = {"COMET_GROUP_M": str(group_m), "COMET_SNAKE": str(int(snake)), "COMET_GROUP_N": str(group_n)}
     saved = {k: os.environ.get(k) for k in keys}
     os.environ.update(keys)
     try:
@@ -63,6 +74,7 @@ def l2_grouping(group_m: int, snake: bool):
 
 
 MODES = {"gemm": 0, "ag_gemm": 1, "gemm_rs": 2}
+ORDER_KNOBS = ("COMET_GROUP_M", "COMET_SNAKE", "COMET_GROUP_N")    # read by reschedule.grouped
 
 
 # ------------------------------------------------------------------ toolchain discovery
@@ -368,7 +380,7 @@ class TPContext:
 
         kern = kern or self.kernels[0]
         # the L2 grouping's environment knobs are read per order (measurement runs change them)
-        key = (pattern, m, n, policy, kern.tile, os.environ.get("COMET_GROUP_M"), os.environ.get("COMET_SNAKE"))
+        key = (pattern, m, n, policy, kern.tile) + tuple(os.environ.get(k) for k in ORDER_KNOBS)
         if key not in self._orders:
             # ids over the grid of cluster tiles (cluster_m x cluster_n adjacent tiles each)
             o = order_tiles(pattern, m, n, kern.tile_m * kern.cluster_m, kern.tile_n * kern.cluster_n, self.world,
