@@ -15,8 +15,8 @@
 #   benchsched       round robin (the default, "comet") vs the dynamic tile schedule vs cuBLAS,
 #                    interleaved: 8192x7168x4096 (21 rounds) and four more shapes (11); BENCH_SHAPES
 #   benchgroup       the default L2 grouping (8 cluster rows, snake) vs other groupings vs cuBLAS,
-#                    interleaved, 31 rounds: BENCH_GROUPS=16,8sx8 (runtime.grouping_spec) with
-#                    BENCH_GROUP_NAMES=g16,g8sx8 (default: the old order, groups of 16, "g16")
+#                    interleaved, 31 rounds: BENCH_GROUPS=16,8sx8 (runtime.grouping_spec; variants
+#                    g16, g8sx8; default 16: the old order, groups of 16)
 #   benchsk          stream-K over the partial round plus 0 / 1 / 2 whole rounds vs the planned split
 #                    vs cuBLAS (8192x7168x4096, 8192^3; BENCH_SHAPES overrides)
 #   sweep            shape sweep, 2 ranks: overlap vs sequential vs the cost model's choice
@@ -65,8 +65,9 @@ for t in $TASKS; do
     benchsched) COMET_BENCH_SHAPES=${BENCH_SHAPES:-8192x7168x4096,8192x8192x8192,16384x7168x4096,4096x4096x4096,2048x4096x4096} \
                COMET_BENCH_VARIANTS=comet,dynamic,torch COMET_BENCH_ROUNDS=21 COMET_BENCH_ROUNDS_OTHER=11 \
                timeout 170 python3 tests/gpu/tp_launch.py 1 bench 160 $L > /dev/null ;;
-    benchgroup) COMET_BENCH_SHAPES=${BENCH_SHAPES:-8192x7168x4096} COMET_BENCH_GROUPS=${BENCH_GROUPS:-16} \
-               COMET_BENCH_VARIANTS=comet,${BENCH_GROUP_NAMES:-g16},torch COMET_BENCH_ROUNDS=${BENCH_ROUNDS:-31} \
+    benchgroup) groups=${BENCH_GROUPS:-16}    # variant names: g + spec (tp_worker)
+               COMET_BENCH_SHAPES=${BENCH_SHAPES:-8192x7168x4096} COMET_BENCH_GROUPS=$groups \
+               COMET_BENCH_VARIANTS=comet,g${groups//,/,g},torch COMET_BENCH_ROUNDS=${BENCH_ROUNDS:-31} \
                timeout 150 python3 tests/gpu/tp_launch.py 1 bench 140 $L > /dev/null ;;
     bench1v) COMET_BENCH_SHAPES=3072x5120x8192,6144x14336x4096,1536x7168x2048,384x6144x4096,192x4096x8192,96x14336x4096 \
                COMET_BENCH_VARIANTS=comet,torch timeout 100 python3 tests/gpu/tp_launch.py 1 bench 90 $L > /dev/null ;;

@@ -1,22 +1,23 @@
 """One line per kernel of Nsight Compute's raw CSV (`ncu --csv --page raw --metrics ...`): the
-kernel name and the DRAM / L2 / duration metrics with their units. Used by the device scripts."""
-import csv
+kernel name and the DRAM / L2 / duration metrics with their units. Used by the device scripts;
+the CSV is read by ncu_compare.load (ncu's own warning lines may precede the header)."""
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ncu_compare import load  # noqa: E402
 
 KEYS = ("dram__bytes_read.sum", "dram__bytes_write.sum", "lts__t_sector_hit_rate.pct", "gpu__time_duration.sum")
 
 
 def main(path: str) -> None:
-    rows = [r for r in csv.reader(open(path)) if len(r) > 5]      # ncu's own "==PROF==" lines are short
-    if not rows:
+    try:
+        names, metrics, units = load(path)
+    except SystemExit:
         print("ncu: no rows")
         return
-    head = rows[0]
-    col = {k: head.index(k) for k in head if k in ("Kernel Name",) + KEYS}
-    units = rows[1] if len(rows) > 1 and not rows[1][0].strip().isdigit() else None
-    for r in rows[1 + (units is not None):]:
-        print("ncu:", r[col["Kernel Name"]][:50],
-              {k: r[i] + (" " + units[i] if units else "") for k, i in col.items() if k != "Kernel Name"})
+    for i, name in enumerate(names):
+        print("ncu:", name, {k: f"{metrics[k][i]:g} {units.get(k, '')}".strip() for k in KEYS if k in metrics})
 
 
 if __name__ == "__main__":

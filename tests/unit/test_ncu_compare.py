@@ -40,3 +40,14 @@ def test_short_kernels_dropped_and_ranked_by_disagreement(tmp_path, capsys):
     # grid 132/2 = 66x, DRAM 641/517 = 1.24x, inst 58.7/55.2 = 1.065x, time 618/599 = 1.033x
     assert ranked == ["launch__grid_dim_x", "dram__bytes_read.sum", "smsp__inst_executed.sum",
                       "gpu__time_duration.sum"]
+
+
+def test_summary_reads_the_same_csv(tmp_path, capsys):
+    spec2 = importlib.util.spec_from_file_location("ncu_summary", ROOT / "tools" / "ncu_summary.py")
+    ncu_summary = importlib.util.module_from_spec(spec2)
+    spec2.loader.exec_module(ncu_summary)
+    p = tmp_path / "ncu.csv"
+    p.write_text(CSV)
+    ncu_summary.main(str(p))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and "'dram__bytes_read.sum': '6.4148e+08 byte'" in lines[2]
