@@ -7,7 +7,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ncu_compare import load  # noqa: E402
 
-KEYS = ("dram__bytes_read.sum", "dram__bytes_write.sum", "lts__t_sector_hit_rate.pct", "gpu__time_duration.sum")
+KEYS = ("dram__bytes_read.sum", "dram__bytes_write.sum", "lts__t_sector_hit_rate.pct", "gpu__time_duration.sum",
+        # L2 reads after the request coalescer and its fan-out (sectors delivered per L2 read), clock
+        "lrc__lts2lrc_sectors_op_read.sum", "lrc__average_xbar2gpc_sectors_op_read.ratio",
+        "gpc__cycles_elapsed.avg.per_second", "sm__cycles_elapsed.avg")
 
 
 def main(path: str) -> None:

@@ -620,12 +620,14 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
             variants["torch_tn"] = lambda: torch.matmul(x, wnk)
             variants["rowmajor"] = lambda: rt.gemm(x, wnk, out=out, order="row-major")
             errs["rowmajor"] = rel_err(rt.gemm(x, wnk, order="row-major"), ref)
-            # other L2 groupings of the tile order, COMET_BENCH_GROUPS="16,8sx8": variants g16, g8sx8
-            # (rt.grouping_spec; the order is built and cached on the first, uncaptured call)
+            # other L2 groupings of the tile order, COMET_BENCH_GROUPS="16,8sx8,8sx8d": variants g16,
+            # g8sx8, g8sx8d (rt.grouping_spec; a trailing "d" runs it with the dynamic tile schedule;
+            # the order is built and cached on the first, uncaptured call)
             def grouping(spec):
+                sched = "dynamic" if spec.endswith("d") else "static"
                 def call():
-                    with rt.l2_grouping(*rt.grouping_spec(spec)):
-                        return rt.gemm(x, wnk, out=out)
+                    with rt.l2_grouping(*rt.grouping_spec(spec.removesuffix("d"))):
+                        return rt.gemm(x, wnk, out=out, sched=sched)
                 return call
             for spec in filter(None, os.environ.get("COMET_BENCH_GROUPS", "").split(",")):
                 variants["g" + spec] = grouping(spec)
