@@ -15,8 +15,8 @@
 #   benchsched       round robin (the default, "comet") vs the dynamic tile schedule vs cuBLAS,
 #                    interleaved: 8192x7168x4096 (21 rounds) and four more shapes (11); BENCH_SHAPES
 #   benchgroup       the default L2 grouping (8 cluster rows, snake) vs other groupings vs cuBLAS,
-#                    interleaved, 31 rounds: BENCH_GROUPS=16,8sx8 (runtime.grouping_spec; variants
-#                    g16, g8sx8; default 16: the old order, groups of 16)
+#                    interleaved, 31 rounds: BENCH_GROUPS=16,8sx8,8sx8d (runtime.grouping_spec; variants
+#                    g16, g8sx8, g8sx8d; a trailing d = the dynamic schedule; default 16: the old order)
 #   benchsk          stream-K over the partial round plus 0 / 1 / 2 whole rounds vs the planned split
 #                    vs cuBLAS (8192x7168x4096, 8192^3; BENCH_SHAPES overrides)
 #   sweep            shape sweep, 2 ranks: overlap vs sequential vs the cost model's choice

@@ -99,8 +99,10 @@ def grouped(blocks: list[int], gn: int, group_m: int = GROUP_M, snake: bool | No
     (default: $COMET_SNAKE, else on) walks every other group's columns right to left, so the B blocks
     read last are read again first. `group_n` (default $COMET_GROUP_N, else 0 = off; an experiment)
     walks a group in chunks of that many columns, row by row inside a chunk: tiles next to each other
-    in the order then share their A row block instead of their B column block (nvjet's L2 reads
-    suggest it coalesces such neighbours' loads; benchmarks/RESULTS.md, session 8)."""
+    in the order then share their A row block instead of their B column block. With the dynamic
+    schedule L2 then coalesces neighbours' A loads (4-7 % fewer L2 reads at 8192x7168x4096, near
+    nvjet's), but it measured no faster at the power cap and reads more DRAM (benchmarks/RESULTS.md,
+    session 9)."""
     if snake is None:
         snake = env_int("COMET_SNAKE", SNAKE, low=0, what="comet-reschedule") > 0
     if group_n is None:

@@ -38,7 +38,8 @@ def sched_mode(sched: str | None = None) -> str:
     """The tile schedule of a launch: `sched`, else $COMET_TP_SCHED, else "static" (cluster c
     takes tiles c, c + clusters, ...). "dynamic": each cluster draws its next tile from a shared
     counter; bit-identical results, and within +-2 % of static on the H100 (neutral at
-    8192x7168x4096, benchmarks/RESULTS.md session 7), so it is not the default."""
+    8192x7168x4096, benchmarks/RESULTS.md session 7; also with tile orders whose neighbours share
+    A, session 9), so it is not the default."""
     mode = sched or os.environ.get("COMET_TP_SCHED") or "static"
     if mode not in SCHEDS:
         src = "sched" if sched else "COMET_TP_SCHED"
