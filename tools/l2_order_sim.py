@@ -62,11 +62,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clusters", type=int, default=66)
     ap.add_argument("--cap-mb", type=float, default=25.0)
     a = ap.parse_args(argv)
-    m, n, k = (int(v) for v in a.shape.split("x"))
-    tm, tn, tk = (int(v) for v in a.tile.split("x"))
+    from comet_ir.errors import CometError
+
+    try:
+        m, n, k = (int(v) for v in a.shape.split("x"))
+        tm, tn, tk = (int(v) for v in a.tile.split("x"))
+    except ValueError:
+        ap.error(f"--shape and --tile take MxNxK with positive integers (got {a.shape!r}, {a.tile!r})")
+    if min(m, n, k, tm, tn, tk, a.clusters) < 1 or a.cap_mb < 0:
+        ap.error("sizes and --clusters must be positive, --cap-mb not negative")
     rows, cols = -(-m // tm), -(-n // tn)
     for spec in a.specs:
-        b = dram_bytes(tile_order(spec, rows, cols), cols, k, tm, tn, tk, a.clusters, a.cap_mb)
+        try:
+            order = tile_order(spec, rows, cols)
+        except CometError as e:
+            ap.error(str(e))
+        b = dram_bytes(order, cols, k, tm, tn, tk, a.clusters, a.cap_mb)
         print(f"{spec:>8}: {b / 1e6:8.0f} MB   (compulsory {2 * (m * k + k * n) / 1e6:.0f} MB)")
     return 0
 

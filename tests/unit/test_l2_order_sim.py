@@ -40,3 +40,13 @@ def test_cli_prints_each_spec(capsys):
     assert sim.main(["row", "8sx2", "--shape", "1024x1024x256"]) == 0
     out = capsys.readouterr().out
     assert "row:" in out and "8sx2:" in out
+
+
+def test_bad_spec_and_shape_are_one_message(capsys):
+    import pytest
+    for argv in (["8q"], ["8s", "--shape", "8192x7168"], ["8s", "--clusters", "0"]):
+        with pytest.raises(SystemExit) as e:
+            sim.main(argv)
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert "error:" in err and "Traceback" not in err
