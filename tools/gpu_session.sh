@@ -32,7 +32,7 @@
 #   c2-X / g8-X      X with the cluster-2x1 library (COMET_TP_CLUSTER=2) / L2 group of 8 row blocks
 # Carry: .cache/cuda (libraries built here for sm_90a) and .cache/moe/whl (wheels).
 export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/comet_gpu_out}; mkdir -p "$OUT/logs"
+OUT=${OUT:-/tmp/comet_gpu_out}; rm -rf "$OUT/logs"; mkdir -p "$OUT/logs"   # a killed earlier run may have left its logs
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $(ls .whl/*.whl .cache/moe/whl/*.whl 2>/dev/null) 2>&1 | grep -v "^WARNING: Target"
 export PYTHONPATH=/tmp/site:$PWD
 TASKS=${TASKS:-"tests bench1 bench sweep"}
