@@ -72,9 +72,9 @@ for t in $TASKS; do
     bench1v) COMET_BENCH_SHAPES=3072x5120x8192,6144x14336x4096,1536x7168x2048,384x6144x4096,192x4096x8192,96x14336x4096 \
                COMET_BENCH_VARIANTS=comet,torch timeout 100 python3 tests/gpu/tp_launch.py 1 bench 90 $L > /dev/null ;;
     ncu) timeout 150 ncu --profile-from-start off --clock-control none --csv --page raw \
-           --metrics dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sector_hit_rate.pct,gpu__time_duration.sum,lrc__average_xbar2gpc_sectors_op_read.ratio,lrc__lts2lrc_sectors_op_read.sum,gpc__cycles_elapsed.avg.per_second,sm__cycles_elapsed.avg \
+           --metrics $(python3 tools/ncu_summary.py --keys) \
            python3 tools/tp_ncu_dram.py > $L/ncu.csv 2> $L/ncu.err
-         grep -E "compulsory|profiled|Error|error" $L/ncu.err | tail -8; python3 tools/ncu_summary.py $L/ncu.csv ;;
+         grep -E "compulsory|profiled|Error|error" $L/ncu.err | tail -8; python3 tools/ncu_summary.py $L/ncu.csv $L/ncu.err ;;
     ncufull) timeout 240 ncu --profile-from-start off --clock-control none --csv --page raw --set full \
            python3 tools/tp_ncu_dram.py > $L/ncu.csv 2> $L/ncu.err
          grep -E "compulsory|profiled|Error|error" $L/ncu.err | tail -8; python3 tools/ncu_compare.py $L/ncu.csv --top 120 > $L/compare.txt; head -130 $L/compare.txt ;;

@@ -40,9 +40,9 @@ for t in ${MOE_TASKS:-tests bench}; do
     tune)    bench_task tune.log benchmarks/moe_bench.py "MOE_BENCH_MODE=tune MOE_ROUNDS=${MOE_ROUNDS:-5}" ;;
     diag)    bench_task diag.log benchmarks/moe_bench.py "MOE_BENCH_MODE=diag MOE_ROUNDS=${MOE_ROUNDS:-5}" ;;
     ncu)     timeout ${MOE_NCU_TIMEOUT:-150} ncu --profile-from-start off --clock-control none --csv --page raw \
-               --metrics dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sector_hit_rate.pct,gpu__time_duration.sum \
+               --metrics $(python3 tools/ncu_summary.py --keys) \
                python3 tools/moe_ncu_dram.py > "$OUT/ncu.csv" 2> "$OUT/ncu.err"
-             python3 tools/ncu_summary.py "$OUT/ncu.csv"
+             python3 tools/ncu_summary.py "$OUT/ncu.csv" "$OUT/ncu.err"
              tail -3 "$OUT/ncu.err" ;;
     ncufull) timeout ${MOE_NCU_TIMEOUT:-240} ncu --profile-from-start off --clock-control none --csv --page raw --set full \
                python3 tools/moe_ncu_dram.py > "$OUT/ncufull.csv" 2> "$OUT/ncufull.err"

@@ -1,6 +1,11 @@
 """One line per kernel of Nsight Compute's raw CSV (`ncu --csv --page raw --metrics ...`): the
-kernel name and the DRAM / L2 / duration metrics with their units. Used by the device scripts;
-the CSV is read by ncu_compare.load (ncu's own warning lines may precede the header)."""
+call's label (from the script's stderr, else the kernel name) and the DRAM / L2 / clock / duration
+metrics with their units. Used by the device scripts; the CSV is read by ncu_compare.load (ncu's
+own warning lines may precede the header).
+
+  ncu ... --metrics $(python3 tools/ncu_summary.py --keys) SCRIPT > ncu.csv 2> ncu.err
+  python3 tools/ncu_summary.py ncu.csv [ncu.err]"""
+import re
 import sys
 from pathlib import Path
 
@@ -13,15 +18,29 @@ KEYS = ("dram__bytes_read.sum", "dram__bytes_write.sum", "lts__t_sector_hit_rate
         "gpc__cycles_elapsed.avg.per_second", "sm__cycles_elapsed.avg")
 
 
-def main(path: str) -> None:
+def labels_of(err_path: str | None) -> list[str]:
+    """The measurement scripts' own names for the profiled calls ("profiled NAME" / "profiled: NAME"
+    lines on their stderr, in profiling order): every call of ours has the same kernel name."""
+    if not err_path or not Path(err_path).exists():
+        return []
+    return [m.group(1).strip() for m in map(re.compile(r"profiled:?\s+(.+)").match, open(err_path)) if m]
+
+
+def main(path: str, err_path: str | None = None) -> None:
     try:
         names, metrics, units = load(path)
     except SystemExit:
         print("ncu: no rows")
         return
-    for i, name in enumerate(names):
-        print("ncu:", name, {k: f"{metrics[k][i]:g} {units.get(k, '')}".strip() for k in KEYS if k in metrics})
+    labels = labels_of(err_path)
+    if len(labels) != len(names):
+        labels = names
+    for label, i in zip(labels, range(len(names))):
+        print("ncu:", label, {k: f"{metrics[k][i]:g} {units.get(k, '')}".strip() for k in KEYS if k in metrics})
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1:] == ["--keys"]:      # the metric list for ncu --metrics (one list, here)
+        print(",".join(KEYS))
+    else:
+        main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
