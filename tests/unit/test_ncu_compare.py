@@ -4,6 +4,8 @@ one row per kernel; short set-up kernels are left out, and metrics are ranked by
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("ncu_compare", ROOT / "tools" / "ncu_compare.py")
 ncu_compare = importlib.util.module_from_spec(spec)
@@ -42,33 +44,35 @@ def test_short_kernels_dropped_and_ranked_by_disagreement(tmp_path, capsys):
                       "gpu__time_duration.sum"]
 
 
-def test_summary_reads_the_same_csv(tmp_path, capsys):
+@pytest.fixture
+def summary(tmp_path):
+    """(the ncu_summary module, the path of CSV written to a file)"""
     spec2 = importlib.util.spec_from_file_location("ncu_summary", ROOT / "tools" / "ncu_summary.py")
-    ncu_summary = importlib.util.module_from_spec(spec2)
-    spec2.loader.exec_module(ncu_summary)
+    mod = importlib.util.module_from_spec(spec2)
+    spec2.loader.exec_module(mod)
     p = tmp_path / "ncu.csv"
     p.write_text(CSV)
-    ncu_summary.main(str(p))
+    return mod, str(p)
+
+
+def test_summary_reads_the_same_csv(summary, capsys):
+    ncu_summary, p = summary
+    ncu_summary.main(p)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 and "'dram__bytes_read.sum': '6.4148e+08 byte'" in lines[2]
 
 
-def test_summary_names_rows_by_the_profiled_labels(tmp_path, capsys):
-    spec2 = importlib.util.spec_from_file_location("ncu_summary", ROOT / "tools" / "ncu_summary.py")
-    ncu_summary = importlib.util.module_from_spec(spec2)
-    spec2.loader.exec_module(ncu_summary)
-    p = tmp_path / "ncu.csv"
-    p.write_text(CSV)
-    n_rows = len(ncu_summary.load(str(p))[0])
+def test_summary_names_rows_by_the_profiled_labels(summary, tmp_path, capsys):
+    ncu_summary, p = summary
+    n_rows = len(ncu_summary.load(p)[0])
     err = tmp_path / "ncu.err"
     err.write_text("compulsory_read_bytes 1 write_bytes 2\n" + "".join(f"profiled call{i}\n" for i in range(n_rows)))
-    ncu_summary.main(str(p), str(err))
-    lines = capsys.readouterr().out.splitlines()
-    assert [ln.split()[1] for ln in lines] == [f"call{i}" for i in range(n_rows)]
-    # a label count that does not match the rows falls back to the kernel names
+    ncu_summary.main(p, str(err))
+    assert [ln.split()[1] for ln in capsys.readouterr().out.splitlines()] == [f"call{i}" for i in range(n_rows)]
     err.write_text("".join(f"profiled: g1:v{i}\n" for i in range(n_rows)))    # the MoE script's form
-    ncu_summary.main(str(p), str(err))
+    ncu_summary.main(p, str(err))
     assert [ln.split()[1] for ln in capsys.readouterr().out.splitlines()] == [f"g1:v{i}" for i in range(n_rows)]
+    # a label count that does not match the rows falls back to the kernel names
     err.write_text("profiled only_one\n")
-    ncu_summary.main(str(p), str(err))
+    ncu_summary.main(p, str(err))
     assert "only_one" not in capsys.readouterr().out
