@@ -10,7 +10,8 @@ Nsight Compute measured at 8192x7168x4096 within 1 % (row-major 916 vs 918 MB, g
 
   python tools/l2_order_sim.py 8s 8sx2 16 row [--shape 8192x7168x4096] [--cap-mb 25]
 
-Specs as runtime.grouping_spec ("G[s][xN]"), or "row" for row-major."""
+Specs as the benchmarks name them (runtime.grouping_variant, "G[s][xN][d]"; the schedule suffix
+changes nothing here), or "row" for row-major."""
 from __future__ import annotations
 
 import argparse
@@ -22,12 +23,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) + "/..")
 
 
 def tile_order(spec: str, rows: int, cols: int) -> list[int]:
-    from comet_ir.backends.cuda.runtime import grouping_spec
+    from comet_ir.backends.cuda.runtime import grouping_variant
     from comet_ir.passes.reschedule import grouped
 
     if spec == "row":
         return list(range(rows * cols))
-    g, snake, gn = grouping_spec(spec)
+    (g, snake, gn), _ = grouping_variant(spec)     # the model's waves stand for either schedule
     return grouped(list(range(rows)), cols, g, snake, gn)
 
 

@@ -8,7 +8,7 @@ not spend. Run under Nsight Compute (only the kernels between profiler start and
 
 Profiled in order, one call each after a warm-up (ncu flushes the caches before each kernel):
 cuBLAS, then ours with the runtime's choice, then ours in row-major tile order (no L2 grouping),
-then (TP_NCU_GROUPS="16,8sx8,...", runtime.grouping_spec) ours with other L2 groupings, and with
+then (TP_NCU_GROUPS="16,8sx8,8sx8d,...", runtime.grouping_variant: a trailing d = dynamic) ours with other L2 groupings, and with
 TP_NCU_DYNAMIC=1 the same with the dynamic tile schedule.
 TP_NCU_SHAPE=MxNxK (default 8192x7168x4096). Compulsory: A and B read once, C written once."""
 from __future__ import annotations
@@ -37,15 +37,16 @@ def main() -> None:
     wnk = wt.t().contiguous().t()
     out = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
     def grouping(spec, sched=None):      # ours with another L2 grouping of the tile order
+        grp, own = rt.grouping_variant(spec)
         def call():
-            with rt.l2_grouping(*rt.grouping_spec(spec)):
-                rt.gemm(x, wnk, out=out, sched=sched)
+            with rt.l2_grouping(*grp):
+                rt.gemm(x, wnk, out=out, sched=sched or own)
         return call
 
     calls = [("cublas", lambda: torch.matmul(x, wt)),
              ("ours", lambda: rt.gemm(x, wnk, out=out)),
              ("ours_rowmajor", lambda: rt.gemm(x, wnk, out=out, order="row-major"))]
-    # TP_NCU_GROUPS="16,8sx8": more calls of ours with those L2 groupings (runtime.grouping_spec);
+    # TP_NCU_GROUPS="16,8sx8": more calls of ours with those L2 groupings (runtime.grouping_variant);
     # TP_NCU_DYNAMIC=1: each of them (and the default) again with the dynamic tile schedule
     specs = list(filter(None, os.environ.get("TP_NCU_GROUPS", "").split(",")))
     for spec in specs:

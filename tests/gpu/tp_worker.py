@@ -621,12 +621,12 @@ def run_bench(args, torch, dist, rt, ctx, res) -> None:
             variants["rowmajor"] = lambda: rt.gemm(x, wnk, out=out, order="row-major")
             errs["rowmajor"] = rel_err(rt.gemm(x, wnk, order="row-major"), ref)
             # other L2 groupings of the tile order, COMET_BENCH_GROUPS="16,8sx8,8sx8d": variants g16,
-            # g8sx8, g8sx8d (rt.grouping_spec; a trailing "d" runs it with the dynamic tile schedule;
+            # g8sx8, g8sx8d (rt.grouping_variant; a trailing "d" runs it with the dynamic tile schedule;
             # the order is built and cached on the first, uncaptured call)
             def grouping(spec):
-                sched = "dynamic" if spec.endswith("d") else "static"
+                grp, sched = rt.grouping_variant(spec)
                 def call():
-                    with rt.l2_grouping(*rt.grouping_spec(spec.removesuffix("d"))):
+                    with rt.l2_grouping(*grp):
                         return rt.gemm(x, wnk, out=out, sched=sched)
                 return call
             for spec in filter(None, os.environ.get("COMET_BENCH_GROUPS", "").split(",")):

@@ -239,6 +239,15 @@ def test_grouping_spec():
             grouping_spec(bad)
 
 
+def test_grouping_variant_reads_the_schedule_suffix():
+    from comet_ir.backends.cuda.runtime import grouping_variant
+    assert grouping_variant("8sx8d") == ((8, True, 8), "dynamic")
+    assert grouping_variant("16") == ((16, False, 0), "static")
+    for bad in ("d", "8dd", "8ds"):
+        with pytest.raises(CometError, match="G\\[s\\]\\[xN\\]"):
+            grouping_variant(bad)
+
+
 def test_l2_grouping_sets_the_order_knobs_and_puts_back_the_users(monkeypatch):
     # measurement runs switch the grouping per call; a process-wide COMET_GROUP_M the user set
     # (gpu_session's g8- prefix) must survive, and an unset COMET_SNAKE must be unset again

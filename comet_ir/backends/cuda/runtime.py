@@ -56,6 +56,13 @@ def grouping_spec(spec: str) -> tuple[int, bool, int]:
     return int(m.group(1)), m.group(2) == "s", int(m.group(3) or 0)
 
 
+def grouping_variant(spec: str) -> tuple[tuple[int, bool, int], str]:
+    """A measurement variant "G[s][xN][d]": (its grouping_spec, its tile schedule: "dynamic" with a
+    trailing d, else "static"), e.g. "8sx8d" -> ((8, True, 8), "dynamic")."""
+    spec = spec.strip()
+    return grouping_spec(spec.removesuffix("d")), "dynamic" if spec.endswith("d") else "static"
+
+
 @contextlib.contextmanager
 def l2_grouping(group_m: int, snake: bool, group_n: int = 0):
     """Calls inside use another L2 grouping of the tile order (measurement runs): sets
