@@ -35,7 +35,7 @@ def main(path: str, err_path: str | None = None) -> None:
     labels = labels_of(err_path)
     if len(labels) != len(names):
         labels = names
-    for label, i in zip(labels, range(len(names))):
+    for i, label in enumerate(labels):
         print("ncu:", label, {k: f"{metrics[k][i]:g} {units.get(k, '')}".strip() for k in KEYS if k in metrics})
 
 
