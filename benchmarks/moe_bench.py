@@ -28,6 +28,8 @@ MOE_BENCH_MODE=diag (T=2048 uniform, or MOE_DIAG_T): where the expert GEMMs lose
   128-row tiles ("aligned": 512 rows per expert, no padding MMAs), with every expert reading the
   same weights ("shared": b_group_stride 8 elements, 1/8 of the weight bytes from HBM), both, and
   dense cuBLAS of the same shape; GEMM2 also without the split-K fold and without split-K.
+  MOE_DIAG_SET=gap: the padding-free (aligned) GEMMs with per-expert / shared weights / one group,
+  cluster 1x2 / 2x1, GEMM1 with the plain epilogue too, vs cuBLAS (gap_case).
 Energy (tune and diag modes, or MOE_ENERGY=1): after each variant's timing in a round, a burst of
   back-to-back calls (~MOE_BURST_MS) between two reads of NVML's total-energy counter
   (nvmlDeviceGetTotalEnergyConsumption, mJ) with a thread sampling the SM clock and power every
@@ -674,6 +676,76 @@ def diag_case(T, skew, w1, w3, w2, wr, dev):
     torch.cuda.empty_cache()
 
 
+def gap_case(T, skew, w1, w3, w2, wr, dev):
+    """MOE_DIAG_SET=gap: with the padding taken away (aligned offsets), what still separates the
+    grouped GEMMs from dense cuBLAS on the same tile grid? Each GEMM at aligned offsets with
+    (a) its own weights per expert, (b) every expert reading expert 0's weights shifted by 8 rows
+    (b_group_stride 8 K: 16-byte aligned rows, ~1/8 of the weight bytes from HBM, the group
+    switches kept), (c) one group holding every row (expert 0: a dense GEMM through the grouped
+    kernel, no group switches), for the default cluster 1x2 and for 2x1 (weights multicast), and
+    GEMM1 also with the plain TMA-store epilogue (no SwiGLU; output 2F wide) -- vs cuBLAS."""
+    name, r, x, bias, lg, perm, offsets = routed_case(T, skew, wr, dev)
+    m, w13t, w2t, xs, rows, aligned = grouped_setup(x, perm, offsets, w1, w3, w2, dev)
+    r["aligned_rows_per_expert"] = rows // E
+    single = torch.full((E + 1,), rows, device=dev, dtype=offsets.dtype)
+    single[0] = 0
+    v1, v2 = m._variants()
+    handles = {"c12": m._gemm_v(v1, 2 * FF, H, dev), "c21": m._gemm_v("swiglu_pair_c21", 2 * FF, H, dev),
+               "plain": m._gemm_v("coop_128x256_c12", 2 * FF, H, dev),
+               "g2c12": m._gemm_v(v2.replace("_sk2", ""), H, FF, dev), "g2c21": m._gemm_v("coop_128x256", H, FF, dev)}
+    h = torch.randn(rows, FF, device=dev).bfloat16()
+    g = torch.empty(rows, 2 * FF, dtype=xs.dtype, device=dev)
+    y = torch.empty(2 * rows, H, dtype=xs.dtype, device=dev)
+
+    def cs():
+        return torch.cuda.current_stream(dev).cuda_stream
+
+    def g1(offs, hd, bs=0):
+        out = g if hd.variant.startswith("coop") else h
+        return lambda: hd.run(offs.data_ptr(), xs.data_ptr(), w13t.data_ptr(), out.data_ptr(), cs(), bs)
+
+    def g2(offs, hd, bs=0):
+        return lambda: hd.run(offs.data_ptr(), h.data_ptr(), w2t.data_ptr(), y.data_ptr(), cs(), bs)
+    offs = offsets.contiguous()
+    calls = {"g1_ours": g1(offs, handles["c12"]), "g1_ours_dup": g1(offs, handles["c12"]),
+             "g2_ours_nosplit": g2(offs, handles["g2c12"])}
+    for c in ("c12", "c21", "plain"):
+        calls[f"g1_{c}_aligned"] = g1(aligned, handles[c])
+        calls[f"g1_{c}_aligned_sh8"] = g1(aligned, handles[c], 8 * H)
+        calls[f"g1_{c}_single"] = g1(single, handles[c])
+    for c in ("c12", "c21"):
+        hd = handles["g2" + c]
+        calls[f"g2_{c}_aligned"] = g2(aligned, hd)
+        calls[f"g2_{c}_aligned_sh8"] = g2(aligned, hd, 8 * FF)
+        calls[f"g2_{c}_single"] = g2(single, hd)
+    try:   # one group = a dense GEMM on expert 0's weights: check it against torch
+        calls["g1_c12_single"]()
+        w13 = torch.stack([w1[0], w3[0]], 1).reshape(H, 2, FF // 8, 8).transpose(1, 2).reshape(H, 2 * FF)
+        ref = (xs[:256].float() @ w13.float())
+        gate, up = ref.view(256, FF // 8, 2, 8).unbind(2)
+        r["g1_single_relerr"] = rel(h[:256].float(), (F.silu(gate) * up).reshape(256, FF))
+        print("g1 single relerr", r["g1_single_relerr"], flush=True)
+    except Exception as e:
+        RES["errors"].append(f"{name} single check: {e!r}")
+    fns, graphs = graph_each(name, calls)
+    a1 = torch.randn(rows, H, device=dev).bfloat16()
+    b1 = torch.randn(H, 2 * FF, device=dev).bfloat16()
+    b2 = torch.randn(FF, H, device=dev).bfloat16()
+    for k, fn in (("g1_dense", lambda: a1 @ b1), ("g2_dense", lambda: h @ b2)):
+        gr, _ = graphed(fn)
+        graphs[k], fns[k] = gr, gr.replay
+    flops = 6.0 * T * K * H * FF
+    run_rounds(name, fns, r, lambda k: flops * 2 / 3 if k.startswith("g1_") else flops / 3)
+    for k, v in r.items():
+        if isinstance(v, dict) and "b2b_ms" in v:
+            f = flops * 2 / 3 if k.startswith("g1_") else flops / 3
+            v["tflops_b2b"] = f / (v["b2b_ms"] * 1e9)
+            v["gflop_per_j"] = f / 1e9 / (v["mj_per_call"] / 1e3) if v.get("mj_per_call") else 0
+    save()
+    del graphs, fns
+    torch.cuda.empty_cache()
+
+
 def cluster_case(T, skew, w1, w3, w2, wr, dev):
     """MOE_DIAG_SET=clusters: GEMM1 / GEMM2 alone under each cluster shape (and GEMM2 with / without
     split-K), default twice (noise floor), timed as in diag. Do clusters that multicast the weight
@@ -713,8 +785,8 @@ def main():
     dev = torch.device("cuda")
     w1, w3, w2, wr = mixtral_weights(dev)
     fn = {"tune": tune_case, "diag": diag_case}.get(MODE, case)
-    if MODE == "diag" and os.environ.get("MOE_DIAG_SET") == "clusters":
-        fn = cluster_case
+    if MODE == "diag" and os.environ.get("MOE_DIAG_SET") in ("clusters", "gap"):
+        fn = {"clusters": cluster_case, "gap": gap_case}[os.environ["MOE_DIAG_SET"]]
     cases = [(2048, False), (2048, True), (8192, False), (8192, True)]
     if MODE == "diag":
         cases = [(int(t), False) for t in os.environ.get("MOE_DIAG_T", "2048").split(",")]
