@@ -28,6 +28,8 @@ MOE_BENCH_MODE=diag (T=2048 uniform, or MOE_DIAG_T): where the expert GEMMs lose
   128-row tiles ("aligned": 512 rows per expert, no padding MMAs), with every expert reading the
   same weights ("shared": b_group_stride 8 elements, 1/8 of the weight bytes from HBM), both, and
   dense cuBLAS of the same shape; GEMM2 also without the split-K fold and without split-K.
+  MOE_DIAG_SET=dyn: the dynamic tile schedule (*_dyn variants) vs the default (dyn_case).
+  MOE_DIAG_T=2048,8192s: the token counts (a trailing s: skewed routing).
   MOE_DIAG_SET=gap: the padding-free (aligned) GEMMs with per-expert / shared weights / one group,
   cluster 1x2 / 2x1, GEMM1 with the plain epilogue too, vs cuBLAS (gap_case).
 Energy (tune and diag modes, or MOE_ENERGY=1): after each variant's timing in a round, a burst of
@@ -68,7 +70,8 @@ RES: dict = {"device": torch.cuda.get_device_name(), "date": time.strftime("%Y-%
 
 
 def save():
-    fn = {"tune": "moe_tune.json", "diag": "moe_diag.json"}.get(MODE, "moe_bench.json")
+    dset = os.environ.get("MOE_DIAG_SET")
+    fn = {"tune": "moe_tune.json", "diag": f"moe_diag_{dset}.json" if dset else "moe_diag.json"}.get(MODE, "moe_bench.json")
     with open(os.path.join(OUT, fn), "w") as f:
         json.dump(RES, f, indent=1)
 
@@ -746,6 +749,46 @@ def gap_case(T, skew, w1, w3, w2, wr, dev):
     torch.cuda.empty_cache()
 
 
+def dyn_case(T, skew, w1, w3, w2, wr, dev):
+    """MOE_DIAG_SET=dyn: the dynamic tile schedule (variants *_dyn: a cluster takes the next item
+    when it can start it) vs the default static round robin, each GEMM alone and the experts,
+    default twice (noise floor), timed as in diag; outputs checked bit-identical first."""
+    from comet_ir.backends.cuda.moe import kernels
+    name, r, x, bias, lg, perm, offsets = routed_case(T, skew, wr, dev)
+    m, w13t, w2t, xs, rows, aligned = grouped_setup(x, perm, offsets, w1, w3, w2, dev)
+    v1, v2 = m._variants()
+    md = CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0,
+                  gemm_variant=(v1 + kernels.DYN_SUFFIX, v2 + kernels.DYN_SUFFIX))
+    md.w1, md.w3, md.w2, md._packed = m.w1, m.w3, m.w2, m._packed
+    offs = offsets.contiguous()
+    h = torch.empty(rows, FF, dtype=xs.dtype, device=dev)
+    hr = torch.randn(rows, FF, device=dev).bfloat16()
+    calls = {}
+    for tag, mm in (("ours", m), ("ours_dup", m), ("dyn", md)):
+        calls[f"g1_{tag}"] = (lambda mm=mm: mm._gemm1_cutlass(xs, offs, rows, h))
+        calls[f"g2_{tag}"] = (lambda mm=mm: mm._gemm2_cutlass(hr, offs, rows))
+        calls[f"experts_{tag}"] = (lambda mm=mm: mm.experts_forward(xs, offs, "cutlass"))
+    try:
+        a, b = calls["experts_ours"](), calls["experts_dyn"]()
+        r["dyn_equal"] = bool(torch.equal(a, b))
+        print("dynamic schedule bit-identical:", r["dyn_equal"], flush=True)
+    except Exception as e:
+        RES["errors"].append(f"{name} dyn check: {e!r}")
+    fns, graphs = graph_each(name, calls)
+    gd, graphs["dense_operands"] = dense_equal_flops(T, dev)
+    graphs["dense"], fns["experts_dense_cublas_equal_flops"] = gd, gd.replay
+    flops = 6.0 * T * K * H * FF
+    fl = lambda k: flops if k.startswith("experts_") else flops * 2 / 3 if k.startswith("g1_") else flops / 3
+    run_rounds(name, fns, r, fl)
+    for k, v in r.items():
+        if isinstance(v, dict) and "b2b_ms" in v:
+            v["tflops_b2b"] = fl(k) / (v["b2b_ms"] * 1e9)
+            v["gflop_per_j"] = fl(k) / 1e9 / (v["mj_per_call"] / 1e3) if v.get("mj_per_call") else 0
+    save()
+    del graphs, fns
+    torch.cuda.empty_cache()
+
+
 def cluster_case(T, skew, w1, w3, w2, wr, dev):
     """MOE_DIAG_SET=clusters: GEMM1 / GEMM2 alone under each cluster shape (and GEMM2 with / without
     split-K), default twice (noise floor), timed as in diag. Do clusters that multicast the weight
@@ -785,11 +828,12 @@ def main():
     dev = torch.device("cuda")
     w1, w3, w2, wr = mixtral_weights(dev)
     fn = {"tune": tune_case, "diag": diag_case}.get(MODE, case)
-    if MODE == "diag" and os.environ.get("MOE_DIAG_SET") in ("clusters", "gap"):
-        fn = {"clusters": cluster_case, "gap": gap_case}[os.environ["MOE_DIAG_SET"]]
+    if MODE == "diag" and os.environ.get("MOE_DIAG_SET") in ("clusters", "gap", "dyn"):
+        fn = {"clusters": cluster_case, "gap": gap_case, "dyn": dyn_case}[os.environ["MOE_DIAG_SET"]]
     cases = [(2048, False), (2048, True), (8192, False), (8192, True)]
     if MODE == "diag":
-        cases = [(int(t), False) for t in os.environ.get("MOE_DIAG_T", "2048").split(",")]
+        # "8192s": skewed routing
+        cases = [(int(t.rstrip("s")), t.endswith("s")) for t in os.environ.get("MOE_DIAG_T", "2048").split(",")]
     for T, skew in cases:
         try:
             fn(T, skew, w1, w3, w2, wr, dev)

@@ -201,7 +201,9 @@ def test_fused_route_dispatch(e, k):
                                      ("swiglu_pair_c12", "combine_c21"), ("swiglu_pair_c12", "coop_128x128_c12"),
                                      ("swiglu_pair_c12", "coop_128x128_c12_sk2"),
                                      ("swiglu_pair_c12_gang", "coop_128x256_c12_gang_sk2"),
-                                     ("swiglu_pair_c12_gang", "coop_128x256_c12_gang")])
+                                     ("swiglu_pair_c12_gang", "coop_128x256_c12_gang"),
+                                     ("swiglu_pair_c12_dyn", "coop_128x256_c12_sk2_dyn"),
+                                     ("swiglu_pair_c21_dyn", "coop_128x256_dyn")])
 @pytest.mark.parametrize("case", ["zipf", "empty_expert"])
 def test_gemm_variants(variant, case):
     if "cutlass" not in backends():
@@ -239,7 +241,7 @@ def test_swiglu_pair_gemm1_matches_torch():
         assert rel(out[a:b], ref) < TOL
 
 
-@pytest.mark.parametrize("variant", ["swiglu_pair_c12", "swiglu_pair_c21", "swiglu_pair_c22"])
+@pytest.mark.parametrize("variant", ["swiglu_pair_c12", "swiglu_pair_c21", "swiglu_pair_c22", "swiglu_pair_c12_dyn"])
 @pytest.mark.parametrize("comm_blocks", [4, 32])
 @pytest.mark.parametrize("case", ["uniform", "zipf", "empty_expert", "one_expert", "odd_tokens"])
 def test_fused_layer0_ep1(variant, comm_blocks, case):
@@ -509,6 +511,56 @@ def test_gang_order_bit_identical(counts):
             xe = xs[a:b].float()
             ref = torch.nn.functional.silu(xe @ m.w1[j].float()) * (xe @ m.w3[j].float())
             assert rel(outs[0][0][a:b], ref) < TOL
+
+
+@pytest.mark.parametrize("clusters", [("swiglu_pair_c12", "coop_128x256_c12_sk2"), ("swiglu_pair_c21", "coop_128x256_sk2"),
+                                      ("swiglu_pair_c22", "coop_128x256_c22_sk2")])
+@pytest.mark.parametrize("counts", [
+    [700, 515, 640, 900, 333, 777, 800, 600, 1300, 410, 2100, 388, 999, 512, 640, 700],  # all heavy
+    [1500, 3, 0, 260, 700, 1, 129, 900, 0, 0, 40, 2000, 7, 300, 5, 100],                # light groups
+    [9000, 0, 0, 1, 0, 0, 0, 0],                                                        # one expert
+])
+def test_dynamic_schedule_bit_identical(clusters, counts):
+    """The *_dyn variants hand the same items to whichever cluster is free (a global counter, the
+    item posted to the cluster's other CTAs through a mailbox) instead of round robin: every tile
+    is still computed once with the same K order, so GEMM1 + SwiGLU and GEMM2 (split-K when it
+    pays, folded) are bit-identical to the static schedule, every row written (NaN-poisoned
+    first), under clusters of 2 and 4 CTAs, and again on a second call (counter and mailboxes
+    reset per call) and in a replayed CUDA graph."""
+    if "cutlass" not in backends():
+        pytest.skip("needs sm_90")
+    dev = torch.device("cuda")
+    gen = torch.Generator(device=dev).manual_seed(len(counts) + counts[0])
+    h, f, e = 1024, 1536, len(counts)
+    m = CometMoE(h, f, e, 2, backend="cutlass", device=dev, comm_blocks=0, gemm_variant=clusters)
+    md = CometMoE(h, f, e, 2, backend="cutlass", device=dev, comm_blocks=0,
+                  gemm_variant=tuple(v + "_dyn" for v in clusters))
+    md.w1, md.w3, md.w2, md._packed = m.w1, m.w3, m.w2, None
+    rows = sum(counts)
+    offsets = torch.tensor([0] + list(torch.tensor(counts).cumsum(0)), device=dev)
+    xs = torch.randn(rows, h, generator=gen, device=dev).bfloat16()
+    hs = torch.randn(rows, f, generator=torch.Generator(device=dev).manual_seed(3), device=dev).bfloat16()
+
+    def both(mm):
+        hh = torch.full((rows, f), float("nan"), device=dev, dtype=torch.bfloat16)
+        mm._gemm1_cutlass(xs, offsets, rows, hh)
+        return hh, mm._gemm2_cutlass(hs, offsets, rows)
+    ref = both(m)
+    assert not torch.isnan(ref[0]).any() and not torch.isnan(ref[1]).any()
+    for _ in range(2):
+        got = both(md)
+        assert torch.equal(got[0], ref[0]), "GEMM1: dynamic schedule differs from the static one"
+        assert torch.equal(got[1], ref[1]), "GEMM2: dynamic schedule differs from the static one"
+    out = {}
+    g = torch.cuda.CUDAGraph()
+    both(md)   # warm-up outside the capture (handles, workspaces)
+    with torch.cuda.graph(g):
+        out["h"], out["y"] = both(md)
+    for _ in range(2):
+        out["h"].fill_(float("nan"))
+        g.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(out["h"], ref[0]) and torch.equal(out["y"], ref[1])
 
 
 def test_swiglu_tanh_epilogue():

@@ -36,14 +36,19 @@ PAIR_VARIANTS = [v for v in VARIANTS if v.startswith("swiglu")]
 # device (csrc moe_group_args_kernel, plan.split_k_pays): the output then has 2 x rows rows
 # and the combine (or `fold`) adds the second half.
 SPLIT_SUFFIX = "_sk2"
+# "<variant>[_sk2]_dyn": the same kernel with the dynamic tile schedule (csrc kSchedStages: a
+# cluster takes the next item of the same order from a global counter when it can start it)
+DYN_SUFFIX = "_dyn"
 
 
 def parse_variant(name: str) -> tuple[str, int]:
     """(kernel variant, ksplit) of a variant name; CometError for unknown names."""
-    base, ksplit = (name[:-len(SPLIT_SUFFIX)], 2) if name.endswith(SPLIT_SUFFIX) else (name, 1)
-    if base not in VARIANTS or (ksplit == 2 and base not in PLAIN_VARIANTS):
-        raise CometError(f"moe: unknown grouped-GEMM variant {name!r} (one of {sorted(VARIANTS)}, or a plain one "
-                         f"+ {SPLIT_SUFFIX!r})")
+    core = name[:-len(DYN_SUFFIX)] if name.endswith(DYN_SUFFIX) else name
+    base, ksplit = (core[:-len(SPLIT_SUFFIX)], 2) if core.endswith(SPLIT_SUFFIX) else (core, 1)
+    if base not in VARIANTS or (ksplit == 2 and base not in PLAIN_VARIANTS) or (
+            core != name and base.endswith("_gang")):
+        raise CometError(f"moe: unknown grouped-GEMM variant {name!r} (one of {sorted(VARIANTS)}, a plain one "
+                         f"+ {SPLIT_SUFFIX!r}, either + {DYN_SUFFIX!r} except gang order)")
     return base, ksplit
 
 
@@ -202,6 +207,8 @@ def load() -> ctypes.CDLL:
     lib.moe_gg_set_silu_tanh.restype = None
     lib.moe_gg_set_profile.argtypes = [vp, vp]
     lib.moe_gg_set_profile.restype = None
+    lib.moe_gg_set_dynamic.argtypes = [vp, i32]
+    lib.moe_gg_set_dynamic.restype = None
     lib.moe_gg_split_flag.argtypes = [vp]
     lib.moe_gg_split_flag.restype = vp
     lib.moe_gg_last_split.argtypes = [vp]
@@ -247,6 +254,9 @@ class GroupedGemm:
             raise CometError(f"moe: creating the CUTLASS grouped GEMM failed (code {err.value})")
         self.groups, self.n, self.k = groups, n, k
         self.variant = base
+        self.dynamic = variant.endswith(DYN_SUFFIX)
+        if self.dynamic:
+            self.lib.moe_gg_set_dynamic(self.h, 1)
 
     def set_schedule(self, strip: int = 0, light: int = -1) -> None:
         """Tile order (plan.tile_schedule): strip = N-clusters per strip of a heavy group (0: the

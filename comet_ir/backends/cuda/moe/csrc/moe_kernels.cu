@@ -293,6 +293,15 @@ __shared__ FlagCtx s_fctx;
 //     M-clusters of one N-cluster, spread evenly over the heavy items (unit j before heavy item
 //     floor((2j+1) H / (2U))), so their weight streaming overlaps the heavy groups' math.
 constexpr int kMaxSchedGroups = 512;   // 256 experts x split-K 2
+// Dynamic schedule (the *_dyn variants): the same item order, but a cluster takes its next item
+// from a global counter when a slot of its scheduler pipeline frees (kSchedStages items ahead of
+// its math warps) instead of every `clusters`-th item: clusters that run ahead or behind (drift,
+// comm blocks joining late, light tiles) no longer leave a tail, and neighbouring items (the row
+// tiles of one weight strip) start close together in time. The cluster's first CTA takes the item
+// and posts it in the cluster's mailbox ring (kDynRing slots, tagged with a sequence number) for
+// the others. Static mode reads the same pipeline, so kSchedStages applies to both.
+constexpr int kSchedStages = 2;
+constexpr int kDynRing = 16;
 struct MoeSched {
   long long heavy_items;   // H
   long long light_units;   // U = nlight * ntc
@@ -307,6 +316,8 @@ struct MoeSched {
   // weight strip together and L2 serves the followers (without it the strips' readers drift apart
   // and GEMM2 re-reads its weights ~2.4x from DRAM at T=2048: RESULTS part 5).
   int gang, ngang, cm, cn;
+  int dyn;                 // dynamic schedule in this call (not with gang order)
+  long long* dbuf;         // [1 + clusters * kDynRing]: the item counter, then the mailboxes (zeroed per call)
   long long slots;
   long long* gang_start;   // [ngang] first slot of each gang (ascending)
   int* gang_g; int* gang_nc; int* gang_mtc;
@@ -374,9 +385,9 @@ __device__ int sched_gang_slot(MoeSched const* s, long long p, int& g, int& mc, 
 // clusters); cluster c takes items c, c + clusters, ... (static persistent schedule, like the
 // stock scheduler), its CTAs the tiles of the item's cluster.
 template <class GroupProblemShape, int Stages>
-class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSchedulerSm90Group<GroupProblemShape, Stages> {
-  using Base = cutlass::gemm::kernel::detail::PersistentTileSchedulerSm90Group<GroupProblemShape, Stages>;
-  long long item_ = 0, step_ = 1;
+class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSchedulerSm90Group<GroupProblemShape, kSchedStages> {
+  using Base = cutlass::gemm::kernel::detail::PersistentTileSchedulerSm90Group<GroupProblemShape, kSchedStages>;
+  long long item_ = 0, step_ = 1, seq_ = 0, cid_ = 0;
   int off_m_ = 0, off_n_ = 0, cm_ = 1, cn_ = 1;
   MoeSched const* sched_ = nullptr;
   long long* prof_ = nullptr;
@@ -416,7 +427,7 @@ class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSc
       : Base(params, response), sched_(params.sched) {
     cm_ = params.cluster_shape_.m(); cn_ = params.cluster_shape_.n();
     off_m_ = int(blockIdx.x) % cm_; off_n_ = int(blockIdx.y) % cn_;
-    item_ = int(blockIdx.y) / cn_;
+    item_ = cid_ = int(blockIdx.y) / cn_;
     step_ = (long long)gridDim.y / cn_;
     prof_ = sched_->prof;
     if (prof_ != nullptr && threadIdx.x == 0) prof_[3 * cta_index()] = globaltimer_ns();
@@ -456,8 +467,48 @@ class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSc
   template <class ClusterShape>
   CUTLASS_DEVICE auto initial_work_tile_info(ClusterShape) { return work_for_item(); }
 
+  // dynamic schedule: the next item of this cluster (every lane of the scheduler warp)
+  CUTLASS_DEVICE long long dynamic_item() {
+    long long it = 0;
+    if ((threadIdx.x & 31) == 0) {
+      long long* box = sched_->dbuf + 1 + cid_ * kDynRing + (++seq_ % kDynRing);
+      if (off_m_ == 0 && off_n_ == 0) {
+        it = step_ + (long long)atomicAdd(reinterpret_cast<unsigned long long*>(sched_->dbuf), 1ull);
+        if (cm_ * cn_ > 1) {
+          long long v = (seq_ << 32) | it;
+          asm volatile("st.release.gpu.global.b64 [%0], %1;" :: "l"(box), "l"(v) : "memory");
+        }
+      } else {
+        // the first CTA is at most a few items ahead (the cluster's CTAs share operand tiles by
+        // multicast), so its post lands within microseconds; a wait of seconds is a bug: trap
+        // (a launch error for the host), never a hang
+        long long v, t0 = globaltimer_ns();
+        for (;;) {
+          asm volatile("ld.acquire.gpu.global.b64 %0, [%1];" : "=l"(v) : "l"(box) : "memory");
+          if ((v >> 32) == seq_) break;
+          __nanosleep(32);
+          if (globaltimer_ns() - t0 > 2000000000LL) __trap();
+        }
+        it = v & 0xffffffffLL;
+      }
+    }
+    return __shfl_sync(0xffffffff, it, 0);
+  }
+
   template <typename Pipe, typename State>
   CUTLASS_DEVICE auto advance_to_next_work(Pipe& pipeline, State state, uint32_t advance_count = 1) {
+    if (sched_->dyn) {
+      // take the item only once a response slot is free: a cluster claims work when it can start it
+      pipeline.producer_acquire(state);
+      item_ = dynamic_item();
+      auto work = work_for_item();
+      if (cute::elect_one_sync()) {
+        this->response_ptr_[state.index()] = work;
+        cutlass::arch::fence_view_async_shared();
+        pipeline.producer_commit(state);
+      }
+      return cute::make_tuple(work, true);
+    }
     item_ += step_ * advance_count;
     auto work = work_for_item();
     pipeline.producer_acquire(state);
@@ -916,6 +967,8 @@ struct SchedCfg {
   long long* prof;
   int gang, max_gangs;     // gang order (handles of *_gang variants) and the size of its arrays
   long long* gang_start; int* gang_g; int* gang_nc; int* gang_mtc; int* cnt; int* need;
+  int dyn;                 // dynamic schedule (set_dynamic); dbuf: [1 + clusters * kDynRing]
+  long long* dbuf;
 };
 
 __global__ void __launch_bounds__(256) moe_group_args_kernel(
@@ -979,7 +1032,11 @@ __global__ void __launch_bounds__(256) moe_group_args_kernel(
     sched->gang = gang; sched->cm = cfg.cm; sched->cn = cfg.cn;
     sched->gang_start = cfg.gang_start; sched->gang_g = cfg.gang_g; sched->gang_nc = cfg.gang_nc;
     sched->gang_mtc = cfg.gang_mtc; sched->cnt = cfg.cnt; sched->need = cfg.need;
+    sched->dyn = cfg.dyn && !gang && cfg.dbuf != nullptr;
+    sched->dbuf = cfg.dbuf;
   }
+  if (cfg.dyn && cfg.dbuf != nullptr)
+    for (long long i = threadIdx.x; i < 1 + (long long)cfg.clusters * kDynRing; i += blockDim.x) cfg.dbuf[i] = 0;
   if (cfg.gang && cfg.cnt != nullptr)
     for (long long i = threadIdx.x; i < (long long)groups * ntc && i < cfg.max_gangs; i += blockDim.x) cfg.cnt[i] = 0;
   __syncthreads();
@@ -1010,6 +1067,7 @@ struct GGBase {
   virtual void set_scalar_stores(int v) = 0;
   virtual void set_silu_tanh(int v) = 0;
   virtual void set_profile(long long* prof) = 0;
+  virtual void set_dynamic(int v) = 0;
   virtual const int* split_flag() = 0;
 };
 
@@ -1088,7 +1146,8 @@ struct GG : GGBase {
       int tile_n = size<1>(typename Kernel::TileShape{});
       int strip = int((24ll << 20) / ((long long)tile_n * k * 2)) / cn;
       cfg = SchedCfg{cm, cn, tile_n, strip > 0 ? strip : 1, (2 + cm - 1) / cm, int(grid.x * grid.y) / (cm * cn),
-                     nullptr, 0, 0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+                     nullptr, 0, 0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr};
+      cudaMalloc(&cfg.dbuf, sizeof(long long) * (1 + (size_t)cfg.clusters * kDynRing));
       if constexpr (G::kGang) {
         int ntc = ((n + tile_n - 1) / tile_n + cn - 1) / cn;
         cfg.gang = 1;
@@ -1113,7 +1172,7 @@ struct GG : GGBase {
   ~GG() {
     cudaFree(shapes); cudaFree(pa); cudaFree(pb); cudaFree(pd); cudaFree(sa); cudaFree(sb); cudaFree(sd); cudaFree(sched);
     cudaFree(cfg.gang_start); cudaFree(cfg.gang_g); cudaFree(cfg.gang_nc); cudaFree(cfg.gang_mtc); cudaFree(cfg.cnt);
-    cudaFree(cfg.need);
+    cudaFree(cfg.need); cudaFree(cfg.dbuf);
     if (workspace) cudaFree(workspace);
   }
 
@@ -1128,6 +1187,7 @@ struct GG : GGBase {
   void set_scalar_stores(int v) override { scalar_stores = v; }
   void set_silu_tanh(int v) override { silu_tanh = v; }
   void set_profile(long long* prof) override { cfg.prof = prof; }
+  void set_dynamic(int v) override { cfg.dyn = v; }
   const int* split_flag() override { return &sched->split; }
 
   int launch_pair(cudaStream_t s, const CommDesc* comm, int comm_clusters, const FlagCtx* fctx) {
@@ -1224,6 +1284,13 @@ extern "C" void moe_gg_get_schedule(void* h, int* strip, int* light, int* cluste
 extern "C" void moe_gg_set_profile(void* h, long long* prof) {
 #if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
   static_cast<GGBase*>(h)->set_profile(prof);
+#endif
+}
+
+// dynamic tile schedule (1) or the static round robin (0, the default); ignored by gang order
+extern "C" void moe_gg_set_dynamic(void* h, int v) {
+#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
+  static_cast<GGBase*>(h)->set_dynamic(v);
 #endif
 }
 
