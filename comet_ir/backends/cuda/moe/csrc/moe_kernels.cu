@@ -294,14 +294,16 @@ __shared__ FlagCtx s_fctx;
 //     floor((2j+1) H / (2U))), so their weight streaming overlaps the heavy groups' math.
 constexpr int kMaxSchedGroups = 512;   // 256 experts x split-K 2
 // Dynamic schedule (the *_dyn variants): the same item order, but a cluster takes its next item
-// from a global counter when a slot of its scheduler pipeline frees (kSchedStages items ahead of
-// its math warps) instead of every `clusters`-th item: clusters that run ahead or behind (drift,
-// comm blocks joining late, light tiles) no longer leave a tail, and neighbouring items (the row
-// tiles of one weight strip) start close together in time. The cluster's first CTA takes the item
-// and posts it in the cluster's mailbox ring (kDynRing slots, tagged with a sequence number) for
-// the others. Static mode reads the same pipeline, so kSchedStages applies to both.
-constexpr int kSchedStages = 2;
+// from a global counter when its math warps start the item before (s_dyn_fetched: at most
+// kDynAhead items taken and not yet started) instead of every `clusters`-th item: clusters that
+// run ahead or behind (drift, comm blocks joining late, light tiles) no longer leave a tail, and
+// neighbouring items (the row tiles of one weight strip) start close together in time. The
+// cluster's first CTA takes the item and posts it in the cluster's mailbox ring (kDynRing slots,
+// tagged with a sequence number) for the others. The static schedule is unchanged (its scheduler
+// warp still runs up to CUTLASS's 8 pipeline stages ahead).
+constexpr int kDynAhead = 1;
 constexpr int kDynRing = 16;
+__shared__ int s_dyn_fetched;   // items the first math warp group has fetched (dynamic schedule)
 struct MoeSched {
   long long heavy_items;   // H
   long long light_units;   // U = nlight * ntc
@@ -317,6 +319,7 @@ struct MoeSched {
   // and GEMM2 re-reads its weights ~2.4x from DRAM at T=2048: RESULTS part 5).
   int gang, ngang, cm, cn;
   int dyn;                 // dynamic schedule in this call (not with gang order)
+  long long dyn_wait_ns;   // longest wait of a CTA for its cluster's mailbox (then trap)
   long long* dbuf;         // [1 + clusters * kDynRing]: the item counter, then the mailboxes (zeroed per call)
   long long slots;
   long long* gang_start;   // [ngang] first slot of each gang (ascending)
@@ -381,17 +384,52 @@ __device__ int sched_gang_slot(MoeSched const* s, long long p, int& g, int& mc, 
   return 1;
 }
 
+// Dynamic schedule, lane 0 of a CTA's scheduler warp: the cluster's item number `seq` + 1 (0-based
+// `seq` counts this CTA's earlier dynamic items). Not inlined: its registers stay out of the
+// kernel's allocation (inlined, it made every kernel spill 60 bytes, static schedule included).
+__device__ __noinline__ long long moe_dyn_next_item(MoeSched const* sched, long long cid, long long seq,
+                                                    long long clusters, bool first_cta, int cluster_size) {
+  // throttle: take the next item only when at most kDynAhead taken items are not yet started (the
+  // math warps fetch an item when they start it; the zero is written before the first post, which
+  // their first fetch waits for)
+  volatile int* fetched = &s_dyn_fetched;
+  if (seq == 0) *fetched = 0;
+  while (seq - *fetched >= kDynAhead) __nanosleep(64);
+  long long* box = sched->dbuf + 1 + cid * kDynRing + (seq + 1) % kDynRing;
+  const long long tag = seq + 1;
+  if (first_cta) {
+    long long it = clusters + (long long)atomicAdd(reinterpret_cast<unsigned long long*>(sched->dbuf), 1ull);
+    if (cluster_size > 1) {
+      long long v = (tag << 32) | it;
+      asm volatile("st.release.gpu.global.b64 [%0], %1;" :: "l"(box), "l"(v) : "memory");
+    }
+    return it;
+  }
+  // the first CTA is at most a few items ahead (the cluster's CTAs share operand tiles by
+  // multicast), so its post lands within a tile or two, unless its math waits on readiness flags
+  // (layer0: bounded waits); longer than dyn_wait_ns is a bug: trap (a launch error for the
+  // host), never a hang
+  long long v, t0 = globaltimer_ns();
+  for (;;) {
+    asm volatile("ld.acquire.gpu.global.b64 %0, [%1];" : "=l"(v) : "l"(box) : "memory");
+    if ((v >> 32) == tag) return v & 0xffffffffLL;
+    __nanosleep(32);
+    if (globaltimer_ns() - t0 > sched->dyn_wait_ns) __trap();
+  }
+}
+
 // CUTLASS's group scheduler with the item order above. The grid is (cluster_m, cluster_n x
 // clusters); cluster c takes items c, c + clusters, ... (static persistent schedule, like the
 // stock scheduler), its CTAs the tiles of the item's cluster.
 template <class GroupProblemShape, int Stages>
-class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSchedulerSm90Group<GroupProblemShape, kSchedStages> {
-  using Base = cutlass::gemm::kernel::detail::PersistentTileSchedulerSm90Group<GroupProblemShape, kSchedStages>;
+class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSchedulerSm90Group<GroupProblemShape, Stages> {
+  using Base = cutlass::gemm::kernel::detail::PersistentTileSchedulerSm90Group<GroupProblemShape, Stages>;
   long long item_ = 0, step_ = 1, seq_ = 0, cid_ = 0;
   int off_m_ = 0, off_n_ = 0, cm_ = 1, cn_ = 1;
   MoeSched const* sched_ = nullptr;
   long long* prof_ = nullptr;
   int tiles_ = 1;
+  int dyn_ = 0;   // read by the scheduler warp only (math warps keep no extra live state)
 
   CUTLASS_DEVICE int cta_index() const { return int(blockIdx.x + blockIdx.y * gridDim.x); }
 
@@ -430,6 +468,7 @@ class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSc
     item_ = cid_ = int(blockIdx.y) / cn_;
     step_ = (long long)gridDim.y / cn_;
     prof_ = sched_->prof;
+    dyn_ = sched_->dyn;
     if (prof_ != nullptr && threadIdx.x == 0) prof_[3 * cta_index()] = globaltimer_ns();
   }
 
@@ -437,6 +476,9 @@ class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSc
   template <class Pipe, class State>
   CUTLASS_DEVICE auto fetch_next_work(WorkTileInfo w, Pipe& pipeline, State state) {
     auto r = Base::fetch_next_work(w, pipeline, state);
+    // the first math thread counts its fetches (read by the dynamic schedule's throttle; the
+    // static schedule ignores it): shared memory, so no register stays live in the math loop
+    if (threadIdx.x == cutlass::NumThreadsPerWarpGroup) atomicAdd(&s_dyn_fetched, 1);
     if (prof_ != nullptr && threadIdx.x == cutlass::NumThreadsPerWarpGroup) {
       if (get<0>(r).is_valid()) {
         ++tiles_;
@@ -467,51 +509,18 @@ class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSc
   template <class ClusterShape>
   CUTLASS_DEVICE auto initial_work_tile_info(ClusterShape) { return work_for_item(); }
 
-  // dynamic schedule: the next item of this cluster (every lane of the scheduler warp)
-  CUTLASS_DEVICE long long dynamic_item() {
-    long long it = 0;
-    if ((threadIdx.x & 31) == 0) {
-      long long* box = sched_->dbuf + 1 + cid_ * kDynRing + (++seq_ % kDynRing);
-      if (off_m_ == 0 && off_n_ == 0) {
-        it = step_ + (long long)atomicAdd(reinterpret_cast<unsigned long long*>(sched_->dbuf), 1ull);
-        if (cm_ * cn_ > 1) {
-          long long v = (seq_ << 32) | it;
-          asm volatile("st.release.gpu.global.b64 [%0], %1;" :: "l"(box), "l"(v) : "memory");
-        }
-      } else {
-        // the first CTA is at most a few items ahead (the cluster's CTAs share operand tiles by
-        // multicast), so its post lands within microseconds; a wait of seconds is a bug: trap
-        // (a launch error for the host), never a hang
-        long long v, t0 = globaltimer_ns();
-        for (;;) {
-          asm volatile("ld.acquire.gpu.global.b64 %0, [%1];" : "=l"(v) : "l"(box) : "memory");
-          if ((v >> 32) == seq_) break;
-          __nanosleep(32);
-          if (globaltimer_ns() - t0 > 2000000000LL) __trap();
-        }
-        it = v & 0xffffffffLL;
-      }
-    }
-    return __shfl_sync(0xffffffff, it, 0);
-  }
-
   template <typename Pipe, typename State>
   CUTLASS_DEVICE auto advance_to_next_work(Pipe& pipeline, State state, uint32_t advance_count = 1) {
-    if (sched_->dyn) {
-      // take the item only once a response slot is free: a cluster claims work when it can start it
+    if (dyn_) {
       pipeline.producer_acquire(state);
-      item_ = dynamic_item();
-      auto work = work_for_item();
-      if (cute::elect_one_sync()) {
-        this->response_ptr_[state.index()] = work;
-        cutlass::arch::fence_view_async_shared();
-        pipeline.producer_commit(state);
-      }
-      return cute::make_tuple(work, true);
+      long long it = 0;
+      if ((threadIdx.x & 31) == 0) it = moe_dyn_next_item(sched_, cid_, seq_++, step_, off_m_ == 0 && off_n_ == 0, cm_ * cn_);
+      item_ = __shfl_sync(0xffffffff, it, 0);
+    } else {
+      item_ += step_ * advance_count;
     }
-    item_ += step_ * advance_count;
     auto work = work_for_item();
-    pipeline.producer_acquire(state);
+    if (!dyn_) pipeline.producer_acquire(state);
     if (cute::elect_one_sync()) {
       this->response_ptr_[state.index()] = work;
       cutlass::arch::fence_view_async_shared();
@@ -968,6 +977,7 @@ struct SchedCfg {
   int gang, max_gangs;     // gang order (handles of *_gang variants) and the size of its arrays
   long long* gang_start; int* gang_g; int* gang_nc; int* gang_mtc; int* cnt; int* need;
   int dyn;                 // dynamic schedule (set_dynamic); dbuf: [1 + clusters * kDynRing]
+  long long dyn_wait_ns;   // mailbox wait bound: 2 s + 4 flag timeouts (layer0 flag waits delay the poster)
   long long* dbuf;
 };
 
@@ -1034,6 +1044,7 @@ __global__ void __launch_bounds__(256) moe_group_args_kernel(
     sched->gang_mtc = cfg.gang_mtc; sched->cnt = cfg.cnt; sched->need = cfg.need;
     sched->dyn = cfg.dyn && !gang && cfg.dbuf != nullptr;
     sched->dbuf = cfg.dbuf;
+    sched->dyn_wait_ns = cfg.dyn_wait_ns;
   }
   if (cfg.dyn && cfg.dbuf != nullptr)
     for (long long i = threadIdx.x; i < 1 + (long long)cfg.clusters * kDynRing; i += blockDim.x) cfg.dbuf[i] = 0;
@@ -1146,7 +1157,7 @@ struct GG : GGBase {
       int tile_n = size<1>(typename Kernel::TileShape{});
       int strip = int((24ll << 20) / ((long long)tile_n * k * 2)) / cn;
       cfg = SchedCfg{cm, cn, tile_n, strip > 0 ? strip : 1, (2 + cm - 1) / cm, int(grid.x * grid.y) / (cm * cn),
-                     nullptr, 0, 0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr};
+                     nullptr, 0, 0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 0, nullptr};
       cudaMalloc(&cfg.dbuf, sizeof(long long) * (1 + (size_t)cfg.clusters * kDynRing));
       if constexpr (G::kGang) {
         int ntc = ((n + tile_n - 1) / tile_n + cn - 1) / cn;
@@ -1216,6 +1227,7 @@ struct GG : GGBase {
   int run(const int64_t* offsets, const void* a, const void* b, void* d, int64_t b_gstride, void* stream,
           const CommDesc* comm, int comm_clusters, const FlagCtx* fctx) override {
     auto s = (cudaStream_t)stream;
+    cfg.dyn_wait_ns = 2000000000LL + (fctx ? 4 * fctx->timeout_ns : 0);
     moe_group_args_kernel<<<1, 256, 0, s>>>(groups, ksplit, offsets, n, k, shapes, pa, pb, pd, (const Element*)a,
         (const Element*)b, (Element*)d, b_gstride > 0 ? b_gstride : (int64_t)n * k, out_n, sched, cfg);
     int e = (int)cudaGetLastError();
