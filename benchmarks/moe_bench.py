@@ -758,7 +758,7 @@ def dyn_case(T, skew, w1, w3, w2, wr, dev):
     m, w13t, w2t, xs, rows, aligned = grouped_setup(x, perm, offsets, w1, w3, w2, dev)
     v1, v2 = m._variants()
     md = CometMoE(H, FF, E, K, backend="cutlass", device=dev, comm_blocks=0,
-                  gemm_variant=(v1 + kernels.DYN_SUFFIX, v2 + kernels.DYN_SUFFIX))
+                  gemm_variant=(kernels.dynamic_variant(v1), kernels.dynamic_variant(v2)))
     md.w1, md.w3, md.w2, md._packed = m.w1, m.w3, m.w2, m._packed
     offs = offsets.contiguous()
     h = torch.empty(rows, FF, dtype=xs.dtype, device=dev)

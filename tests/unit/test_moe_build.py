@@ -21,7 +21,7 @@ def test_build_and_load(tmp_path):
     import ctypes
     so = ctypes.CDLL(str(lib))
     for sym in ("moe_route_dispatch", "moe_gather", "moe_swiglu", "moe_combine", "moe_gg_create", "moe_gg_run",
-                "moe_layer0_run", "moe_gg_set_dynamic", "moe_ep_exchange", "moe_ep_return", "moe_local_bases"):
+                "moe_layer0_run", "moe_ep_exchange", "moe_ep_return", "moe_local_bases"):
         assert hasattr(so, sym)
     # the ctypes mirrors of the kernel descriptors must match the C structs byte for byte
     assert so.moe_comm_desc_size() == ctypes.sizeof(kernels.CommDesc)
@@ -53,12 +53,17 @@ def test_unknown_variant():
 
 
 def test_variant_names_with_the_dynamic_schedule():
-    """"_dyn" names the same kernel (and split) with the dynamic tile schedule; gang order has
-    its own fixed schedule, so "_gang_dyn" is refused, as are suffixes in the wrong order."""
+    """The dynamic-schedule kernels are variants of their own ("_dyn", before a split suffix);
+    dynamic_variant() maps the defaults to them and refuses kernels that have none (gang order
+    has its own fixed schedule), as parse_variant refuses suffixes in the wrong order."""
     from comet_ir.errors import CometError
-    assert kernels.parse_variant("swiglu_pair_c12_dyn") == ("swiglu_pair_c12", 1)
-    assert kernels.parse_variant("coop_128x256_c12_sk2_dyn") == ("coop_128x256_c12", 2)
-    assert kernels.parse_variant("coop_128x256_c12_sk2") == ("coop_128x256_c12", 2)
-    for bad in ("coop_128x256_c12_gang_dyn", "coop_128x256_c12_dyn_sk2", "swiglu_pair_c12_sk2_dyn", "x_dyn"):
+    assert kernels.dynamic_variant("swiglu_pair_c12") == "swiglu_pair_c12_dyn"
+    assert kernels.dynamic_variant("coop_128x256_c12_sk2") == "coop_128x256_c12_dyn_sk2"
+    assert kernels.dynamic_variant("coop_128x256") == "coop_128x256_dyn"
+    assert kernels.parse_variant("coop_128x256_c12_dyn_sk2") == ("coop_128x256_c12_dyn", 2)
+    for bad in ("coop_128x256_c12_gang", "swiglu_pair_c22", "coop_128x128_c12_sk2"):
+        with pytest.raises(CometError):
+            kernels.dynamic_variant(bad)
+    for bad in ("coop_128x256_c12_sk2_dyn", "swiglu_pair_c12_dyn_sk2", "x_dyn"):
         with pytest.raises(CometError):
             kernels.parse_variant(bad)

@@ -25,31 +25,44 @@ SHMEM_SRC = Path(__file__).with_name("csrc") / "moe_shmem.cu"
 # the fused layer0 kernel (comm blocks + readiness flags).
 VARIANTS = {"coop_128x256": 0, "coop_128x256_c12": 1, "coop_128x256_c11": 2,
             "swiglu_pair_c21": 3, "swiglu_pair_c12": 4, "coop_128x256_c22": 5, "swiglu_pair_c22": 6,
-            "combine_c21": 7, "coop_128x128_c12": 8, "coop_128x256_c12_gang": 9, "swiglu_pair_c12_gang": 10}
+            "combine_c21": 7, "coop_128x128_c12": 8, "coop_128x256_c12_gang": 9, "swiglu_pair_c12_gang": 10,
+            "coop_128x256_c12_dyn": 11, "coop_128x256_dyn": 12, "swiglu_pair_c12_dyn": 13, "swiglu_pair_c21_dyn": 14}
 # combine_c21: GEMM2 with the gate-weighted combine in its epilogue (bf16x2 atomics into the
 # layer output; top-k <= 2, ep == 1); coop_128x128_c12: 128x128 tiles, cluster 1x2 (a GEMM2
 # candidate: at N = 4096 twice the tiles, so no split-K and no fold at T = 2048); *_gang: the c12
-# kernels in gang order (csrc MoeSched::gang: the row tiles sharing a weight strip start together)
+# kernels in gang order (csrc MoeSched::gang: the row tiles sharing a weight strip start together);
+# *_dyn: the default kernels (and their cluster-2x1 forms) with the dynamic tile schedule (csrc
+# moe_dyn_next_item: a cluster takes the next item of the same order from a global counter when it
+# starts the item before), compiled apart so the static kernels are unchanged
 PLAIN_VARIANTS = [v for v in VARIANTS if not v.startswith(("swiglu", "combine"))]
 PAIR_VARIANTS = [v for v in VARIANTS if v.startswith("swiglu")]
 # "<plain variant>_sk2": the same kernel with split-K in two halves, decided per call on the
 # device (csrc moe_group_args_kernel, plan.split_k_pays): the output then has 2 x rows rows
 # and the combine (or `fold`) adds the second half.
 SPLIT_SUFFIX = "_sk2"
-# "<variant>[_sk2]_dyn": the same kernel with the dynamic tile schedule (csrc kSchedStages: a
-# cluster takes the next item of the same order from a global counter when it can start it)
 DYN_SUFFIX = "_dyn"
 
 
 def parse_variant(name: str) -> tuple[str, int]:
     """(kernel variant, ksplit) of a variant name; CometError for unknown names."""
-    core = name[:-len(DYN_SUFFIX)] if name.endswith(DYN_SUFFIX) else name
-    base, ksplit = (core[:-len(SPLIT_SUFFIX)], 2) if core.endswith(SPLIT_SUFFIX) else (core, 1)
-    if base not in VARIANTS or (ksplit == 2 and base not in PLAIN_VARIANTS) or (
-            core != name and base.endswith("_gang")):
-        raise CometError(f"moe: unknown grouped-GEMM variant {name!r} (one of {sorted(VARIANTS)}, a plain one "
-                         f"+ {SPLIT_SUFFIX!r}, either + {DYN_SUFFIX!r} except gang order)")
+    base, ksplit = (name[:-len(SPLIT_SUFFIX)], 2) if name.endswith(SPLIT_SUFFIX) else (name, 1)
+    if base not in VARIANTS or (ksplit == 2 and base not in PLAIN_VARIANTS):
+        raise CometError(f"moe: unknown grouped-GEMM variant {name!r} (one of {sorted(VARIANTS)}, or a plain one "
+                         f"+ {SPLIT_SUFFIX!r})")
     return base, ksplit
+
+
+def dynamic_variant(name: str) -> str:
+    """The variant with the dynamic tile schedule: "coop_128x256_c12_sk2" -> "coop_128x256_c12_dyn_sk2";
+    CometError where the library has no such kernel."""
+    base, ksplit = parse_variant(name)
+    dyn = base + DYN_SUFFIX + (SPLIT_SUFFIX if ksplit == 2 else "")
+    try:
+        parse_variant(dyn)
+    except CometError:
+        raise CometError(f"moe: no dynamic-schedule kernel for {name!r} (those of "
+                         f"{sorted(v for v in VARIANTS if v.endswith(DYN_SUFFIX))})") from None
+    return dyn
 
 
 def cache_dir() -> Path:
@@ -207,8 +220,6 @@ def load() -> ctypes.CDLL:
     lib.moe_gg_set_silu_tanh.restype = None
     lib.moe_gg_set_profile.argtypes = [vp, vp]
     lib.moe_gg_set_profile.restype = None
-    lib.moe_gg_set_dynamic.argtypes = [vp, i32]
-    lib.moe_gg_set_dynamic.restype = None
     lib.moe_gg_split_flag.argtypes = [vp]
     lib.moe_gg_split_flag.restype = vp
     lib.moe_gg_last_split.argtypes = [vp]
@@ -254,9 +265,6 @@ class GroupedGemm:
             raise CometError(f"moe: creating the CUTLASS grouped GEMM failed (code {err.value})")
         self.groups, self.n, self.k = groups, n, k
         self.variant = base
-        self.dynamic = variant.endswith(DYN_SUFFIX)
-        if self.dynamic:
-            self.lib.moe_gg_set_dynamic(self.h, 1)
 
     def set_schedule(self, strip: int = 0, light: int = -1) -> None:
         """Tile order (plan.tile_schedule): strip = N-clusters per strip of a heavy group (0: the

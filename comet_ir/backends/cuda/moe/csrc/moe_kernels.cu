@@ -299,11 +299,14 @@ constexpr int kMaxSchedGroups = 512;   // 256 experts x split-K 2
 // run ahead or behind (drift, comm blocks joining late, light tiles) no longer leave a tail, and
 // neighbouring items (the row tiles of one weight strip) start close together in time. The
 // cluster's first CTA takes the item and posts it in the cluster's mailbox ring (kDynRing slots,
-// tagged with a sequence number) for the others. The static schedule is unchanged (its scheduler
-// warp still runs up to CUTLASS's 8 pipeline stages ahead).
+// tagged with a sequence number) for the others. Chosen at compile time (the kernels of the
+// dynamic variants are instantiated over ProblemShapeDyn, which selects MoeGroupScheduler<..,
+// true>), so the static kernels compile exactly as before.
 constexpr int kDynAhead = 1;
 constexpr int kDynRing = 16;
 __shared__ int s_dyn_fetched;   // items the first math warp group has fetched (dynamic schedule)
+// the grouped problem shape of the dynamic-schedule kernels (same layout; only selects the scheduler)
+struct ProblemShapeDyn : ProblemShape {};
 struct MoeSched {
   long long heavy_items;   // H
   long long light_units;   // U = nlight * ntc
@@ -318,7 +321,6 @@ struct MoeSched {
   // weight strip together and L2 serves the followers (without it the strips' readers drift apart
   // and GEMM2 re-reads its weights ~2.4x from DRAM at T=2048: RESULTS part 5).
   int gang, ngang, cm, cn;
-  int dyn;                 // dynamic schedule in this call (not with gang order)
   long long dyn_wait_ns;   // longest wait of a CTA for its cluster's mailbox (then trap)
   long long* dbuf;         // [1 + clusters * kDynRing]: the item counter, then the mailboxes (zeroed per call)
   long long slots;
@@ -421,7 +423,7 @@ __device__ __noinline__ long long moe_dyn_next_item(MoeSched const* sched, long 
 // CUTLASS's group scheduler with the item order above. The grid is (cluster_m, cluster_n x
 // clusters); cluster c takes items c, c + clusters, ... (static persistent schedule, like the
 // stock scheduler), its CTAs the tiles of the item's cluster.
-template <class GroupProblemShape, int Stages>
+template <class GroupProblemShape, int Stages, bool kDyn = false>
 class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSchedulerSm90Group<GroupProblemShape, Stages> {
   using Base = cutlass::gemm::kernel::detail::PersistentTileSchedulerSm90Group<GroupProblemShape, Stages>;
   long long item_ = 0, step_ = 1, seq_ = 0, cid_ = 0;
@@ -429,7 +431,6 @@ class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSc
   MoeSched const* sched_ = nullptr;
   long long* prof_ = nullptr;
   int tiles_ = 1;
-  int dyn_ = 0;   // read by the scheduler warp only (math warps keep no extra live state)
 
   CUTLASS_DEVICE int cta_index() const { return int(blockIdx.x + blockIdx.y * gridDim.x); }
 
@@ -468,7 +469,6 @@ class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSc
     item_ = cid_ = int(blockIdx.y) / cn_;
     step_ = (long long)gridDim.y / cn_;
     prof_ = sched_->prof;
-    dyn_ = sched_->dyn;
     if (prof_ != nullptr && threadIdx.x == 0) prof_[3 * cta_index()] = globaltimer_ns();
   }
 
@@ -476,9 +476,9 @@ class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSc
   template <class Pipe, class State>
   CUTLASS_DEVICE auto fetch_next_work(WorkTileInfo w, Pipe& pipeline, State state) {
     auto r = Base::fetch_next_work(w, pipeline, state);
-    // the first math thread counts its fetches (read by the dynamic schedule's throttle; the
-    // static schedule ignores it): shared memory, so no register stays live in the math loop
-    if (threadIdx.x == cutlass::NumThreadsPerWarpGroup) atomicAdd(&s_dyn_fetched, 1);
+    // the first math thread counts its fetches (the dynamic schedule's throttle reads them)
+    if constexpr (kDyn)
+      if (threadIdx.x == cutlass::NumThreadsPerWarpGroup) atomicAdd(&s_dyn_fetched, 1);
     if (prof_ != nullptr && threadIdx.x == cutlass::NumThreadsPerWarpGroup) {
       if (get<0>(r).is_valid()) {
         ++tiles_;
@@ -511,7 +511,7 @@ class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSc
 
   template <typename Pipe, typename State>
   CUTLASS_DEVICE auto advance_to_next_work(Pipe& pipeline, State state, uint32_t advance_count = 1) {
-    if (dyn_) {
+    if constexpr (kDyn) {
       pipeline.producer_acquire(state);
       long long it = 0;
       if ((threadIdx.x & 31) == 0) it = moe_dyn_next_item(sched_, cid_, seq_++, step_, off_m_ == 0 && off_n_ == 0, cm_ * cn_);
@@ -520,7 +520,7 @@ class MoeGroupScheduler : public cutlass::gemm::kernel::detail::PersistentTileSc
       item_ += step_ * advance_count;
     }
     auto work = work_for_item();
-    if (!dyn_) pipeline.producer_acquire(state);
+    if constexpr (!kDyn) pipeline.producer_acquire(state);
     if (cute::elect_one_sync()) {
       this->response_ptr_[state.index()] = work;
       cutlass::arch::fence_view_async_shared();
@@ -535,6 +535,10 @@ namespace cutlass::gemm::kernel::detail {
 template <class TileShape, class ClusterShape, uint32_t Stages>
 struct TileSchedulerSelector<GroupScheduler, arch::Sm90, TileShape, ClusterShape, Stages, ::ProblemShape> {
   using Scheduler = ::MoeGroupScheduler<::ProblemShape, int(Stages)>;
+};
+template <class TileShape, class ClusterShape, uint32_t Stages>
+struct TileSchedulerSelector<GroupScheduler, arch::Sm90, TileShape, ClusterShape, Stages, ::ProblemShapeDyn> {
+  using Scheduler = ::MoeGroupScheduler<::ProblemShapeDyn, int(Stages), true>;
 };
 }  // namespace cutlass::gemm::kernel::detail
 
@@ -801,7 +805,8 @@ struct CombineEpilogue : RegisterEpilogue<CombineArgsRef> {
 };
 
 
-template <class TileShape_, class ClusterShape_, class KernelSchedule_, class EpilogueSchedule_, bool kGang_ = false>
+template <class TileShape_, class ClusterShape_, class KernelSchedule_, class EpilogueSchedule_, bool kGang_ = false,
+          bool kDyn_ = false>
 struct GroupedGemm {
   using CollectiveEpilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape_, ClusterShape_,
@@ -810,11 +815,13 @@ struct GroupedGemm {
       cutlass::epilogue::fusion::LinearCombination<Element, float, void>>::CollectiveOp;
   using PlainMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue, KernelSchedule_>;
   using CollectiveMainloop = std::conditional_t<kGang_, GangMainloop<PlainMainloop>, PlainMainloop>;
-  using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
+  using Kernel = cutlass::gemm::kernel::GemmUniversal<std::conditional_t<kDyn_, ProblemShapeDyn, ProblemShape>,
+                                                      CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
   static constexpr bool kPair = false;
   static constexpr bool kCombine = false;
   static constexpr bool kGang = kGang_;
+  static constexpr bool kDyn = kDyn_;
   static constexpr int kClusterSize = size(ClusterShape_{});
 };
 
@@ -829,21 +836,24 @@ struct CombGemm {
   static constexpr bool kPair = false;
   static constexpr bool kCombine = true;
   static constexpr bool kGang = false;
+  static constexpr bool kDyn = false;
   static constexpr int kClusterSize = size(ClusterShape_{});
 };
 
 // GEMM1 + SwiGLU (pair epilogue) with the flag-waiting mainloop: the layer0 compute role.
-template <class ClusterShape_, bool kGang_ = false>
+template <class ClusterShape_, bool kGang_ = false, bool kDyn_ = false>
 struct PairGemm {
   using TileShape_ = Shape<_128, _256, _64>;
   using CollectiveEpilogue = cutlass::epilogue::collective::detail::Sm90TmaWarpSpecializedAdapter<SwigluPairEpilogue>;
   using BaseMainloop = GroupedMainloop<TileShape_, ClusterShape_, CollectiveEpilogue>;
   using CollectiveMainloop = FlaggedMainloop<std::conditional_t<kGang_, GangMainloop<BaseMainloop>, BaseMainloop>>;
-  using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, CollectiveEpilogue>;
+  using Kernel = cutlass::gemm::kernel::GemmUniversal<std::conditional_t<kDyn_, ProblemShapeDyn, ProblemShape>,
+                                                      CollectiveMainloop, CollectiveEpilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
   static constexpr bool kPair = true;
   static constexpr bool kCombine = false;
   static constexpr bool kGang = kGang_;
+  static constexpr bool kDyn = kDyn_;
   static constexpr int kClusterSize = size(ClusterShape_{});
 };
 
@@ -873,6 +883,16 @@ using Pair21 = PairGemm<Shape<_2, _1, _1>>;
 using Pair12 = PairGemm<Shape<_1, _2, _1>>;
 using Pair22 = PairGemm<Shape<_2, _2, _1>>;  // A and B both multicast: half the L2->SMEM traffic per CTA
 using Comb21 = CombGemm<Shape<_2, _1, _1>>;
+// dynamic tile schedule (MoeGroupScheduler<.., true>): the default GEMM1 / GEMM2 kernels and their
+// cluster-2x1 forms
+using CoopC12Dyn = GroupedGemm<Shape<_128, _256, _64>, Shape<_1, _2, _1>,
+                               cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative,
+                               cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative, false, true>;
+using CoopDyn = GroupedGemm<Shape<_128, _256, _64>, Shape<_2, _1, _1>,
+                            cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative,
+                            cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative, false, true>;
+using Pair12Dyn = PairGemm<Shape<_1, _2, _1>, false, true>;
+using Pair21Dyn = PairGemm<Shape<_2, _1, _1>, false, true>;
 
 // ---- layer0 comm role (thread-block isolation) ---------------------------------------------
 // The last comm_clusters clusters of the launch are comm blocks: before joining the grouped
@@ -976,7 +996,7 @@ struct SchedCfg {
   long long* prof;
   int gang, max_gangs;     // gang order (handles of *_gang variants) and the size of its arrays
   long long* gang_start; int* gang_g; int* gang_nc; int* gang_mtc; int* cnt; int* need;
-  int dyn;                 // dynamic schedule (set_dynamic); dbuf: [1 + clusters * kDynRing]
+  int dyn;                 // dynamic-schedule kernel (G::kDyn); dbuf: [1 + clusters * kDynRing]
   long long dyn_wait_ns;   // mailbox wait bound: 2 s + 4 flag timeouts (layer0 flag waits delay the poster)
   long long* dbuf;
 };
@@ -1042,7 +1062,6 @@ __global__ void __launch_bounds__(256) moe_group_args_kernel(
     sched->gang = gang; sched->cm = cfg.cm; sched->cn = cfg.cn;
     sched->gang_start = cfg.gang_start; sched->gang_g = cfg.gang_g; sched->gang_nc = cfg.gang_nc;
     sched->gang_mtc = cfg.gang_mtc; sched->cnt = cfg.cnt; sched->need = cfg.need;
-    sched->dyn = cfg.dyn && !gang && cfg.dbuf != nullptr;
     sched->dbuf = cfg.dbuf;
     sched->dyn_wait_ns = cfg.dyn_wait_ns;
   }
@@ -1078,7 +1097,6 @@ struct GGBase {
   virtual void set_scalar_stores(int v) = 0;
   virtual void set_silu_tanh(int v) = 0;
   virtual void set_profile(long long* prof) = 0;
-  virtual void set_dynamic(int v) = 0;
   virtual const int* split_flag() = 0;
 };
 
@@ -1158,7 +1176,10 @@ struct GG : GGBase {
       int strip = int((24ll << 20) / ((long long)tile_n * k * 2)) / cn;
       cfg = SchedCfg{cm, cn, tile_n, strip > 0 ? strip : 1, (2 + cm - 1) / cm, int(grid.x * grid.y) / (cm * cn),
                      nullptr, 0, 0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 0, nullptr};
-      cudaMalloc(&cfg.dbuf, sizeof(long long) * (1 + (size_t)cfg.clusters * kDynRing));
+      if constexpr (G::kDyn) {
+        cfg.dyn = 1;
+        cudaMalloc(&cfg.dbuf, sizeof(long long) * (1 + (size_t)cfg.clusters * kDynRing));
+      }
       if constexpr (G::kGang) {
         int ntc = ((n + tile_n - 1) / tile_n + cn - 1) / cn;
         cfg.gang = 1;
@@ -1198,7 +1219,6 @@ struct GG : GGBase {
   void set_scalar_stores(int v) override { scalar_stores = v; }
   void set_silu_tanh(int v) override { silu_tanh = v; }
   void set_profile(long long* prof) override { cfg.prof = prof; }
-  void set_dynamic(int v) override { cfg.dyn = v; }
   const int* split_flag() override { return &sched->split; }
 
   int launch_pair(cudaStream_t s, const CommDesc* comm, int comm_clusters, const FlagCtx* fctx) {
@@ -1247,7 +1267,10 @@ struct GG : GGBase {
 // variants: 0 coop 128x256x64 cluster 2x1; 1 cluster 1x2; 2 cluster 1x1 (plain epilogue, any GEMM);
 //           3 GEMM1 + SwiGLU pair epilogue cluster 2x1; 4 same, cluster 1x2 (N = 2F interleaved
 //           [w1|w3] in blocks of 8 columns; D is [rows, F]); 5 plain cluster 2x2; 6 pair cluster 2x2.
-//           The pair variants (3, 4, 6) also run the fused layer0.
+//           7 GEMM2 + combine cluster 2x1; 8 plain 128x128 cluster 1x2; 9 / 10 gang order (plain /
+//           pair, cluster 1x2); 11 / 12 plain cluster 1x2 / 2x1 and 13 / 14 pair cluster 1x2 / 2x1
+//           with the dynamic tile schedule. The pair variants (3, 4, 6, 10, 13, 14) also run the
+//           fused layer0.
 // ksplit = 2: split-K in two halves when it pays (decided per call on the device, plain
 // variants only; D then needs 2 x rows rows; moe_gg_split_flag says whether the second half
 // was written).
@@ -1266,6 +1289,10 @@ extern "C" void* moe_gg_create2(int variant, int groups, int n, int k, int devic
     case 8: { auto* p = new GG<CoopC12N128>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
     case 9: { auto* p = new GG<CoopC12Gang>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
     case 10: { auto* p = new GG<Pair12Gang>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
+    case 11: { auto* p = new GG<CoopC12Dyn>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
+    case 12: { auto* p = new GG<CoopDyn>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
+    case 13: { auto* p = new GG<Pair12Dyn>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
+    case 14: { auto* p = new GG<Pair21Dyn>(groups, n, k, device, sm_count, ksplit); e = p->err; h = p; break; }
     default: *err = -6; return nullptr;
   }
   *err = e;
@@ -1296,13 +1323,6 @@ extern "C" void moe_gg_get_schedule(void* h, int* strip, int* light, int* cluste
 extern "C" void moe_gg_set_profile(void* h, long long* prof) {
 #if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
   static_cast<GGBase*>(h)->set_profile(prof);
-#endif
-}
-
-// dynamic tile schedule (1) or the static round robin (0, the default); ignored by gang order
-extern "C" void moe_gg_set_dynamic(void* h, int v) {
-#if defined(CUTLASS_ARCH_MMA_MODIFIABLE_TMA_SM90_SUPPORTED)
-  static_cast<GGBase*>(h)->set_dynamic(v);
 #endif
 }
 
