@@ -558,6 +558,36 @@ def graph_each(name, calls):
     return fns, graphs
 
 
+def expert_flops(T):
+    """FLOPs of one call by variant key: experts_* both GEMMs, g1_* GEMM1 (2/3), g2_* GEMM2 (1/3)."""
+    f = 6.0 * T * K * H * FF
+    return lambda k: f if k.startswith("experts_") else f * 2 / 3 if k.startswith("g1_") else \
+        f / 3 if k.startswith("g2_") else None
+
+
+def diag_rounds(name, fns, r, T):
+    """The diag modes' rounds: run_rounds, then each variant's TFLOP/s and GFLOP/J in its
+    back-to-back bursts; saved."""
+    fl = expert_flops(T)
+    run_rounds(name, fns, r, fl)
+    for k, v in r.items():
+        if isinstance(v, dict) and "b2b_ms" in v and fl(k):
+            v["tflops_b2b"] = fl(k) / (v["b2b_ms"] * 1e9)
+            v["gflop_per_j"] = fl(k) / 1e9 / (v["mj_per_call"] / 1e3) if v.get("mj_per_call") else 0
+    save()
+
+
+def add_dense_gemms(fns, graphs, rows, h, dev):
+    """cuBLAS on random operands of GEMM1's ([rows, H] @ [H, 2F]) and GEMM2's (h @ [F, H])
+    shapes, as graphs g1_dense / g2_dense."""
+    a1 = torch.randn(rows, H, device=dev).bfloat16()
+    b1 = torch.randn(H, 2 * FF, device=dev).bfloat16()
+    b2 = torch.randn(FF, H, device=dev).bfloat16()
+    for k, fn in (("g1_dense", lambda: a1 @ b1), ("g2_dense", lambda: h @ b2)):
+        g, _ = graphed(fn)
+        graphs[k], fns[k] = g, g.replay
+
+
 def diag_case(T, skew, w1, w3, w2, wr, dev):
     """GEMM1 / GEMM2 of the default layer with padding (aligned offsets) and weight bytes (shared
     weights) taken away one at a time and together, vs dense cuBLAS of the same shape: which of
@@ -648,12 +678,7 @@ def diag_case(T, skew, w1, w3, w2, wr, dev):
     except Exception as e:
         RES["errors"].append(f"{name} n128 check: {e!r}")
     fns, graphs = graph_each(name, calls)
-    a1 = torch.randn(rows, H, device=dev).bfloat16()
-    b1 = torch.randn(H, 2 * FF, device=dev).bfloat16()
-    b2 = torch.randn(FF, H, device=dev).bfloat16()
-    for k, fn in (("g1_dense", lambda: a1 @ b1), ("g2_dense", lambda: h @ b2)):
-        g, _ = graphed(fn)
-        graphs[k], fns[k] = g, g.replay
+    add_dense_gemms(fns, graphs, rows, h, dev)
     gd, graphs["dense_operands"] = dense_equal_flops(T, dev)
     graphs["dense"], fns["experts_dense_cublas_equal_flops"] = gd, gd.replay
     if os.environ.get("MOE_DIAG_SET") == "gang":
@@ -666,15 +691,7 @@ def diag_case(T, skew, w1, w3, w2, wr, dev):
         steps = [(round(t - t0, 4), e - e0) for (t, e), (_, ep) in zip(trace, [(None, None)] + trace[:-1]) if e != ep]
         r["energy_counter_probe"] = {"burst": b, "samples": len(trace), "changes": steps[:400]}
         print("energy counter probe:", len(trace), "samples,", len(steps), "changes; first", steps[:6], flush=True)
-    flops = 6.0 * T * K * H * FF
-    run_rounds(name, fns, r, lambda k: flops if k.startswith("experts_") else flops * 2 / 3 if k.startswith("g1_")
-               else flops / 3 if k.startswith("g2_") else None)
-    for k, v in r.items():
-        if isinstance(v, dict) and "mj_per_call" in v:
-            f = flops if k.startswith("experts_") else flops * 2 / 3 if k.startswith("g1_") else flops / 3
-            v["tflops_b2b"] = f / (v["b2b_ms"] * 1e9)
-            v["gflop_per_j"] = f / 1e9 / (v["mj_per_call"] / 1e3)
-    save()
+    diag_rounds(name, fns, r, T)
     del graphs, fns
     torch.cuda.empty_cache()
 
@@ -731,20 +748,8 @@ def gap_case(T, skew, w1, w3, w2, wr, dev):
     except Exception as e:
         RES["errors"].append(f"{name} single check: {e!r}")
     fns, graphs = graph_each(name, calls)
-    a1 = torch.randn(rows, H, device=dev).bfloat16()
-    b1 = torch.randn(H, 2 * FF, device=dev).bfloat16()
-    b2 = torch.randn(FF, H, device=dev).bfloat16()
-    for k, fn in (("g1_dense", lambda: a1 @ b1), ("g2_dense", lambda: h @ b2)):
-        gr, _ = graphed(fn)
-        graphs[k], fns[k] = gr, gr.replay
-    flops = 6.0 * T * K * H * FF
-    run_rounds(name, fns, r, lambda k: flops * 2 / 3 if k.startswith("g1_") else flops / 3)
-    for k, v in r.items():
-        if isinstance(v, dict) and "b2b_ms" in v:
-            f = flops * 2 / 3 if k.startswith("g1_") else flops / 3
-            v["tflops_b2b"] = f / (v["b2b_ms"] * 1e9)
-            v["gflop_per_j"] = f / 1e9 / (v["mj_per_call"] / 1e3) if v.get("mj_per_call") else 0
-    save()
+    add_dense_gemms(fns, graphs, rows, h, dev)
+    diag_rounds(name, fns, r, T)
     del graphs, fns
     torch.cuda.empty_cache()
 
@@ -777,14 +782,7 @@ def dyn_case(T, skew, w1, w3, w2, wr, dev):
     fns, graphs = graph_each(name, calls)
     gd, graphs["dense_operands"] = dense_equal_flops(T, dev)
     graphs["dense"], fns["experts_dense_cublas_equal_flops"] = gd, gd.replay
-    flops = 6.0 * T * K * H * FF
-    fl = lambda k: flops if k.startswith("experts_") else flops * 2 / 3 if k.startswith("g1_") else flops / 3
-    run_rounds(name, fns, r, fl)
-    for k, v in r.items():
-        if isinstance(v, dict) and "b2b_ms" in v:
-            v["tflops_b2b"] = fl(k) / (v["b2b_ms"] * 1e9)
-            v["gflop_per_j"] = fl(k) / 1e9 / (v["mj_per_call"] / 1e3) if v.get("mj_per_call") else 0
-    save()
+    diag_rounds(name, fns, r, T)
     del graphs, fns
     torch.cuda.empty_cache()
 
@@ -813,13 +811,7 @@ def cluster_case(T, skew, w1, w3, w2, wr, dev):
         mm = mk("swiglu_pair_c12", v)
         calls[key] = lambda mm=mm: mm._gemm2_cutlass(h, offsets, rows)
     fns, graphs = graph_each(name, calls)
-    flops = 6.0 * T * K * H * FF
-    run_rounds(name, fns, r, lambda k: flops * 2 / 3 if k.startswith("g1_") else flops / 3)
-    for k, v in r.items():
-        if isinstance(v, dict) and "b2b_ms" in v:
-            v["tflops_b2b"] = (flops * 2 / 3 if k.startswith("g1_") else flops / 3) / (v["b2b_ms"] * 1e9)
-            v["gflop_per_j"] = 0
-    save()
+    diag_rounds(name, fns, r, T)
     del graphs, fns
     torch.cuda.empty_cache()
 
