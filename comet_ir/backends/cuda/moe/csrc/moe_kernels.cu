@@ -996,9 +996,8 @@ struct SchedCfg {
   long long* prof;
   int gang, max_gangs;     // gang order (handles of *_gang variants) and the size of its arrays
   long long* gang_start; int* gang_g; int* gang_nc; int* gang_mtc; int* cnt; int* need;
-  int dyn;                 // dynamic-schedule kernel (G::kDyn); dbuf: [1 + clusters * kDynRing]
   long long dyn_wait_ns;   // mailbox wait bound: 2 s + 4 flag timeouts (layer0 flag waits delay the poster)
-  long long* dbuf;
+  long long* dbuf;         // dynamic-schedule kernels (G::kDyn) only: [1 + clusters * kDynRing]
 };
 
 __global__ void __launch_bounds__(256) moe_group_args_kernel(
@@ -1065,7 +1064,7 @@ __global__ void __launch_bounds__(256) moe_group_args_kernel(
     sched->dbuf = cfg.dbuf;
     sched->dyn_wait_ns = cfg.dyn_wait_ns;
   }
-  if (cfg.dyn && cfg.dbuf != nullptr)
+  if (cfg.dbuf != nullptr)
     for (long long i = threadIdx.x; i < 1 + (long long)cfg.clusters * kDynRing; i += blockDim.x) cfg.dbuf[i] = 0;
   if (cfg.gang && cfg.cnt != nullptr)
     for (long long i = threadIdx.x; i < (long long)groups * ntc && i < cfg.max_gangs; i += blockDim.x) cfg.cnt[i] = 0;
@@ -1175,11 +1174,8 @@ struct GG : GGBase {
       int tile_n = size<1>(typename Kernel::TileShape{});
       int strip = int((24ll << 20) / ((long long)tile_n * k * 2)) / cn;
       cfg = SchedCfg{cm, cn, tile_n, strip > 0 ? strip : 1, (2 + cm - 1) / cm, int(grid.x * grid.y) / (cm * cn),
-                     nullptr, 0, 0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 0, nullptr};
-      if constexpr (G::kDyn) {
-        cfg.dyn = 1;
-        cudaMalloc(&cfg.dbuf, sizeof(long long) * (1 + (size_t)cfg.clusters * kDynRing));
-      }
+                     nullptr, 0, 0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr};
+      if constexpr (G::kDyn) cudaMalloc(&cfg.dbuf, sizeof(long long) * (1 + (size_t)cfg.clusters * kDynRing));
       if constexpr (G::kGang) {
         int ntc = ((n + tile_n - 1) / tile_n + cn - 1) / cn;
         cfg.gang = 1;
