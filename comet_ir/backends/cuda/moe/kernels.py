@@ -56,13 +56,10 @@ def dynamic_variant(name: str) -> str:
     """The variant with the dynamic tile schedule: "coop_128x256_c12_sk2" -> "coop_128x256_c12_dyn_sk2";
     CometError where the library has no such kernel."""
     base, ksplit = parse_variant(name)
-    dyn = base + DYN_SUFFIX + (SPLIT_SUFFIX if ksplit == 2 else "")
-    try:
-        parse_variant(dyn)
-    except CometError:
+    if base + DYN_SUFFIX not in VARIANTS:
         raise CometError(f"moe: no dynamic-schedule kernel for {name!r} (those of "
-                         f"{sorted(v for v in VARIANTS if v.endswith(DYN_SUFFIX))})") from None
-    return dyn
+                         f"{sorted(v for v in VARIANTS if v.endswith(DYN_SUFFIX))})")
+    return base + DYN_SUFFIX + (SPLIT_SUFFIX if ksplit == 2 else "")
 
 
 def cache_dir() -> Path:
