@@ -703,7 +703,8 @@ def gap_case(T, skew, w1, w3, w2, wr, dev):
     (b_group_stride 8 K: 16-byte aligned rows, ~1/8 of the weight bytes from HBM, the group
     switches kept), (c) one group holding every row (expert 0: a dense GEMM through the grouped
     kernel, no group switches), for the default cluster 1x2 and for 2x1 (weights multicast), and
-    GEMM1 also with the plain TMA-store epilogue (no SwiGLU; output 2F wide) -- vs cuBLAS."""
+    GEMM1 also with the plain TMA-store epilogue (no SwiGLU; output 2F wide) -- vs cuBLAS and vs
+    our TP kernel (runtime.gemm; needs its library, .cache/cuda) on the same dense shapes."""
     name, r, x, bias, lg, perm, offsets = routed_case(T, skew, wr, dev)
     m, w13t, w2t, xs, rows, aligned = grouped_setup(x, perm, offsets, w1, w3, w2, dev)
     r["aligned_rows_per_expert"] = rows // E
@@ -749,8 +750,22 @@ def gap_case(T, skew, w1, w3, w2, wr, dev):
         RES["errors"].append(f"{name} single check: {e!r}")
     fns, graphs = graph_each(name, calls)
     add_dense_gemms(fns, graphs, rows, h, dev)
+    keep = []
+    try:   # our TP kernel (within 1 % of cuBLAS at 8192x7168x4096) on the same dense shapes
+        from comet_ir.backends.cuda import runtime as tp
+        for k, (n, kk, a) in (("g1_tpkernel_dense", (2 * FF, H, xs)), ("g2_tpkernel_dense", (H, FF, h))):
+            w = torch.randn(n, kk, device=dev).bfloat16().t()      # [K, N] over [N, K] storage: no copy
+            out = torch.empty(rows, n, dtype=torch.bfloat16, device=dev)
+            keep += [w, out]
+            fn = (lambda a=a, w=w, out=out: tp.gemm(a, w, out=out, check=False))
+            fn()
+            torch.cuda.synchronize()
+            gr, _ = graphed(fn)
+            graphs[k], fns[k] = gr, gr.replay
+    except Exception as e:
+        RES["errors"].append(f"{name} TP kernel: {e!r}")
     diag_rounds(name, fns, r, T)
-    del graphs, fns
+    del graphs, fns, keep
     torch.cuda.empty_cache()
 
 
