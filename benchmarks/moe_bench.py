@@ -835,8 +835,8 @@ def main():
     dev = torch.device("cuda")
     w1, w3, w2, wr = mixtral_weights(dev)
     fn = {"tune": tune_case, "diag": diag_case}.get(MODE, case)
-    if MODE == "diag" and os.environ.get("MOE_DIAG_SET") in ("clusters", "gap", "dyn"):
-        fn = {"clusters": cluster_case, "gap": gap_case, "dyn": dyn_case}[os.environ["MOE_DIAG_SET"]]
+    if MODE == "diag":   # sets with their own case; the others (gang, unset) are diag_case's
+        fn = {"clusters": cluster_case, "gap": gap_case, "dyn": dyn_case}.get(os.environ.get("MOE_DIAG_SET"), fn)
     cases = [(2048, False), (2048, True), (8192, False), (8192, True)]
     if MODE == "diag":
         # "8192s": skewed routing
